@@ -1,0 +1,187 @@
+//! The plant catalog: assets (with their line and site) and sensors (with their
+//! channel, noise and physical range), and the dense ids the dataflow uses.
+//!
+//! Names are interned once here; operators carry a [`SensorId`] (a `u32`) and
+//! look the name up only when they write output.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Dense id of a sensor in a [`Catalog`].
+pub type SensorId = u32;
+/// Dense id of an asset in a [`Catalog`].
+pub type AssetId = u32;
+
+/// A row of `assets.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    pub asset: String,
+    pub line: String,
+    pub site: String,
+    pub kind: String,
+}
+
+/// A row of `sensors.csv`: σ is the sensor's noise, `min`/`max` its physical range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorRecord {
+    pub sensor: String,
+    pub asset: String,
+    pub channel: String,
+    pub kind: String,
+    pub sigma: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Assets and sensors with dense ids (their position in the tables).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    assets: Vec<AssetRecord>,
+    sensors: Vec<SensorRecord>,
+    sensor_asset: Vec<AssetId>,
+    asset_ids: HashMap<String, AssetId>,
+    sensor_ids: HashMap<String, SensorId>,
+}
+
+/// File name of the asset table inside a log directory.
+pub const ASSETS_FILE: &str = "assets.csv";
+/// File name of the sensor table inside a log directory.
+pub const SENSORS_FILE: &str = "sensors.csv";
+
+impl Catalog {
+    /// Builds a catalog, checking names are unique and every sensor's asset exists.
+    pub fn new(assets: Vec<AssetRecord>, sensors: Vec<SensorRecord>) -> std::result::Result<Self, String> {
+        let mut asset_ids = HashMap::with_capacity(assets.len());
+        for (i, a) in assets.iter().enumerate() {
+            if asset_ids.insert(a.asset.clone(), i as AssetId).is_some() {
+                return Err(format!("asset {:?} is listed twice", a.asset));
+            }
+        }
+        let mut sensor_ids = HashMap::with_capacity(sensors.len());
+        let mut sensor_asset = Vec::with_capacity(sensors.len());
+        for (i, s) in sensors.iter().enumerate() {
+            if sensor_ids.insert(s.sensor.clone(), i as SensorId).is_some() {
+                return Err(format!("sensor {:?} is listed twice", s.sensor));
+            }
+            let asset = *asset_ids
+                .get(&s.asset)
+                .ok_or_else(|| format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset))?;
+            if !(s.min <= s.max) || !s.sigma.is_finite() || s.sigma < 0.0 {
+                return Err(format!("sensor {:?}: invalid sigma or range", s.sensor));
+            }
+            sensor_asset.push(asset);
+        }
+        Ok(Catalog {
+            assets,
+            sensors,
+            sensor_asset,
+            asset_ids,
+            sensor_ids,
+        })
+    }
+
+    /// Reads `assets.csv` and `sensors.csv` from a directory.
+    pub fn read_dir(dir: &Path) -> Result<Self> {
+        let assets: Vec<AssetRecord> = read_csv(&dir.join(ASSETS_FILE))?;
+        let sensors_path = dir.join(SENSORS_FILE);
+        let sensors: Vec<SensorRecord> = read_csv(&sensors_path)?;
+        Catalog::new(assets, sensors).map_err(|e| Error::format(&sensors_path, e))
+    }
+
+    /// Writes `assets.csv` and `sensors.csv` into a directory.
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        write_csv(&dir.join(ASSETS_FILE), &self.assets)?;
+        write_csv(&dir.join(SENSORS_FILE), &self.sensors)
+    }
+
+    pub fn assets(&self) -> &[AssetRecord] {
+        &self.assets
+    }
+    pub fn sensors(&self) -> &[SensorRecord] {
+        &self.sensors
+    }
+    pub fn sensor(&self, id: SensorId) -> &SensorRecord {
+        &self.sensors[id as usize]
+    }
+    pub fn asset(&self, id: AssetId) -> &AssetRecord {
+        &self.assets[id as usize]
+    }
+    /// The asset a sensor belongs to.
+    pub fn asset_of(&self, id: SensorId) -> AssetId {
+        self.sensor_asset[id as usize]
+    }
+    pub fn sensor_id(&self, name: &str) -> Option<SensorId> {
+        self.sensor_ids.get(name).copied()
+    }
+    pub fn asset_id(&self, name: &str) -> Option<AssetId> {
+        self.asset_ids.get(name).copied()
+    }
+}
+
+/// Reads a headed CSV file into records.
+pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
+    let mut out = Vec::new();
+    for row in reader.deserialize() {
+        out.push(row.map_err(|e| csv_error(path, e))?);
+    }
+    Ok(out)
+}
+
+/// Writes records as a headed CSV file.
+pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let mut writer = csv::Writer::from_path(path).map_err(|e| csv_error(path, e))?;
+    for row in rows {
+        writer.serialize(row).map_err(|e| csv_error(path, e))?;
+    }
+    writer.flush().map_err(|e| Error::io(path, e))
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::format(path, format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(name: &str, asset: &str) -> SensorRecord {
+        SensorRecord {
+            sensor: name.into(),
+            asset: asset.into(),
+            channel: "temp-1".into(),
+            kind: "temperature".into(),
+            sigma: 0.2,
+            min: -50.0,
+            max: 250.0,
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_validation() {
+        let assets = vec![AssetRecord {
+            asset: "a".into(),
+            line: "l".into(),
+            site: "s".into(),
+            kind: "pump".into(),
+        }];
+        let cat = Catalog::new(assets.clone(), vec![sensor("a/t", "a")]).unwrap();
+        let dir = std::env::temp_dir().join(format!("twinflow-catalog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        cat.write_dir(&dir).unwrap();
+        let back = Catalog::read_dir(&dir).unwrap();
+        assert_eq!(back.sensors(), cat.sensors());
+        assert_eq!(back.asset_of(back.sensor_id("a/t").unwrap()), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(Catalog::new(assets.clone(), vec![sensor("a/t", "b")]).is_err());
+        assert!(Catalog::new(assets, vec![sensor("a/t", "a"), sensor("a/t", "a")]).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! twinflow's engine: events, the plant catalog, event time and watermarks, the
+//! timely runtime, Parquet sources and sinks, and run metrics.
+
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod raw_log;
+pub mod sink;
+
+pub use error::{Error, Result};

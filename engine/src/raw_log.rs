@@ -1,0 +1,197 @@
+//! The raw event log (TwinBench "Files"): its Arrow schema and a writer that
+//! produces it as Parquet, and optionally as CSV, in arrival order.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder,
+    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder, UInt8Builder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::sink::ParquetFile;
+
+/// Column names of the raw log, in file order.
+pub mod col {
+    pub const TS_US: &str = "ts_us";
+    pub const ARRIVAL_US: &str = "arrival_us";
+    pub const ASSET: &str = "asset";
+    pub const SENSOR: &str = "sensor";
+    pub const KIND: &str = "kind";
+    pub const VALUE: &str = "value";
+    pub const SEQ: &str = "seq";
+    pub const QUALITY: &str = "quality";
+    pub const TAG: &str = "tag";
+}
+
+/// The raw log's schema exactly as TwinBench defines it. Only `tag` may be null.
+pub fn raw_log_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(col::TS_US, DataType::Int64, false),
+        Field::new(col::ARRIVAL_US, DataType::Int64, false),
+        Field::new(col::ASSET, DataType::Utf8, false),
+        Field::new(col::SENSOR, DataType::Utf8, false),
+        Field::new(col::KIND, DataType::Utf8, false),
+        Field::new(col::VALUE, DataType::Float64, false),
+        Field::new(col::SEQ, DataType::UInt64, false),
+        Field::new(col::QUALITY, DataType::UInt8, false),
+        Field::new(col::TAG, DataType::Binary, true),
+    ]))
+}
+
+/// One event of the raw log, borrowing its strings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawEvent<'a> {
+    pub ts_us: i64,
+    pub arrival_us: i64,
+    pub asset: &'a str,
+    pub sensor: &'a str,
+    pub kind: &'a str,
+    pub value: f64,
+    pub seq: u64,
+    pub quality: u8,
+    pub tag: Option<&'a [u8]>,
+}
+
+/// Column builders for a batch of raw events.
+struct RawLogColumns {
+    ts: Int64Builder,
+    arrival: Int64Builder,
+    asset: StringBuilder,
+    sensor: StringBuilder,
+    kind: StringBuilder,
+    value: Float64Builder,
+    seq: UInt64Builder,
+    quality: UInt8Builder,
+    tag: BinaryBuilder,
+}
+
+impl RawLogColumns {
+    fn with_capacity(n: usize) -> Self {
+        RawLogColumns {
+            ts: Int64Builder::with_capacity(n),
+            arrival: Int64Builder::with_capacity(n),
+            asset: StringBuilder::with_capacity(n, n * 10),
+            sensor: StringBuilder::with_capacity(n, n * 18),
+            kind: StringBuilder::with_capacity(n, n * 11),
+            value: Float64Builder::with_capacity(n),
+            seq: UInt64Builder::with_capacity(n),
+            quality: UInt8Builder::with_capacity(n),
+            tag: BinaryBuilder::with_capacity(n, n * 16),
+        }
+    }
+
+    fn push(&mut self, e: &RawEvent<'_>) {
+        self.ts.append_value(e.ts_us);
+        self.arrival.append_value(e.arrival_us);
+        self.asset.append_value(e.asset);
+        self.sensor.append_value(e.sensor);
+        self.kind.append_value(e.kind);
+        self.value.append_value(e.value);
+        self.seq.append_value(e.seq);
+        self.quality.append_value(e.quality);
+        self.tag.append_option(e.tag);
+    }
+
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.arrival.finish()),
+            Arc::new(self.asset.finish()),
+            Arc::new(self.sensor.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.seq.finish()),
+            Arc::new(self.quality.finish()),
+            Arc::new(self.tag.finish()),
+        ];
+        RecordBatch::try_new(raw_log_schema(), columns).expect("columns match the raw log schema")
+    }
+}
+
+/// Rows buffered before a batch is handed to the Parquet and CSV writers.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Writes a raw log in the order events are pushed (which must be arrival order).
+///
+/// The CSV twin has the same columns; `tag` is lowercase hex there, empty when absent.
+pub struct RawLogWriter {
+    columns: RawLogColumns,
+    parquet: ParquetFile,
+    csv: Option<(PathBuf, arrow::csv::Writer<BufWriter<File>>)>,
+}
+
+impl RawLogWriter {
+    pub fn create(parquet_path: &Path, csv_path: Option<&Path>) -> Result<Self> {
+        let parquet = ParquetFile::create(parquet_path, raw_log_schema())?;
+        let csv = match csv_path {
+            Some(p) => {
+                let file = File::create(p).map_err(|e| Error::io(p, e))?;
+                let writer = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(BufWriter::with_capacity(1 << 20, file));
+                Some((p.to_path_buf(), writer))
+            }
+            None => None,
+        };
+        Ok(RawLogWriter {
+            columns: RawLogColumns::with_capacity(BATCH_ROWS),
+            parquet,
+            csv,
+        })
+    }
+
+    pub fn push(&mut self, event: &RawEvent<'_>) -> Result<()> {
+        self.columns.push(event);
+        if self.columns.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.columns.len() == 0 {
+            return Ok(());
+        }
+        let batch = self.columns.finish();
+        self.parquet.write(&batch)?;
+        if let Some((path, writer)) = &mut self.csv {
+            writer.write(&hex_tags(&batch)).map_err(|e| Error::format(&*path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes both files; returns the number of rows written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        if let Some((path, writer)) = self.csv.take() {
+            let mut inner = writer.into_inner();
+            std::io::Write::flush(&mut inner).map_err(|e| Error::io(&path, e))?;
+        }
+        self.parquet.finish()
+    }
+}
+
+/// The batch with its binary `tag` column replaced by lowercase hex strings.
+fn hex_tags(batch: &RecordBatch) -> RecordBatch {
+    let tags = batch
+        .column(8)
+        .as_any()
+        .downcast_ref::<arrow::array::BinaryArray>()
+        .expect("tag is binary");
+    let hex: arrow::array::StringArray = tags.iter().map(|t| t.map(hex::encode)).collect();
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[8] = Field::new(col::TAG, DataType::Utf8, true);
+    let mut columns = batch.columns().to_vec();
+    columns[8] = Arc::new(hex);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same shape")
+}

@@ -1,0 +1,75 @@
+//! Parquet sinks: one file written atomically (temporary name, renamed on
+//! success), so a crash never leaves a half-written file under its final name.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+
+/// Rows per Parquet row group in files twinflow writes.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Writer properties shared by every file twinflow writes: zstd, row groups of
+/// about a million rows, column statistics (readers prune and plan with them).
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// A Parquet file being written; it appears under its final name only after
+/// [`ParquetFile::finish`].
+pub struct ParquetFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<BufWriter<File>>,
+    rows: u64,
+}
+
+impl ParquetFile {
+    pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(writer_properties()))
+            .map_err(|e| Error::parquet(&tmp, e))?;
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            tmp,
+            writer,
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|e| Error::parquet(&self.tmp, e))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Closes the file, syncs it to disk and moves it to its final name.
+    pub fn finish(self) -> Result<u64> {
+        let ParquetFile { path, tmp, mut writer, rows } = self;
+        writer.finish().map_err(|e| Error::parquet(&tmp, e))?;
+        let buffered = writer.into_inner().map_err(|e| Error::parquet(&tmp, e))?;
+        let file = buffered.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(rows)
+    }
+}
