@@ -79,7 +79,14 @@ impl EventMac {
     /// The canonical message of an event: sensor bytes, a zero byte, then
     /// `ts_us`, the bits of `value` and `seq` as 8 bytes little-endian each, and
     /// `quality` as one byte.
-    fn message(mac: &mut Hmac<Sha256>, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) {
+    fn message(
+        mac: &mut Hmac<Sha256>,
+        sensor: &str,
+        ts_us: i64,
+        value: f64,
+        seq: u64,
+        quality: u8,
+    ) {
         mac.update(sensor.as_bytes());
         let mut tail = [0u8; 26];
         tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
@@ -100,7 +107,15 @@ impl EventMac {
     }
 
     /// Whether `tag` is the event's tag, compared in constant time.
-    pub fn verify(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8, tag: &[u8]) -> bool {
+    pub fn verify(
+        &self,
+        sensor: &str,
+        ts_us: i64,
+        value: f64,
+        seq: u64,
+        quality: u8,
+        tag: &[u8],
+    ) -> bool {
         let mut mac = self.keyed.clone();
         Self::message(&mut mac, sensor, ts_us, value, seq, quality);
         mac.verify_truncated_left(tag).is_ok() && tag.len() == TAG_LEN

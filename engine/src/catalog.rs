@@ -54,7 +54,10 @@ pub const SENSORS_FILE: &str = "sensors.csv";
 
 impl Catalog {
     /// Builds a catalog, checking names are unique and every sensor's asset exists.
-    pub fn new(assets: Vec<AssetRecord>, sensors: Vec<SensorRecord>) -> std::result::Result<Self, String> {
+    pub fn new(
+        assets: Vec<AssetRecord>,
+        sensors: Vec<SensorRecord>,
+    ) -> std::result::Result<Self, String> {
         let mut asset_ids = HashMap::with_capacity(assets.len());
         for (i, a) in assets.iter().enumerate() {
             if asset_ids.insert(a.asset.clone(), i as AssetId).is_some() {
@@ -67,9 +70,9 @@ impl Catalog {
             if sensor_ids.insert(s.sensor.clone(), i as SensorId).is_some() {
                 return Err(format!("sensor {:?} is listed twice", s.sensor));
             }
-            let asset = *asset_ids
-                .get(&s.asset)
-                .ok_or_else(|| format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset))?;
+            let asset = *asset_ids.get(&s.asset).ok_or_else(|| {
+                format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset)
+            })?;
             if !(s.min <= s.max) || !s.sigma.is_finite() || s.sigma < 0.0 {
                 return Err(format!("sensor {:?}: invalid sigma or range", s.sensor));
             }

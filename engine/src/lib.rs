@@ -8,3 +8,9 @@ pub mod raw_log;
 pub mod sink;
 
 pub use error::{Error, Result};
+pub mod event;
+pub mod exact_sum;
+pub mod log_source;
+pub mod runtime;
+pub mod source;
+pub mod time;

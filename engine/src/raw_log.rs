@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder,
-    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder, UInt8Builder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder,
+    UInt8Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -165,7 +165,9 @@ impl RawLogWriter {
         let batch = self.columns.finish();
         self.parquet.write(&batch)?;
         if let Some((path, writer)) = &mut self.csv {
-            writer.write(&hex_tags(&batch)).map_err(|e| Error::format(&*path, e))?;
+            writer
+                .write(&hex_tags(&batch))
+                .map_err(|e| Error::format(&*path, e))?;
         }
         Ok(())
     }
@@ -189,7 +191,12 @@ fn hex_tags(batch: &RecordBatch) -> RecordBatch {
         .downcast_ref::<arrow::array::BinaryArray>()
         .expect("tag is binary");
     let hex: arrow::array::StringArray = tags.iter().map(|t| t.map(hex::encode)).collect();
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[8] = Field::new(col::TAG, DataType::Utf8, true);
     let mut columns = batch.columns().to_vec();
     columns[8] = Arc::new(hex);

@@ -20,7 +20,9 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// about a million rows, column statistics (readers prune and plan with them).
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
@@ -39,11 +41,18 @@ impl ParquetFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.tmp"));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(writer_properties()))
-            .map_err(|e| Error::parquet(&tmp, e))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            schema,
+            Some(writer_properties()),
+        )
+        .map_err(|e| Error::parquet(&tmp, e))?;
         Ok(ParquetFile {
             path: path.to_path_buf(),
             tmp,
@@ -54,7 +63,9 @@ impl ParquetFile {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|e| Error::parquet(&self.tmp, e))
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::parquet(&self.tmp, e))
     }
 
     /// Rows written so far.
@@ -64,10 +75,17 @@ impl ParquetFile {
 
     /// Closes the file, syncs it to disk and moves it to its final name.
     pub fn finish(self) -> Result<u64> {
-        let ParquetFile { path, tmp, mut writer, rows } = self;
+        let ParquetFile {
+            path,
+            tmp,
+            mut writer,
+            rows,
+        } = self;
         writer.finish().map_err(|e| Error::parquet(&tmp, e))?;
         let buffered = writer.into_inner().map_err(|e| Error::parquet(&tmp, e))?;
-        let file = buffered.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         Ok(rows)

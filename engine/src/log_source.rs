@@ -1,0 +1,482 @@
+//! Reading a raw log (one Parquet file or a directory of them) in arrival
+//! order, split into *runs* that workers read independently.
+//!
+//! TwinBench defines lateness by the log's global arrival order: an event is
+//! late when its time is below the greatest earlier event time minus the
+//! lateness. A worker reading run `r` can decide that exactly without seeing
+//! the runs before it, because the plan knows `prefix_max_ts`, the greatest
+//! event time of every row before the run: from the Parquet column statistics
+//! when a run is a whole row group, else from one pass over the `ts_us` column.
+//! So the result is the same whichever worker reads which run.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, AsArray, BinaryArray, DictionaryArray, Float64Array, Int64Array, StringArray,
+    UInt8Array, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::file::statistics::Statistics;
+
+use crate::error::{Error, Result};
+use crate::event::RawRow;
+use crate::raw_log::col;
+use crate::time::Micros;
+
+/// Rows decoded per batch on the hot path.
+pub const BATCH_ROWS: usize = 16 * 1024;
+
+/// How a log is split into runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SplitOptions {
+    /// Cut row groups into runs of at most this many rows (default: one run per
+    /// row group). Smaller runs spread a small log over more workers.
+    pub max_run_rows: Option<usize>,
+}
+
+/// A stretch of consecutive rows of one row group, read in order by one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The run's number; runs are numbered in arrival order.
+    pub index: u32,
+    file: usize,
+    row_group: usize,
+    /// Rows of the row group, relative to its first row.
+    rows: Range<usize>,
+    /// Position of the run's first row in the whole log.
+    pub first_position: u64,
+    /// The greatest event time of all rows before this run (`Micros::MIN` if none).
+    pub prefix_max_ts: Micros,
+}
+
+impl Run {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Column positions of the raw-log columns in one file's schema.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    ts: usize,
+    arrival: usize,
+    asset: usize,
+    sensor: usize,
+    kind: usize,
+    value: usize,
+    seq: usize,
+    quality: usize,
+    tag: Option<usize>,
+}
+
+struct LogFile {
+    path: PathBuf,
+    /// Metadata with `sensor` read as a dictionary (ids are resolved once per dictionary).
+    hot: ArrowReaderMetadata,
+    /// Metadata with the file's own types, for re-reading whole rows.
+    plain: ArrowReaderMetadata,
+    columns: Columns,
+}
+
+/// A planned raw log: its files, validated, and its runs in arrival order.
+pub struct LogSource {
+    files: Vec<LogFile>,
+    runs: Vec<Run>,
+    rows: u64,
+}
+
+impl LogSource {
+    /// Opens a log: a Parquet file, or a directory whose `events*.parquet` files
+    /// (else all `*.parquet` files) are read in name order as one log.
+    pub fn open(path: &Path, split: SplitOptions) -> Result<Self> {
+        let paths = log_files(path)?;
+        let files = paths
+            .iter()
+            .map(|p| LogFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut source = LogSource {
+            files,
+            runs: Vec::new(),
+            rows: 0,
+        };
+        source.plan(split)?;
+        Ok(source)
+    }
+
+    /// The runs in arrival order.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// The runs worker `index` of `peers` reads: every `peers`-th, so that all
+    /// workers move through event time together and none runs far ahead.
+    pub fn runs_for(&self, index: usize, peers: usize) -> impl Iterator<Item = &Run> {
+        self.runs.iter().skip(index).step_by(peers.max(1))
+    }
+
+    /// Rows in the whole log.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The files of the log, in reading order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
+    }
+
+    /// The file a run comes from.
+    pub fn path_of(&self, run: &Run) -> &Path {
+        &self.files[run.file].path
+    }
+
+    fn plan(&mut self, split: SplitOptions) -> Result<()> {
+        let mut prefix_max = Micros::MIN;
+        let mut position = 0u64;
+        for (file_index, file) in self.files.iter().enumerate() {
+            let meta = file.plain.metadata().clone();
+            for (rg_index, rg) in meta.row_groups().iter().enumerate() {
+                let n = rg.num_rows() as usize;
+                let run_rows = split.max_run_rows.unwrap_or(n).max(1);
+                let ranges: Vec<Range<usize>> = (0..n)
+                    .step_by(run_rows)
+                    .map(|s| s..(s + run_rows).min(n))
+                    .collect();
+                let stats_max = match rg.column(file.columns.ts).statistics() {
+                    Some(Statistics::Int64(s))
+                        if s.max_is_exact() && s.null_count_opt() == Some(0) =>
+                    {
+                        s.max_opt().copied()
+                    }
+                    _ => None,
+                };
+                let maxima = match (ranges.len(), stats_max) {
+                    (1, Some(max)) => vec![max],
+                    _ => file.run_maxima(rg_index, &ranges)?,
+                };
+                for (rows, max) in ranges.into_iter().zip(maxima) {
+                    let len = rows.len() as u64;
+                    self.runs.push(Run {
+                        index: u32::try_from(self.runs.len())
+                            .map_err(|_| Error::Config("log has too many runs".into()))?,
+                        file: file_index,
+                        row_group: rg_index,
+                        rows,
+                        first_position: position,
+                        prefix_max_ts: prefix_max,
+                    });
+                    prefix_max = prefix_max.max(max);
+                    position += len;
+                }
+            }
+        }
+        self.rows = position;
+        Ok(())
+    }
+
+    /// A reader of a run's `ts_us`, `sensor` (as a dictionary) and `value`, in order.
+    pub fn read_run(&self, run: &Run) -> Result<RunReader> {
+        let file = &self.files[run.file];
+        let c = file.columns;
+        let mask = ProjectionMask::roots(file.hot.parquet_schema(), [c.ts, c.sensor, c.value]);
+        let reader = file.reader(&file.hot, run, mask, None)?;
+        Ok(RunReader {
+            path: file.path.clone(),
+            reader,
+        })
+    }
+
+    /// Re-reads whole rows of a run, given their offsets within the run (ascending).
+    pub fn read_rows(&self, run: &Run, offsets: &[usize]) -> Result<Vec<RawRow>> {
+        if offsets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let file = &self.files[run.file];
+        let mut selectors = Vec::with_capacity(offsets.len() * 2);
+        let mut next = 0;
+        for &o in offsets {
+            debug_assert!(o >= next, "offsets must ascend");
+            if o > next {
+                selectors.push(RowSelector::skip(o - next));
+            }
+            selectors.push(RowSelector::select(1));
+            next = o + 1;
+        }
+        let mask = ProjectionMask::all();
+        let reader = file.reader(&file.plain, run, mask, Some(selectors))?;
+        let mut rows = Vec::with_capacity(offsets.len());
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
+            file.columns.raw_rows(&batch, &mut rows);
+        }
+        Ok(rows)
+    }
+}
+
+/// Batches of one run, in order.
+pub struct RunReader {
+    path: PathBuf,
+    reader: ParquetRecordBatchReader,
+}
+
+/// One decoded batch of a run: event times, sensor dictionary and values.
+pub struct RunBatch {
+    pub ts: Int64Array,
+    pub sensor: DictionaryArray<Int32Type>,
+    pub value: Float64Array,
+}
+
+impl RunReader {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next batch, `None` at the end of the run.
+    pub fn next_batch(&mut self) -> Result<Option<RunBatch>> {
+        let Some(batch) = self.reader.next() else {
+            return Ok(None);
+        };
+        let batch = batch.map_err(|e| Error::parquet(&self.path, e))?;
+        Ok(Some(RunBatch {
+            ts: batch.column(0).as_primitive().clone(),
+            sensor: batch.column(1).as_dictionary::<Int32Type>().clone(),
+            value: batch.column(2).as_primitive().clone(),
+        }))
+    }
+}
+
+impl LogFile {
+    fn open(path: &Path) -> Result<Self> {
+        let handle = File::open(path).map_err(|e| Error::io(path, e))?;
+        let plain = ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new())
+            .map_err(|e| Error::parquet(path, e))?;
+        let columns = Columns::find(path, plain.schema())?;
+        let hot_schema = dictionary_sensor_schema(plain.schema(), columns.sensor);
+        let hot = ArrowReaderMetadata::try_new(
+            plain.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hot_schema),
+        )
+        .map_err(|e| Error::parquet(path, e))?;
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            hot,
+            plain,
+            columns,
+        })
+    }
+
+    fn reader(
+        &self,
+        meta: &ArrowReaderMetadata,
+        run: &Run,
+        mask: ProjectionMask,
+        selection: Option<Vec<RowSelector>>,
+    ) -> Result<ParquetRecordBatchReader> {
+        let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        // Selections are relative to the run; the reader wants them relative to the row group.
+        let mut selectors = Vec::new();
+        if run.rows.start > 0 {
+            selectors.push(RowSelector::skip(run.rows.start));
+        }
+        match selection {
+            Some(within_run) => selectors.extend(within_run),
+            None => selectors.push(RowSelector::select(run.rows.len())),
+        }
+        let selection = RowSelection::from(selectors);
+        ParquetRecordBatchReaderBuilder::new_with_metadata(handle, meta.clone())
+            .with_row_groups(vec![run.row_group])
+            .with_projection(mask)
+            .with_row_selection(selection)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    /// The greatest `ts_us` in each of `ranges` of a row group, by reading the column.
+    fn run_maxima(&self, row_group: usize, ranges: &[Range<usize>]) -> Result<Vec<Micros>> {
+        let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mask = ProjectionMask::roots(self.plain.parquet_schema(), [self.columns.ts]);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.plain.clone())
+            .with_row_groups(vec![row_group])
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| Error::parquet(&self.path, e))?;
+        let mut maxima = vec![Micros::MIN; ranges.len()];
+        let run_rows = ranges.first().map_or(1, |r| r.len().max(1));
+        let mut row = 0usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(&self.path, e))?;
+            let ts: &Int64Array = batch.column(0).as_primitive();
+            for t in ts.iter() {
+                if let Some(t) = t {
+                    let m = &mut maxima[row / run_rows];
+                    *m = (*m).max(t);
+                }
+                row += 1;
+            }
+        }
+        Ok(maxima)
+    }
+}
+
+impl Columns {
+    fn find(path: &Path, schema: &Schema) -> Result<Self> {
+        let find = |name: &str, expect: &[DataType]| -> Result<usize> {
+            let (index, field) = schema.column_with_name(name).ok_or_else(|| {
+                Error::schema(
+                    path,
+                    format!(
+                        "missing column `{name}` (a raw log needs {})",
+                        expected_columns()
+                    ),
+                )
+            })?;
+            if !expect.contains(field.data_type()) {
+                return Err(Error::schema(
+                    path,
+                    format!(
+                        "column `{name}` has type {}, expected {}",
+                        field.data_type(),
+                        expect[0]
+                    ),
+                ));
+            }
+            Ok(index)
+        };
+        let tag = match schema.column_with_name(col::TAG) {
+            Some(_) => Some(find(col::TAG, &[DataType::Binary])?),
+            None => None,
+        };
+        Ok(Columns {
+            ts: find(col::TS_US, &[DataType::Int64])?,
+            arrival: find(col::ARRIVAL_US, &[DataType::Int64])?,
+            asset: find(col::ASSET, &[DataType::Utf8])?,
+            sensor: find(col::SENSOR, &[DataType::Utf8])?,
+            kind: find(col::KIND, &[DataType::Utf8])?,
+            value: find(col::VALUE, &[DataType::Float64])?,
+            seq: find(col::SEQ, &[DataType::UInt64])?,
+            quality: find(col::QUALITY, &[DataType::UInt8])?,
+            tag,
+        })
+    }
+
+    /// Appends the rows of a full-width batch as owned [`RawRow`]s.
+    fn raw_rows(&self, batch: &RecordBatch, out: &mut Vec<RawRow>) {
+        let ts: &Int64Array = batch.column(self.ts).as_primitive();
+        let arrival: &Int64Array = batch.column(self.arrival).as_primitive();
+        let asset: &StringArray = batch.column(self.asset).as_string();
+        let sensor: &StringArray = batch.column(self.sensor).as_string();
+        let kind: &StringArray = batch.column(self.kind).as_string();
+        let value: &Float64Array = batch.column(self.value).as_primitive();
+        let seq: &UInt64Array = batch.column(self.seq).as_primitive();
+        let quality: &UInt8Array = batch.column(self.quality).as_primitive();
+        let tag: Option<&BinaryArray> = self.tag.map(|t| batch.column(t).as_binary());
+        for i in 0..batch.num_rows() {
+            out.push(RawRow {
+                ts_us: ts.is_valid(i).then(|| ts.value(i)).unwrap_or(Micros::MIN),
+                arrival_us: arrival
+                    .is_valid(i)
+                    .then(|| arrival.value(i))
+                    .unwrap_or(Micros::MIN),
+                asset: asset
+                    .is_valid(i)
+                    .then(|| asset.value(i))
+                    .unwrap_or_default()
+                    .to_owned(),
+                sensor: sensor
+                    .is_valid(i)
+                    .then(|| sensor.value(i))
+                    .unwrap_or_default()
+                    .to_owned(),
+                kind: kind
+                    .is_valid(i)
+                    .then(|| kind.value(i))
+                    .unwrap_or_default()
+                    .to_owned(),
+                value: value
+                    .is_valid(i)
+                    .then(|| value.value(i))
+                    .unwrap_or(f64::NAN),
+                seq: seq.is_valid(i).then(|| seq.value(i)).unwrap_or_default(),
+                quality: quality
+                    .is_valid(i)
+                    .then(|| quality.value(i))
+                    .unwrap_or_default(),
+                tag: tag.and_then(|t| t.is_valid(i).then(|| t.value(i).to_vec())),
+            });
+        }
+    }
+}
+
+fn expected_columns() -> String {
+    crate::raw_log::raw_log_schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The file schema with the sensor column as a dictionary of strings.
+fn dictionary_sensor_schema(schema: &SchemaRef, sensor: usize) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == sensor {
+                Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The Parquet files of a log, in reading order.
+fn log_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let entry = entry.map_err(|e| Error::io(path, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") && !name.starts_with('.') {
+            all.push((name, entry.path()));
+        }
+    }
+    all.sort();
+    let events: Vec<PathBuf> = all
+        .iter()
+        .filter(|(n, _)| n.starts_with("events"))
+        .map(|(_, p)| p.clone())
+        .collect();
+    let chosen = if events.is_empty() {
+        all.into_iter().map(|(_, p)| p).collect()
+    } else {
+        events
+    };
+    if chosen.is_empty() {
+        return Err(Error::format(path, "directory holds no .parquet log files"));
+    }
+    Ok(chosen)
+}

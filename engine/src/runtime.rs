@@ -1,0 +1,157 @@
+//! The timely runtime: worker threads in one or several processes, and the
+//! small collective steps a pipeline needs around its dataflow.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use timely::communication::Config as CommunicationConfig;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::InputHandle;
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use timely::worker::Worker;
+use timely::{Config, WorkerConfig};
+
+use crate::error::{Error, Result};
+
+/// Where a pipeline runs: `workers` threads in each of `processes` processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads per process.
+    pub workers: usize,
+    /// Number of processes.
+    pub processes: usize,
+    /// This process's index in `0..processes`.
+    pub process: usize,
+    /// A file naming each process's `host:port`, one per line (needed when
+    /// `processes > 1`).
+    pub hostfile: Option<PathBuf>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            workers: 1,
+            processes: 1,
+            process: 0,
+            hostfile: None,
+        }
+    }
+}
+
+impl Cluster {
+    /// Threads in this process.
+    pub fn threads(workers: usize) -> Self {
+        Cluster {
+            workers,
+            ..Cluster::default()
+        }
+    }
+
+    /// Whether this process hosts global worker 0, which writes run-wide results.
+    pub fn is_leader_process(&self) -> bool {
+        self.process == 0
+    }
+
+    /// The timely configuration for this process.
+    pub fn timely_config(&self) -> Result<Config> {
+        if self.workers == 0 {
+            return Err(Error::Config("--workers must be at least 1".into()));
+        }
+        if self.process >= self.processes {
+            return Err(Error::Config(format!(
+                "--process {} is out of range for --processes {}",
+                self.process, self.processes
+            )));
+        }
+        let communication = if self.processes > 1 {
+            let path = self
+                .hostfile
+                .as_ref()
+                .ok_or_else(|| Error::Config("--processes > 1 needs --hostfile".into()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let addresses: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
+            if addresses.len() < self.processes {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "names {} hosts but --processes is {}",
+                        addresses.len(),
+                        self.processes
+                    ),
+                ));
+            }
+            CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process,
+                addresses: addresses[..self.processes].to_vec(),
+                report: false,
+                zerocopy: false,
+            }
+        } else if self.workers > 1 {
+            CommunicationConfig::Process(self.workers)
+        } else {
+            CommunicationConfig::Thread
+        };
+        Ok(Config {
+            communication,
+            worker: WorkerConfig::default(),
+        })
+    }
+
+    /// Runs `work` on every worker of this process and returns what each
+    /// returned, in worker order; a worker's error or panic fails the run.
+    pub fn run<T, F>(&self, work: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Worker) -> Result<T> + Send + Sync + 'static,
+    {
+        let guards = timely::execute(self.timely_config()?, work).map_err(Error::Runtime)?;
+        let mut results = Vec::new();
+        for joined in guards.join() {
+            results.push(
+                joined.map_err(|panic| Error::Runtime(format!("a worker panicked: {panic}")))??,
+            );
+        }
+        Ok(results)
+    }
+}
+
+/// Sends `value` from every worker to global worker 0, which receives all of
+/// them (sorted, so the result does not depend on arrival order); the other
+/// workers receive `None`. Every worker must call it.
+pub fn gather_to_leader<T>(worker: &mut Worker, value: T) -> Option<Vec<T>>
+where
+    T: timely::ExchangeData + Ord + Clone,
+{
+    let gathered = Rc::new(RefCell::new(Vec::new()));
+    let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<T>>>::new();
+    let probe = {
+        let gathered = Rc::clone(&gathered);
+        worker.dataflow::<u64, _, _>(|scope| {
+            input
+                .to_stream(scope)
+                .exchange(|_| 0)
+                .inspect(move |x| gathered.borrow_mut().push(x.clone()))
+                .probe()
+                .0
+        })
+    };
+    input.send(value);
+    input.close();
+    while !probe.done() {
+        worker.step();
+    }
+    if worker.index() == 0 {
+        let mut all = gathered.take();
+        all.sort();
+        Some(all)
+    } else {
+        None
+    }
+}

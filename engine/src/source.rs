@@ -1,0 +1,258 @@
+//! The log source operator: each worker reads its runs of a raw log in order,
+//! decides lateness exactly (see [`crate::log_source`]), and emits accepted
+//! [`Reading`]s and set-aside [`Rejected`] rows, with its timely capability held
+//! at its watermark.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, AsArray, StringArray};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Scope, Stream};
+
+use crate::catalog::{Catalog, SensorId};
+use crate::error::Error;
+use crate::event::{Reading, RejectReason, Rejected};
+use crate::log_source::{LogSource, Run, RunBatch, RunReader};
+use crate::time::{Micros, Watermark};
+
+/// What a log-reading worker reports when it is done (or failed).
+#[derive(Debug, Default)]
+pub struct ReaderStatus {
+    /// Rows read by this worker.
+    pub rows: u64,
+    /// The first error met; reading stops at it.
+    pub error: Option<Error>,
+}
+
+/// How a log is read.
+#[derive(Clone)]
+pub struct LogReadOptions {
+    pub lateness: Micros,
+    /// Rows read so far by all workers of this process (for progress display).
+    pub progress: Arc<AtomicU64>,
+}
+
+/// Reads this worker's share of `log`: returns the stream of accepted readings
+/// and the stream of rejected rows (late, or quarantined with a reason). The
+/// streams' timestamps are watermarks: a reading at time `t` has `ts_us >= t`.
+pub fn read_log<'s>(
+    scope: Scope<'s, Micros>,
+    log: Arc<LogSource>,
+    catalog: Arc<Catalog>,
+    options: LogReadOptions,
+    status: Rc<RefCell<ReaderStatus>>,
+) -> (
+    Stream<'s, Micros, Vec<Reading>>,
+    Stream<'s, Micros, Vec<Rejected>>,
+) {
+    let mut builder = OperatorBuilder::new("ReadLog".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
+    let (rejected_out, rejected) = builder.new_output::<Vec<Rejected>>();
+    let mut readings_out = OutputBuilder::from(readings_out);
+    let mut rejected_out = OutputBuilder::from(rejected_out);
+
+    let runs: Vec<Run> = log
+        .runs_for(scope.index(), scope.peers())
+        .cloned()
+        .collect();
+    builder.build(move |capabilities| {
+        let mut caps: Option<Vec<Capability<Micros>>> = Some(capabilities);
+        let mut runs = runs.into_iter();
+        let mut cursor: Option<RunCursor> = None;
+        let mut sensor_ids = SensorIdCache::default();
+        let mut buffer: Vec<Reading> = Vec::new();
+        move |_frontiers| {
+            let Some(held) = caps.as_mut() else { return };
+            if cursor.is_none() {
+                match runs.next() {
+                    None => {
+                        caps = None;
+                        return;
+                    }
+                    Some(run) => match log.read_run(&run) {
+                        Ok(reader) => {
+                            let watermark =
+                                Watermark::starting_at(run.prefix_max_ts, options.lateness);
+                            cursor = Some(RunCursor {
+                                run,
+                                reader,
+                                watermark,
+                                offset: 0,
+                                rejects: Vec::new(),
+                            });
+                        }
+                        Err(e) => {
+                            status.borrow_mut().error = Some(e);
+                            caps = None;
+                            return;
+                        }
+                    },
+                }
+            }
+            let current = cursor.as_mut().expect("a run is open");
+            advance(held, current.watermark.current());
+            match current.reader.next_batch() {
+                Ok(Some(batch)) => {
+                    let rows = batch.ts.len();
+                    current.accept(&batch, &catalog, &mut sensor_ids, &mut buffer);
+                    status.borrow_mut().rows += rows as u64;
+                    options.progress.fetch_add(rows as u64, Ordering::Relaxed);
+                    if !buffer.is_empty() {
+                        readings_out
+                            .activate()
+                            .session(&held[0])
+                            .give_container(&mut buffer);
+                    }
+                }
+                Ok(None) => {
+                    let finished = cursor.take().expect("a run is open");
+                    match finished.rejected(&log) {
+                        Ok(mut rejected) if !rejected.is_empty() => {
+                            rejected_out
+                                .activate()
+                                .session(&held[1])
+                                .give_container(&mut rejected);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            status.borrow_mut().error = Some(e);
+                            caps = None;
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    status.borrow_mut().error = Some(e);
+                    caps = None;
+                    return;
+                }
+            }
+            activator.activate();
+        }
+    });
+    (readings, rejected)
+}
+
+/// Moves capabilities forward to `time` (never backward).
+fn advance(caps: &mut [Capability<Micros>], time: Micros) {
+    for cap in caps {
+        if *cap.time() < time {
+            cap.downgrade(&time);
+        }
+    }
+}
+
+/// The state of reading one run.
+struct RunCursor {
+    run: Run,
+    reader: RunReader,
+    watermark: Watermark,
+    /// Offset in the run of the next row.
+    offset: usize,
+    /// Rows set aside so far: offset in run, reason, watermark at arrival.
+    rejects: Vec<(usize, RejectReason, Micros)>,
+}
+
+impl RunCursor {
+    /// Sorts a batch's rows into accepted readings (appended to `out`) and rejects.
+    fn accept(
+        &mut self,
+        batch: &RunBatch,
+        catalog: &Catalog,
+        ids: &mut SensorIdCache,
+        out: &mut Vec<Reading>,
+    ) {
+        let ids = ids.resolve(batch.sensor.values().as_string::<i32>(), catalog);
+        let ts = batch.ts.values();
+        let keys = batch.sensor.keys().values();
+        let values = batch.value.values();
+        let any_null =
+            batch.ts.null_count() + batch.sensor.keys().null_count() + batch.value.null_count() > 0;
+        out.reserve(ts.len());
+        for i in 0..ts.len() {
+            let offset = self.offset + i;
+            let watermark = self.watermark.current();
+            if any_null
+                && (batch.ts.is_null(i) || batch.sensor.is_null(i) || batch.value.is_null(i))
+            {
+                self.rejects
+                    .push((offset, RejectReason::NullField, watermark));
+                if batch.ts.is_valid(i) {
+                    self.watermark.observe(ts[i]);
+                }
+                continue;
+            }
+            let (t, v) = (ts[i], values[i]);
+            let reason = match ids[keys[i] as usize] {
+                None => Some(RejectReason::UnknownSensor),
+                Some(_) if !v.is_finite() => Some(RejectReason::NotFinite),
+                Some(_) if t < watermark => Some(RejectReason::Late),
+                Some(sensor) => {
+                    out.push(Reading {
+                        sensor,
+                        run: self.run.index,
+                        ts_us: t,
+                        value: v,
+                    });
+                    None
+                }
+            };
+            if let Some(reason) = reason {
+                self.rejects.push((offset, reason, watermark));
+            }
+            // Without verification every row with an event time moves the watermark.
+            self.watermark.observe(t);
+        }
+        self.offset += ts.len();
+    }
+
+    /// Re-reads the set-aside rows with all their fields.
+    fn rejected(self, log: &LogSource) -> crate::Result<Vec<Rejected>> {
+        let offsets: Vec<usize> = self.rejects.iter().map(|r| r.0).collect();
+        let rows = log.read_rows(&self.run, &offsets)?;
+        if rows.len() != offsets.len() {
+            return Err(Error::parquet(
+                log.path_of(&self.run),
+                format!("re-read {} of {} set-aside rows", rows.len(), offsets.len()),
+            ));
+        }
+        Ok(self
+            .rejects
+            .into_iter()
+            .zip(rows)
+            .map(|((offset, reason, watermark_us), row)| Rejected {
+                reason,
+                position: self.run.first_position + offset as u64,
+                watermark_us,
+                row,
+            })
+            .collect())
+    }
+}
+
+/// Sensor ids for the entries of a sensor dictionary, resolved once per
+/// dictionary rather than once per row.
+#[derive(Default)]
+struct SensorIdCache {
+    key: Option<(*const u8, usize)>,
+    ids: Vec<Option<SensorId>>,
+}
+
+impl SensorIdCache {
+    fn resolve(&mut self, names: &StringArray, catalog: &Catalog) -> &[Option<SensorId>] {
+        let key = (names.values().as_ptr(), names.len());
+        if self.key != Some(key) {
+            self.ids.clear();
+            self.ids
+                .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));
+            self.key = Some(key);
+        }
+        &self.ids
+    }
+}

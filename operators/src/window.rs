@@ -1,0 +1,417 @@
+//! Event-time windows (tumbling, sliding, session) that close when the frontier passes their end.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use timely::ExchangeData;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+use twinflow_engine::event::Reading;
+use twinflow_engine::time::{Micros, window_start};
+
+/// A record that can be windowed: it has a key, an event time, and the number
+/// of the log run it was read from (see [`Reading::run`]).
+pub trait WindowRecord: ExchangeData + Clone {
+    type Key: ExchangeData + Hash + Eq + Ord + Clone;
+    fn key(&self) -> Self::Key;
+    fn event_time(&self) -> Micros;
+    /// The log run the record came from; records of one run arrive in order.
+    fn run(&self) -> u32;
+    /// Routes the record to a worker; records with equal keys must route alike.
+    fn route(&self) -> u64;
+}
+
+impl WindowRecord for Reading {
+    type Key = twinflow_engine::catalog::SensorId;
+    #[inline]
+    fn key(&self) -> Self::Key {
+        self.sensor
+    }
+    #[inline]
+    fn event_time(&self) -> Micros {
+        self.ts_us
+    }
+    #[inline]
+    fn run(&self) -> u32 {
+        self.run
+    }
+    #[inline]
+    fn route(&self) -> u64 {
+        self.sensor as u64
+    }
+}
+
+/// An incremental aggregate of the records of a window.
+///
+/// Records of one run are added in arrival order; [`Aggregate::merge`] then
+/// folds the partial aggregates of successive runs in run order, so the result
+/// never depends on how runs were spread across workers.
+pub trait Aggregate<R>: Default + Clone + 'static {
+    fn add(&mut self, record: &R);
+    /// Folds in the aggregate of records that arrived after this one's.
+    fn merge(&mut self, later: &Self);
+}
+
+/// How records are grouped into windows, per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Windows {
+    /// `[k·size, (k+1)·size)`.
+    Tumbling { size: Micros },
+    /// `[k·slide, k·slide + size)`: a record is in `size / slide` windows.
+    Sliding { size: Micros, slide: Micros },
+    /// Records closer than `gap` in event time share a window `[first, last + gap)`.
+    Session { gap: Micros },
+}
+
+/// One closed window of one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window<K, A> {
+    pub key: K,
+    pub start_us: Micros,
+    pub end_us: Micros,
+    pub aggregate: A,
+}
+
+/// Groups a stream of records into event-time windows per key.
+pub trait EventTimeWindows<'s, R: WindowRecord> {
+    /// Aggregates each key's records into `windows` and emits every window
+    /// once, complete, as soon as the input frontier passes its end.
+    ///
+    /// Guarantees:
+    /// - a window is emitted exactly once, at timestamp `end_us`, after every
+    ///   worker in every process has moved past `end_us` (records are exchanged
+    ///   by [`WindowRecord::route`], so each key's state lives on one worker);
+    /// - the input contract is that a record sent at time `t` has event time
+    ///   `>= t` (the log source sends at its watermark, which guarantees it), so
+    ///   no record ever reaches a closed window;
+    /// - results do not depend on the number of workers or processes: partial
+    ///   aggregates are kept per log run and merged in run order;
+    /// - a closed window's state is freed when it is emitted.
+    ///
+    /// ```
+    /// use timely::dataflow::InputHandle;
+    /// use timely::dataflow::operators::{Capture, capture::Event};
+    /// use twinflow_engine::event::Reading;
+    /// use twinflow_operators::stats::Stats;
+    /// use twinflow_operators::window::{EventTimeWindows, Window, Windows};
+    ///
+    /// let windows = timely::execute_directly(|worker| {
+    ///     let mut input = InputHandle::new();
+    ///     let captured = worker.dataflow::<i64, _, _>(|scope| {
+    ///         input
+    ///             .to_stream(scope)
+    ///             .window::<Stats>(Windows::Tumbling { size: 1_000_000 })
+    ///             .capture()
+    ///     });
+    ///     for (ts_us, value) in [(100, 1.0), (900_000, 3.0), (1_200_000, 10.0)] {
+    ///         input.send(Reading { sensor: 7, run: 0, ts_us, value });
+    ///     }
+    ///     input.close();
+    ///     while worker.step() {}
+    ///     let windows: Vec<Window<u32, Stats>> = captured
+    ///         .try_iter()
+    ///         .flat_map(|event| match event {
+    ///             Event::Messages(_, windows) => windows,
+    ///             Event::Progress(_) => Vec::new(),
+    ///         })
+    ///         .collect();
+    ///     windows
+    /// });
+    /// let all = windows;
+    /// assert_eq!(all.len(), 2);
+    /// assert_eq!((all[0].start_us, all[0].aggregate.count, all[0].aggregate.mean()), (0, 2, 2.0));
+    /// assert_eq!((all[1].start_us, all[1].aggregate.last), (1_000_000, 10.0));
+    /// ```
+    fn window<A>(self, windows: Windows) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
+    where
+        A: Aggregate<R> + ExchangeData;
+}
+
+impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>> {
+    fn window<A>(self, windows: Windows) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
+    where
+        A: Aggregate<R> + ExchangeData,
+    {
+        let mut state: Box<dyn WindowState<R, A>> = match windows {
+            Windows::Tumbling { size } => Box::new(FixedWindows::new(size, size)),
+            Windows::Sliding { size, slide } => Box::new(FixedWindows::new(size, slide)),
+            Windows::Session { gap } => {
+                assert!(gap > 0, "session gap must be positive");
+                Box::new(SessionWindows::new(gap))
+            }
+        };
+        self.unary_frontier(Exchange::new(|r: &R| r.route()), "EventTimeWindow", |capability, _info| {
+            let mut capability = Some(capability);
+            let mut closed = Vec::new();
+            move |(input, frontier), output| {
+                // `for_each`, not `for_each_stamp`: messages must stay in arrival order.
+                input.for_each(|stamp, data| {
+                    let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
+                    for record in data.iter() {
+                        assert!(
+                            record.event_time() >= sent_at,
+                            "window input contract: a record sent at time {sent_at} has event time {}",
+                            record.event_time()
+                        );
+                        state.insert(record);
+                    }
+                });
+                let upto = frontier.frontier().first().copied().unwrap_or(Micros::MAX);
+                if let Some(cap) = capability.as_mut() {
+                    state.close_until(upto, &mut closed);
+                    // Emitted in end order; each window at its end time.
+                    for window in closed.drain(..) {
+                        output.session(&cap.delayed(&window.end_us.max(*cap.time()))).give(window);
+                    }
+                    if frontier.is_empty() {
+                        capability = None;
+                    } else if *cap.time() < upto {
+                        cap.downgrade(&upto);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The windows of every key on one worker.
+trait WindowState<R: WindowRecord, A> {
+    fn insert(&mut self, record: &R);
+    /// Moves every window that ends at or before `upto` into `out`, in end order.
+    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>);
+}
+
+/// Partial aggregates of one window, one per log run, in run order.
+#[derive(Debug, Clone)]
+struct RunPartials<A> {
+    parts: Vec<(u32, A)>,
+}
+
+impl<A> RunPartials<A> {
+    fn new() -> Self {
+        RunPartials {
+            parts: Vec::with_capacity(1),
+        }
+    }
+
+    #[inline]
+    fn add<R>(&mut self, record: &R)
+    where
+        R: WindowRecord,
+        A: Aggregate<R>,
+    {
+        let run = record.run();
+        match self.parts.last_mut() {
+            Some((r, agg)) if *r == run => agg.add(record),
+            _ => {
+                let at = self.parts.partition_point(|(r, _)| *r < run);
+                if self.parts.get(at).is_none_or(|(r, _)| *r != run) {
+                    self.parts.insert(at, (run, A::default()));
+                }
+                self.parts[at].1.add(record);
+            }
+        }
+    }
+
+    fn combine<R>(self) -> A
+    where
+        A: Aggregate<R>,
+    {
+        let mut parts = self.parts.into_iter();
+        let mut total = parts.next().map(|(_, a)| a).unwrap_or_default();
+        for (_, later) in parts {
+            total.merge(&later);
+        }
+        total
+    }
+}
+
+/// Tumbling and sliding windows: each record joins the windows that cover its time.
+struct FixedWindows<K, A> {
+    size: Micros,
+    slide: Micros,
+    /// Open windows per key, by start.
+    open: FxHashMap<K, Vec<(Micros, RunPartials<A>)>>,
+    /// Keys with a window ending at each time.
+    due: BTreeMap<Micros, Vec<K>>,
+}
+
+impl<K, A> FixedWindows<K, A> {
+    fn new(size: Micros, slide: Micros) -> Self {
+        assert!(
+            size > 0 && slide > 0 && slide <= size,
+            "windows need 0 < slide <= size"
+        );
+        FixedWindows {
+            size,
+            slide,
+            open: FxHashMap::default(),
+            due: BTreeMap::new(),
+        }
+    }
+}
+
+impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key, A> {
+    #[inline]
+    fn insert(&mut self, record: &R) {
+        let ts = record.event_time();
+        let last_start = window_start(ts, self.slide);
+        let mut start = last_start;
+        let windows = self.open.entry(record.key()).or_default();
+        // Windows `[start, start + size)` holding `ts`, latest first.
+        while start > ts - self.size {
+            match windows.iter_mut().rev().find(|(s, _)| *s == start) {
+                Some((_, partials)) => partials.add(record),
+                None => {
+                    let at = windows.partition_point(|(s, _)| *s < start);
+                    let mut partials = RunPartials::new();
+                    partials.add(record);
+                    windows.insert(at, (start, partials));
+                    self.due
+                        .entry(start + self.size)
+                        .or_default()
+                        .push(record.key());
+                }
+            }
+            start -= self.slide;
+        }
+    }
+
+    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>) {
+        while let Some(entry) = self.due.first_entry() {
+            if *entry.key() > upto {
+                break;
+            }
+            let (end, mut keys) = entry.remove_entry();
+            keys.sort();
+            for key in keys {
+                let windows = self.open.get_mut(&key).expect("a due key has windows");
+                let at = windows
+                    .iter()
+                    .position(|(s, _)| *s + self.size == end)
+                    .expect("a due window is open");
+                let (start, partials) = windows.remove(at);
+                if windows.is_empty() {
+                    self.open.remove(&key);
+                }
+                out.push(Window {
+                    key,
+                    start_us: start,
+                    end_us: end,
+                    aggregate: partials.combine(),
+                });
+            }
+        }
+    }
+}
+
+/// Session windows: records are kept, per key and run in arrival order, until
+/// their session closes; then each session is aggregated run by run.
+struct SessionWindows<K, R> {
+    gap: Micros,
+    pending: FxHashMap<K, BTreeMap<u32, Vec<R>>>,
+    /// When each key's earliest session might close (may be early: re-checked).
+    due: BTreeMap<Micros, Vec<K>>,
+}
+
+impl<K, R> SessionWindows<K, R> {
+    fn new(gap: Micros) -> Self {
+        SessionWindows {
+            gap,
+            pending: FxHashMap::default(),
+            due: BTreeMap::new(),
+        }
+    }
+}
+
+impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for SessionWindows<R::Key, R> {
+    fn insert(&mut self, record: &R) {
+        let runs = self.pending.entry(record.key()).or_insert_with(|| {
+            self.due
+                .entry(record.event_time() + self.gap)
+                .or_default()
+                .push(record.key());
+            BTreeMap::new()
+        });
+        runs.entry(record.run()).or_default().push(record.clone());
+    }
+
+    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>) {
+        let mut closing: Vec<(Micros, R::Key)> = Vec::new();
+        while let Some(entry) = self.due.first_entry() {
+            if *entry.key() > upto {
+                break;
+            }
+            let (_, keys) = entry.remove_entry();
+            for key in keys {
+                let Some(runs) = self.pending.get_mut(&key) else {
+                    continue;
+                };
+                let mut times: Vec<Micros> =
+                    runs.values().flatten().map(|r| r.event_time()).collect();
+                times.sort_unstable();
+                // Sessions as [first, last] of event times closer than `gap`.
+                let mut sessions: Vec<(Micros, Micros)> = Vec::new();
+                for t in times {
+                    match sessions.last_mut() {
+                        Some((_, last)) if t < *last + self.gap => *last = t,
+                        _ => sessions.push((t, t)),
+                    }
+                }
+                let closed = sessions
+                    .iter()
+                    .take_while(|(_, last)| *last + self.gap <= upto)
+                    .count();
+                let mut aggregates: Vec<A> = vec![A::default(); closed];
+                let mut first_run = vec![true; closed];
+                if closed > 0 {
+                    let limit = sessions[closed - 1].1;
+                    for records in runs.values_mut() {
+                        let mut run_aggs: Vec<Option<A>> = vec![None; closed];
+                        records.retain(|r| {
+                            let t = r.event_time();
+                            if t > limit {
+                                return true;
+                            }
+                            let s = sessions[..closed].partition_point(|(_, last)| *last < t);
+                            run_aggs[s].get_or_insert_with(A::default).add(r);
+                            false
+                        });
+                        for (s, agg) in run_aggs.into_iter().enumerate() {
+                            if let Some(agg) = agg {
+                                if first_run[s] {
+                                    aggregates[s] = agg;
+                                    first_run[s] = false;
+                                } else {
+                                    aggregates[s].merge(&agg);
+                                }
+                            }
+                        }
+                    }
+                    runs.retain(|_, records| !records.is_empty());
+                    for ((first, last), aggregate) in sessions[..closed].iter().zip(aggregates) {
+                        out.push(Window {
+                            key: key.clone(),
+                            start_us: *first,
+                            end_us: *last + self.gap,
+                            aggregate,
+                        });
+                    }
+                }
+                match sessions.get(closed) {
+                    Some((_, last)) => closing.push((*last + self.gap, key)),
+                    None => {
+                        self.pending.remove(&key);
+                    }
+                }
+            }
+        }
+        for (when, key) in closing {
+            self.due.entry(when).or_default().push(key);
+        }
+        out.sort_by(|a, b| (a.end_us, &a.key).cmp(&(b.end_us, &b.key)));
+    }
+}
