@@ -73,7 +73,7 @@ impl Catalog {
             let asset = *asset_ids.get(&s.asset).ok_or_else(|| {
                 format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset)
             })?;
-            if !(s.min <= s.max) || !s.sigma.is_finite() || s.sigma < 0.0 {
+            if !(s.min <= s.max) || s.sigma < 0.0 || s.sigma.is_infinite() {
                 return Err(format!("sensor {:?}: invalid sigma or range", s.sensor));
             }
             sensor_asset.push(asset);
@@ -85,6 +85,38 @@ impl Catalog {
             asset_ids,
             sensor_ids,
         })
+    }
+
+    /// A catalog of sensors found in a log that came without one: σ is unknown
+    /// (NaN), the range unbounded, and each asset's line, site and kind are
+    /// `unknown`. Entries are (sensor, asset, kind).
+    pub fn discovered(entries: &[(String, String, String)]) -> std::result::Result<Self, String> {
+        let mut asset_names: Vec<&String> = entries.iter().map(|(_, a, _)| a).collect();
+        asset_names.sort();
+        asset_names.dedup();
+        let unknown = || "unknown".to_owned();
+        let assets = asset_names
+            .into_iter()
+            .map(|a| AssetRecord {
+                asset: a.clone(),
+                line: unknown(),
+                site: unknown(),
+                kind: unknown(),
+            })
+            .collect();
+        let sensors = entries
+            .iter()
+            .map(|(sensor, asset, kind)| SensorRecord {
+                sensor: sensor.clone(),
+                asset: asset.clone(),
+                channel: sensor.rsplit('/').next().unwrap_or(sensor).to_owned(),
+                kind: kind.clone(),
+                sigma: f64::NAN,
+                min: f64::NEG_INFINITY,
+                max: f64::INFINITY,
+            })
+            .collect();
+        Catalog::new(assets, sensors)
     }
 
     /// Reads `assets.csv` and `sensors.csv` from a directory.

@@ -10,7 +10,7 @@ const FRACTION_BITS: i32 = 64;
 /// total is the same in any order and any grouping. Each addend is rounded to a
 /// multiple of 2⁻⁶⁴; magnitudes up to 2⁶³ are represented exactly otherwise.
 /// Non-finite or out-of-range addends are counted in `overflowed` instead.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExactSum {
     fixed: i128,
     overflowed: u64,

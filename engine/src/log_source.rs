@@ -185,6 +185,50 @@ impl LogSource {
         Ok(())
     }
 
+    /// Every distinct (sensor, asset, kind) in the log, sorted: the catalog of a
+    /// log that comes without one.
+    pub fn distinct_sensors(&self) -> Result<Vec<(String, String, String)>> {
+        let mut seen = std::collections::BTreeMap::<String, (String, String)>::new();
+        for file in &self.files {
+            let c = file.columns;
+            let handle = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+            let mask =
+                ProjectionMask::roots(file.plain.parquet_schema(), [c.asset, c.sensor, c.kind]);
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.plain.clone())
+                    .with_projection(mask)
+                    .with_batch_size(64 * 1024)
+                    .build()
+                    .map_err(|e| Error::parquet(&file.path, e))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
+                let schema = batch.schema();
+                let column = |name: &str| -> &StringArray {
+                    batch
+                        .column(schema.index_of(name).expect("projected"))
+                        .as_string()
+                };
+                let (asset, sensor, kind) =
+                    (column(col::ASSET), column(col::SENSOR), column(col::KIND));
+                for i in 0..batch.num_rows() {
+                    if sensor.is_valid(i) && !seen.contains_key(sensor.value(i)) {
+                        let owned = |a: &StringArray| {
+                            a.is_valid(i)
+                                .then(|| a.value(i))
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        seen.insert(sensor.value(i).to_owned(), (owned(asset), owned(kind)));
+                    }
+                }
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .map(|(sensor, (asset, kind))| (sensor, asset, kind))
+            .collect())
+    }
+
     /// A reader of a run's `ts_us`, `sensor` (as a dictionary) and `value`, in order.
     pub fn read_run(&self, run: &Run) -> Result<RunReader> {
         let file = &self.files[run.file];

@@ -132,7 +132,18 @@ pub struct RawLogWriter {
 
 impl RawLogWriter {
     pub fn create(parquet_path: &Path, csv_path: Option<&Path>) -> Result<Self> {
-        let parquet = ParquetFile::create(parquet_path, raw_log_schema())?;
+        Self::create_with_row_groups(parquet_path, csv_path, crate::sink::ROW_GROUP_ROWS)
+    }
+
+    /// Like [`RawLogWriter::create`], with row groups of `rows` rows (tests use
+    /// small ones to exercise multi-group logs).
+    pub fn create_with_row_groups(
+        parquet_path: &Path,
+        csv_path: Option<&Path>,
+        rows: usize,
+    ) -> Result<Self> {
+        let properties = crate::sink::writer_properties_with_row_groups(rows);
+        let parquet = ParquetFile::create_with(parquet_path, raw_log_schema(), properties)?;
         let csv = match csv_path {
             Some(p) => {
                 let file = File::create(p).map_err(|e| Error::io(p, e))?;

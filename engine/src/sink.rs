@@ -19,11 +19,16 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Writer properties shared by every file twinflow writes: zstd, row groups of
 /// about a million rows, column statistics (readers prune and plan with them).
 pub fn writer_properties() -> WriterProperties {
+    writer_properties_with_row_groups(ROW_GROUP_ROWS)
+}
+
+/// [`writer_properties`] with another row-group size.
+pub fn writer_properties_with_row_groups(rows: usize) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(rows.max(1)))
         .build()
 }
 
@@ -38,6 +43,15 @@ pub struct ParquetFile {
 
 impl ParquetFile {
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
+        Self::create_with(path, schema, writer_properties())
+    }
+
+    /// Like [`ParquetFile::create`], with explicit writer properties.
+    pub fn create_with(
+        path: &Path,
+        schema: SchemaRef,
+        properties: WriterProperties,
+    ) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -50,7 +64,7 @@ impl ParquetFile {
         let writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             schema,
-            Some(writer_properties()),
+            Some(properties),
         )
         .map_err(|e| Error::parquet(&tmp, e))?;
         Ok(ParquetFile {
@@ -78,10 +92,9 @@ impl ParquetFile {
         let ParquetFile {
             path,
             tmp,
-            mut writer,
+            writer,
             rows,
         } = self;
-        writer.finish().map_err(|e| Error::parquet(&tmp, e))?;
         let buffered = writer.into_inner().map_err(|e| Error::parquet(&tmp, e))?;
         let file = buffered
             .into_inner()
@@ -89,5 +102,56 @@ impl ParquetFile {
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         Ok(rows)
+    }
+}
+
+/// Rows buffered by a [`PartWriter`] before they are encoded and written.
+const PART_BATCH_ROWS: usize = 64 * 1024;
+
+/// A part file of a dataset: records are buffered, encoded into Arrow batches
+/// by `encode`, and written to one Parquet file.
+pub struct PartWriter<T> {
+    file: ParquetFile,
+    buffer: Vec<T>,
+    encode: Box<dyn FnMut(&[T]) -> RecordBatch>,
+}
+
+impl<T> PartWriter<T> {
+    /// Creates `dir/part-NNNNN.parquet` for worker `index`.
+    pub fn create(
+        dir: &Path,
+        index: usize,
+        schema: SchemaRef,
+        encode: impl FnMut(&[T]) -> RecordBatch + 'static,
+    ) -> Result<Self> {
+        let path = dir.join(format!("part-{index:05}.parquet"));
+        Ok(PartWriter {
+            file: ParquetFile::create(&path, schema)?,
+            buffer: Vec::with_capacity(PART_BATCH_ROWS),
+            encode: Box::new(encode),
+        })
+    }
+
+    pub fn push(&mut self, record: T) -> Result<()> {
+        self.buffer.push(record);
+        if self.buffer.len() >= PART_BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.buffer.is_empty() {
+            let batch = (self.encode)(&self.buffer);
+            self.buffer.clear();
+            self.file.write(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and commits the file; returns its row count.
+    pub fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        self.file.finish()
     }
 }

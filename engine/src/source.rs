@@ -237,21 +237,22 @@ impl RunCursor {
 }
 
 /// Sensor ids for the entries of a sensor dictionary, resolved once per
-/// dictionary rather than once per row.
+/// dictionary rather than once per row. Batches of one column chunk share a
+/// dictionary; comparing contents (a memcmp) is what makes reuse safe, since
+/// another chunk's dictionary may list the same names in another order.
 #[derive(Default)]
 struct SensorIdCache {
-    key: Option<(*const u8, usize)>,
+    names: Option<StringArray>,
     ids: Vec<Option<SensorId>>,
 }
 
 impl SensorIdCache {
     fn resolve(&mut self, names: &StringArray, catalog: &Catalog) -> &[Option<SensorId>] {
-        let key = (names.values().as_ptr(), names.len());
-        if self.key != Some(key) {
+        if self.names.as_ref() != Some(names) {
             self.ids.clear();
             self.ids
                 .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));
-            self.key = Some(key);
+            self.names = Some(names.clone());
         }
         &self.ids
     }

@@ -1,1 +1,5 @@
-//! placeholder
+//! twinflow pipelines: the reference TwinBench workload and pipeline, and the
+//! `replay` job that runs a pipeline over a Parquet log.
+
+pub mod replay;
+pub mod schemas;

@@ -1,0 +1,327 @@
+//! `twinflow replay`: runs the reference pipeline over a raw log and writes
+//! its results as Parquet datasets plus a run summary.
+//!
+//! Step W of TwinBench: per-sensor tumbling 1 s event-time windows (count,
+//! mean, min, max, last, variance); late rows go to `late/`, rows with an
+//! invalid value or an unknown sensor to `quarantine/`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::{Operator, Probe};
+use twinflow_engine::catalog::Catalog;
+use twinflow_engine::error::{Error, Result};
+use twinflow_engine::exact_sum::ExactSum;
+use twinflow_engine::log_source::{LogSource, SplitOptions};
+use twinflow_engine::runtime::{Cluster, gather_to_leader};
+use twinflow_engine::sink::PartWriter;
+use twinflow_engine::source::{LogReadOptions, ReaderStatus, read_log};
+use twinflow_engine::time::{DEFAULT_LATENESS, Micros, SECOND};
+use twinflow_operators::stats::Stats;
+use twinflow_operators::window::{EventTimeWindows, Window, Windows};
+
+use crate::schemas;
+
+/// What to replay and where.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// A raw-log Parquet file or a directory of them.
+    pub log: PathBuf,
+    pub out: PathBuf,
+    /// Directory holding `assets.csv` and `sensors.csv`; by default the log's
+    /// directory, and without one the catalog is discovered from the log.
+    pub catalog: Option<PathBuf>,
+    pub cluster: Cluster,
+    pub lateness: Micros,
+    pub split: SplitOptions,
+    pub progress: bool,
+}
+
+impl ReplayOptions {
+    pub fn new(log: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        ReplayOptions {
+            log: log.into(),
+            out: out.into(),
+            catalog: None,
+            cluster: Cluster::default(),
+            lateness: DEFAULT_LATENESS,
+            split: SplitOptions::default(),
+            progress: false,
+        }
+    }
+}
+
+/// The run summary, written to `OUT/summary.json` and printed by `replay`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Rows read from the log.
+    pub events_in: u64,
+    /// Accepted rows behind the watermark (written to `late/`, not windowed).
+    pub late_events: u64,
+    /// Window rows written to `windows/`.
+    pub windows: u64,
+    /// Σ of every window's mean, computed exactly (independent of worker count).
+    pub sum_window_means: f64,
+    /// Rows quarantined, in all and per reason.
+    pub quarantined: u64,
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    pub workers: usize,
+    pub processes: usize,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+}
+
+/// One worker's counts, gathered by the leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct WorkerTotals {
+    events_in: u64,
+    late_events: u64,
+    windows: u64,
+    sum_window_means: ExactSum,
+    quarantined_by_reason: BTreeMap<String, u64>,
+}
+
+impl WorkerTotals {
+    fn merge(&mut self, other: &WorkerTotals) {
+        self.events_in += other.events_in;
+        self.late_events += other.late_events;
+        self.windows += other.windows;
+        self.sum_window_means.merge(&other.sum_window_means);
+        for (reason, n) in &other.quarantined_by_reason {
+            *self
+                .quarantined_by_reason
+                .entry(reason.clone())
+                .or_default() += n;
+        }
+    }
+}
+
+/// The catalog for a log: `--catalog`, else the log's directory, else discovered.
+pub fn load_catalog(log: &Path, explicit: Option<&Path>, source: &LogSource) -> Result<Catalog> {
+    if let Some(dir) = explicit {
+        return Catalog::read_dir(dir);
+    }
+    let dir = if log.is_dir() {
+        Some(log)
+    } else {
+        log.parent()
+    };
+    if let Some(dir) = dir.filter(|d| d.join(twinflow_engine::catalog::SENSORS_FILE).exists()) {
+        return Catalog::read_dir(dir);
+    }
+    Catalog::discovered(&source.distinct_sensors()?).map_err(|e| Error::format(log, e))
+}
+
+/// Runs the reference pipeline over a log. Returns the summary on the process
+/// that hosts worker 0 (`None` on the others).
+pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
+    let started = Instant::now();
+    let log = Arc::new(LogSource::open(&options.log, options.split)?);
+    let catalog = Arc::new(load_catalog(
+        &options.log,
+        options.catalog.as_deref(),
+        &log,
+    )?);
+    std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
+
+    let progress = Arc::new(AtomicU64::new(0));
+    let reporter = options
+        .progress
+        .then(|| ProgressReporter::start(log.rows(), Arc::clone(&progress)));
+
+    let lateness = options.lateness;
+    let out = options.out.clone();
+    let results = {
+        let (log, catalog, progress) = (
+            Arc::clone(&log),
+            Arc::clone(&catalog),
+            Arc::clone(&progress),
+        );
+        options.cluster.run(move |worker| {
+            let index = worker.index();
+            let windows_part = Rc::new(RefCell::new(Some(schemas::windows_writer(
+                &out, index, &catalog,
+            )?)));
+            let late_part = Rc::new(RefCell::new(Some(schemas::rejected_writer(
+                &out.join("late"),
+                index,
+            )?)));
+            let quarantine_part = Rc::new(RefCell::new(Some(schemas::rejected_writer(
+                &out.join("quarantine"),
+                index,
+            )?)));
+            let totals = Rc::new(RefCell::new(WorkerTotals::default()));
+            let sink_error: Rc<RefCell<Option<Error>>> = Rc::new(RefCell::new(None));
+            let status = Rc::new(RefCell::new(ReaderStatus::default()));
+
+            let probe = worker.dataflow::<Micros, _, _>(|scope| {
+                let read = LogReadOptions {
+                    lateness,
+                    progress: Arc::clone(&progress),
+                };
+                let (readings, rejected) = read_log(
+                    scope,
+                    Arc::clone(&log),
+                    Arc::clone(&catalog),
+                    read,
+                    Rc::clone(&status),
+                );
+                let windows = readings.window::<Stats>(Windows::Tumbling { size: SECOND });
+                let (part, totals_w, error) = (
+                    Rc::clone(&windows_part),
+                    Rc::clone(&totals),
+                    Rc::clone(&sink_error),
+                );
+                let (probe, windows) = windows.probe();
+                windows.sink(Pipeline, "WriteWindows", move |(input, _)| {
+                    input.for_each(|_, data| {
+                        let mut totals = totals_w.borrow_mut();
+                        let mut part = part.borrow_mut();
+                        for window in data.drain(..) {
+                            totals.windows += 1;
+                            totals.sum_window_means.add(window.aggregate.mean());
+                            write_or_keep_error(part.as_mut(), window, &error);
+                        }
+                    });
+                });
+                let (late, quarantine, totals_r, error) = (
+                    Rc::clone(&late_part),
+                    Rc::clone(&quarantine_part),
+                    Rc::clone(&totals),
+                    Rc::clone(&sink_error),
+                );
+                rejected.sink(Pipeline, "WriteRejected", move |(input, _)| {
+                    input.for_each(|_, data| {
+                        let mut totals = totals_r.borrow_mut();
+                        for rejected in data.drain(..) {
+                            if rejected.reason.is_quarantine() {
+                                *totals
+                                    .quarantined_by_reason
+                                    .entry(rejected.reason.code().to_owned())
+                                    .or_default() += 1;
+                                write_or_keep_error(
+                                    quarantine.borrow_mut().as_mut(),
+                                    rejected,
+                                    &error,
+                                );
+                            } else {
+                                totals.late_events += 1;
+                                write_or_keep_error(late.borrow_mut().as_mut(), rejected, &error);
+                            }
+                        }
+                    });
+                });
+                probe
+            });
+            while !probe.done() {
+                worker.step();
+            }
+            while worker.step() {}
+
+            if let Some(e) = status.borrow_mut().error.take() {
+                return Err(e);
+            }
+            if let Some(e) = sink_error.borrow_mut().take() {
+                return Err(e);
+            }
+            for part in [&late_part, &quarantine_part] {
+                part.borrow_mut().take().expect("part is open").finish()?;
+            }
+            windows_part
+                .borrow_mut()
+                .take()
+                .expect("part is open")
+                .finish()?;
+            let mut totals = totals.take();
+            totals.events_in = status.borrow().rows;
+            Ok(gather_to_leader(worker, totals))
+        })?
+    };
+    if let Some(reporter) = reporter {
+        reporter.stop();
+    }
+
+    let Some(all) = results.into_iter().flatten().next() else {
+        return Ok(None);
+    };
+    let mut total = WorkerTotals::default();
+    all.iter().for_each(|t| total.merge(t));
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        events_in: total.events_in,
+        late_events: total.late_events,
+        windows: total.windows,
+        sum_window_means: total.sum_window_means.value(),
+        quarantined: total.quarantined_by_reason.values().sum(),
+        quarantined_by_reason: total.quarantined_by_reason,
+        workers: options.cluster.workers,
+        processes: options.cluster.processes,
+        elapsed_s: elapsed,
+        events_per_s: total.events_in as f64 / elapsed.max(1e-9),
+    };
+    let path = options.out.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
+    Ok(Some(summary))
+}
+
+/// Writes a record unless an earlier write failed; keeps the first error.
+fn write_or_keep_error<T>(
+    part: Option<&mut PartWriter<T>>,
+    record: T,
+    error: &RefCell<Option<Error>>,
+) {
+    if error.borrow().is_some() {
+        return;
+    }
+    if let Some(part) = part
+        && let Err(e) = part.push(record)
+    {
+        *error.borrow_mut() = Some(e);
+    }
+}
+
+/// A progress bar on stderr fed by the workers' shared row counter.
+struct ProgressReporter {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProgressReporter {
+    fn start(total: u64, done: Arc<AtomicU64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let bar = indicatif::ProgressBar::new(total);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "replay {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+                    )
+                    .expect("valid template"),
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    bar.set_position(done.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                bar.finish_and_clear();
+            })
+        };
+        ProgressReporter { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// A window row as written to `windows/`.
+pub type SensorWindow = Window<twinflow_engine::catalog::SensorId, Stats>;

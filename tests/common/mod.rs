@@ -1,0 +1,284 @@
+//! Shared helpers of the integration tests: a synthetic raw log, an
+//! independent batch computation of TwinBench W, and readers of the outputs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use twinflow::engine::catalog::{AssetRecord, Catalog, SensorRecord};
+use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
+
+/// One row of a raw log, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub ts_us: i64,
+    pub arrival_us: i64,
+    pub asset: String,
+    pub sensor: String,
+    pub value: f64,
+    pub seq: u64,
+}
+
+/// Writes a small disordered plant log (with late rows, a NaN, an unknown
+/// sensor and equal-time ties) plus its catalog into `dir`; returns the rows in
+/// arrival order.
+pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
+    let assets: Vec<String> = (0..3).map(|a| format!("asset-{a:04}")).collect();
+    let channels = ["temp-1", "temp-2", "press-1", "flow"];
+    let mut rows = Vec::new();
+    let t0 = 1_767_225_600_000_000i64;
+    for asset in &assets {
+        for channel in channels {
+            let sensor = format!("{asset}/{channel}");
+            for (seq, k) in (0..400u64).enumerate() {
+                let ts = t0 + k as i64 * 100_000 + rng.random_range(0..1000);
+                let mut lag = rng.random_range(0..500_000);
+                if rng.random_range(0..100) < 2 {
+                    lag += rng.random_range(2_000_000..10_000_000);
+                }
+                let value = 50.0 + 10.0 * rng.random::<f64>();
+                rows.push(Row {
+                    ts_us: ts,
+                    arrival_us: ts + lag,
+                    asset: asset.clone(),
+                    sensor: sensor.clone(),
+                    value,
+                    seq: seq as u64,
+                });
+            }
+        }
+    }
+    // A tie on event time: the later arrival must be the window's `last`.
+    let mut tie = rows[10].clone();
+    tie.value = 1234.5;
+    tie.arrival_us += 1;
+    rows.push(tie);
+    let mut nan = rows[20].clone();
+    nan.value = f64::NAN;
+    rows.push(nan);
+    let mut stranger = rows[30].clone();
+    stranger.sensor = "asset-9999/temp-1".into();
+    rows.push(stranger);
+    rows.sort_by_key(|r| (r.arrival_us, r.ts_us, r.sensor.clone()));
+
+    let mut writer =
+        RawLogWriter::create_with_row_groups(&dir.join("events.parquet"), None, row_group_rows)
+            .unwrap();
+    for r in &rows {
+        writer
+            .push(&RawEvent {
+                ts_us: r.ts_us,
+                arrival_us: r.arrival_us,
+                asset: &r.asset,
+                sensor: &r.sensor,
+                kind: "temperature",
+                value: r.value,
+                seq: r.seq,
+                quality: 0,
+                tag: None,
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    let catalog = Catalog::new(
+        assets
+            .iter()
+            .map(|a| AssetRecord {
+                asset: a.clone(),
+                line: "line-00".into(),
+                site: "site-0".into(),
+                kind: "pump".into(),
+            })
+            .collect(),
+        assets
+            .iter()
+            .flat_map(|a| {
+                channels.iter().map(move |c| SensorRecord {
+                    sensor: format!("{a}/{c}"),
+                    asset: a.clone(),
+                    channel: c.to_string(),
+                    kind: "temperature".into(),
+                    sigma: 0.2,
+                    min: -50.0,
+                    max: 250.0,
+                })
+            })
+            .collect(),
+    )
+    .unwrap();
+    catalog.write_dir(dir).unwrap();
+    rows
+}
+
+/// W of one sensor-window, as the batch path computes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRow {
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+}
+
+/// W computed the plain way: walk the rows in arrival order with the running
+/// maximum event time, set late and quarantined rows aside, group the rest.
+pub struct ExpectedW {
+    pub windows: BTreeMap<(String, i64), WindowRow>,
+    pub late: u64,
+    pub quarantined: u64,
+}
+
+pub fn expected_w(
+    rows: &[Row],
+    known_sensors: &dyn Fn(&str) -> bool,
+    lateness_us: i64,
+) -> ExpectedW {
+    struct Acc {
+        n: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+        last_ts: i64,
+        last: f64,
+    }
+    let mut groups: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+    let (mut late, mut quarantined) = (0, 0);
+    let mut max_ts: Option<i64> = None;
+    for r in rows {
+        let is_late = max_ts.is_some_and(|m| r.ts_us < m - lateness_us);
+        if !known_sensors(&r.sensor) || !r.value.is_finite() {
+            quarantined += 1;
+        } else if is_late {
+            late += 1;
+        } else {
+            let start = r.ts_us.div_euclid(1_000_000) * 1_000_000;
+            let acc = groups.entry((r.sensor.clone(), start)).or_insert(Acc {
+                n: 0,
+                sum: 0.0,
+                min: f64::MAX,
+                max: f64::MIN,
+                last_ts: i64::MIN,
+                last: 0.0,
+            });
+            acc.n += 1;
+            acc.sum += r.value;
+            acc.min = acc.min.min(r.value);
+            acc.max = acc.max.max(r.value);
+            if r.ts_us >= acc.last_ts {
+                acc.last_ts = r.ts_us;
+                acc.last = r.value;
+            }
+        }
+        max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+    }
+    let windows = groups
+        .into_iter()
+        .map(|(k, a)| {
+            (
+                k,
+                WindowRow {
+                    count: a.n,
+                    mean: a.sum / a.n as f64,
+                    min: a.min,
+                    max: a.max,
+                    last: a.last,
+                },
+            )
+        })
+        .collect();
+    ExpectedW {
+        windows,
+        late,
+        quarantined,
+    }
+}
+
+/// Reads every `part-*.parquet` of a dataset directory.
+pub fn read_dataset(dir: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    parts.sort();
+    let mut batches = Vec::new();
+    for part in parts {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&part).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        batches.extend(reader.map(|b| b.unwrap()));
+    }
+    batches
+}
+
+/// The `windows/` dataset as a map keyed like [`ExpectedW::windows`].
+pub fn read_windows(out: &Path) -> BTreeMap<(String, i64), WindowRow> {
+    let mut windows = BTreeMap::new();
+    for batch in read_dataset(&out.join("windows")) {
+        let col = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let sensor = col("sensor");
+        let sensor = sensor.as_string::<i32>();
+        let start = col("window_start_us");
+        let count = col("count");
+        let (mean, min, max, last) = (col("mean"), col("min"), col("max"), col("last"));
+        for i in 0..batch.num_rows() {
+            let key = (
+                sensor.value(i).to_owned(),
+                start.as_primitive::<Int64Type>().value(i),
+            );
+            let row = WindowRow {
+                count: count.as_primitive::<UInt64Type>().value(i),
+                mean: mean.as_primitive::<Float64Type>().value(i),
+                min: min.as_primitive::<Float64Type>().value(i),
+                max: max.as_primitive::<Float64Type>().value(i),
+                last: last.as_primitive::<Float64Type>().value(i),
+            };
+            assert!(
+                windows.insert(key.clone(), row).is_none(),
+                "window {key:?} written twice"
+            );
+        }
+    }
+    windows
+}
+
+/// Rows in a dataset directory.
+pub fn dataset_rows(dir: &Path) -> usize {
+    read_dataset(dir).iter().map(|b| b.num_rows()).sum()
+}
+
+/// Asserts two W results agree: counts, min, max and last exactly, means to 1e-12 relative.
+pub fn assert_windows_match(
+    actual: &BTreeMap<(String, i64), WindowRow>,
+    expected: &BTreeMap<(String, i64), WindowRow>,
+) {
+    assert_eq!(actual.len(), expected.len(), "number of windows");
+    for ((key, a), (ekey, e)) in actual.iter().zip(expected) {
+        assert_eq!(key, ekey);
+        assert_eq!(
+            (a.count, a.min, a.max, a.last),
+            (e.count, e.min, e.max, e.last),
+            "window {key:?}"
+        );
+        assert!(
+            (a.mean - e.mean).abs() <= 1e-12 * e.mean.abs().max(1.0),
+            "mean of {key:?}: {} vs {}",
+            a.mean,
+            e.mean
+        );
+    }
+}
+
+/// Whether a value is NaN-aware equal (used for quarantine rows).
+pub fn is_nan_at(array: &dyn Array, i: usize) -> bool {
+    array.as_primitive::<Float64Type>().value(i).is_nan()
+}

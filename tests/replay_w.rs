@@ -1,0 +1,160 @@
+//! TwinBench W through `replay` equals an independent batch computation, for
+//! one worker, several workers, and two processes on loopback.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use twinflow::engine::log_source::SplitOptions;
+use twinflow::engine::runtime::Cluster;
+use twinflow::pipelines::replay::{ReplayOptions, Summary, replay};
+
+fn replay_with(log: &Path, out: &Path, workers: usize, run_rows: Option<usize>) -> Summary {
+    let options = ReplayOptions {
+        cluster: Cluster::threads(workers),
+        split: SplitOptions {
+            max_run_rows: run_rows,
+        },
+        ..ReplayOptions::new(log, out)
+    };
+    replay(&options).unwrap().expect("single process leads")
+}
+
+fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
+    let known = |s: &str| !s.starts_with("asset-9999");
+    let expected = expected_w(rows, &known, 2_000_000);
+    assert!(
+        expected.late > 10,
+        "the synthetic log must have late rows ({})",
+        expected.late
+    );
+    let actual = read_windows(out);
+    assert_windows_match(&actual, &expected.windows);
+    assert_eq!(summary.events_in, rows.len() as u64);
+    assert_eq!(summary.late_events, expected.late);
+    assert_eq!(summary.windows, expected.windows.len() as u64);
+    assert_eq!(summary.quarantined, expected.quarantined);
+    assert_eq!(summary.quarantined_by_reason.get("not_finite"), Some(&1));
+    assert_eq!(
+        summary.quarantined_by_reason.get("unknown_sensor"),
+        Some(&1)
+    );
+    let sum: f64 = expected.windows.values().map(|w| w.mean).sum();
+    assert!((summary.sum_window_means - sum).abs() <= 1e-9 * sum.abs());
+    assert_eq!(dataset_rows(&out.join("late")) as u64, expected.late);
+    assert_eq!(
+        dataset_rows(&out.join("quarantine")) as u64,
+        expected.quarantined
+    );
+    let _ = log;
+}
+
+#[test]
+fn one_worker_matches_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = write_synthetic_log(&dir.path().join("log"), 1 << 20);
+    let out = dir.path().join("out");
+    let summary = replay_with(&dir.path().join("log"), &out, 1, None);
+    check(&rows, &dir.path().join("log"), &out, &summary);
+}
+
+#[test]
+fn three_workers_over_row_groups_and_split_runs_match_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // Row groups of 700 rows: lateness across groups comes from the statistics ...
+    let rows = write_synthetic_log(&log, 700);
+    let by_groups = replay_with(&log, &dir.path().join("groups"), 3, None);
+    check(&rows, &log, &dir.path().join("groups"), &by_groups);
+    // ... and from a pass over `ts_us` when runs cut row groups.
+    let by_runs = replay_with(&log, &dir.path().join("runs"), 3, Some(250));
+    check(&rows, &log, &dir.path().join("runs"), &by_runs);
+    // Deterministic: identical windows and the exact same checksum.
+    assert_eq!(
+        read_windows(&dir.path().join("groups")),
+        read_windows(&dir.path().join("runs"))
+    );
+    assert_eq!(by_groups.sum_window_means, by_runs.sum_window_means);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn two_processes_on_loopback_match_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 500);
+    let hostfile = dir.path().join("hosts.txt");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let spawn = |process: usize| {
+        let args: Vec<String> = [
+            "replay",
+            log.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--processes",
+            "2",
+            "--process",
+            &process.to_string(),
+            "--hostfile",
+            hostfile.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_twinflow"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let (first, second) = (spawn(0), spawn(1));
+    let first = first.join().unwrap();
+    let second = second.join().unwrap();
+    assert!(
+        first.status.success(),
+        "process 0: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "process 1: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let summary: Summary =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.processes, 2);
+    check(&rows, &log, &out, &summary);
+    // The printed summary equals the file (timely's cluster set-up prints a
+    // line of its own first).
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    let printed: Summary =
+        serde_json::from_str(&stdout[stdout.find('{').expect("summary printed")..]).unwrap();
+    assert_eq!(printed, summary);
+}
+
+#[test]
+fn four_workers_match_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 500);
+    let summary = replay_with(&log, &dir.path().join("out"), 4, None);
+    check(&rows, &log, &dir.path().join("out"), &summary);
+}
