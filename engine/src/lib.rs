@@ -11,6 +11,7 @@ pub use error::{Error, Result};
 pub mod event;
 pub mod exact_sum;
 pub mod log_source;
+pub mod metrics;
 pub mod runtime;
 pub mod source;
 pub mod time;

@@ -76,6 +76,8 @@ pub struct Summary {
     pub processes: usize,
     pub elapsed_s: f64,
     pub events_per_s: f64,
+    /// Peak resident memory of this (the leader's) process, in MB.
+    pub peak_rss_mb: Option<f64>,
 }
 
 /// One worker's counts, gathered by the leader.
@@ -265,6 +267,7 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         processes: options.cluster.processes,
         elapsed_s: elapsed,
         events_per_s: total.events_in as f64 / elapsed.max(1e-9),
+        peak_rss_mb: twinflow_engine::metrics::peak_rss_bytes().map(|b| b as f64 / 1e6),
     };
     let path = options.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;

@@ -1,0 +1,130 @@
+//! Replay throughput and memory of TwinBench step W (`cargo bench --bench replay`).
+//!
+//! Generates a ≥10M-event TwinBench log once (cached under `target/`), then
+//! measures, in one run so the figures compare as ratios:
+//! - the floor: decoding the log's `ts_us`, `sensor` and `value` columns on one core;
+//! - `twinflow replay` end to end (Parquet in, Parquet out) with 1 and 2 workers;
+//! - peak memory of the same replay over a log 10× shorter, to show it is flat.
+//!
+//! Set `TWINBENCH_SECONDS` to change the log length (default 460 s: 10.2M events).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use twinflow::engine::log_source::{LogSource, SplitOptions};
+
+const ASSETS: usize = 200;
+
+fn main() {
+    let seconds: u64 = std::env::var("TWINBENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(460);
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("twinbench-bench");
+    let long = ensure_log(&root, seconds);
+    let short = ensure_log(&root, (seconds / 10).max(1));
+
+    let (rows, floor) = decode_floor(&long);
+    println!(
+        "log: {} events ({ASSETS} assets × {seconds} s), {}",
+        rows,
+        long.display()
+    );
+    println!(
+        "{:<34} {:>14} {:>14} {:>12} {:>10}",
+        "measurement", "events/s", "per core", "peak MB", "vs floor"
+    );
+    println!(
+        "{:<34} {:>14.0} {:>14.0} {:>12} {:>10}",
+        "decode floor (1 core)", floor, floor, "-", "1.00"
+    );
+    let mut peak_long_1 = 0.0;
+    for workers in [1usize, 2] {
+        let s = replay(&long, &root.join(format!("out-w{workers}")), workers);
+        let eps = s["events_per_s"].as_f64().unwrap();
+        let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+        if workers == 1 {
+            peak_long_1 = peak;
+        }
+        println!(
+            "{:<34} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
+            format!("replay W, {workers} worker(s)"),
+            eps,
+            eps / workers as f64,
+            peak,
+            eps / workers as f64 / floor
+        );
+    }
+    let s = replay(&short, &root.join("out-short"), 1);
+    let peak_short = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "memory: peak {:.1} MB at {} events vs {:.1} MB at {} events: {:+.1}% for 10× the events",
+        peak_short,
+        s["events_in"],
+        peak_long_1,
+        rows,
+        (peak_long_1 / peak_short - 1.0) * 100.0
+    );
+}
+
+/// Generates (once) a TwinBench log of `seconds`, returning its directory.
+fn ensure_log(root: &Path, seconds: u64) -> PathBuf {
+    let dir = root.join(format!("log-{ASSETS}x{seconds}"));
+    if !dir.join("events.parquet").exists() {
+        eprintln!("generating {}", dir.display());
+        let status = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+            .args([
+                "generate",
+                "--assets",
+                &ASSETS.to_string(),
+                "--seconds",
+                &seconds.to_string(),
+            ])
+            .args(["--seed", "7", "--out", dir.to_str().unwrap()])
+            .status()
+            .expect("run twinflow generate");
+        assert!(status.success(), "generate failed");
+    }
+    dir
+}
+
+/// Decodes the columns W needs, on this thread; returns (rows, rows per second).
+fn decode_floor(log: &Path) -> (u64, f64) {
+    let source = LogSource::open(log, SplitOptions::default()).expect("open log");
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut checksum = 0i64;
+    for run in source.runs() {
+        let mut reader = source.read_run(run).expect("read run");
+        while let Some(batch) = reader.next_batch().expect("decode") {
+            rows += batch.ts.len() as u64;
+            checksum = checksum.wrapping_add(batch.ts.values()[0]);
+        }
+    }
+    std::hint::black_box(checksum);
+    (rows, rows as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs `twinflow replay` in its own process (so its peak memory is its own).
+fn replay(log: &Path, out: &Path, workers: usize) -> serde_json::Value {
+    let _ = std::fs::remove_dir_all(out);
+    let output = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args([
+            "replay",
+            log.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--workers",
+            &workers.to_string(),
+        ])
+        .output()
+        .expect("run twinflow replay");
+    assert!(
+        output.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(&stdout[stdout.find('{').unwrap()..]).expect("summary json")
+}

@@ -1,0 +1,248 @@
+//! Bad input gives a clear error naming the file and the problem, a non-zero
+//! exit and no panic; rows with invalid values are quarantined with a reason.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use common::*;
+use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
+
+fn replay(log: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args([
+            "replay",
+            log.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--workers",
+            "2",
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Asserts a failed run whose message names `file` and contains `problem`.
+fn assert_clear_error(output: &Output, file: &Path, problem: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "error must name {}: {stderr}",
+        file.display()
+    );
+    assert!(
+        stderr.contains(problem),
+        "error must say `{problem}`: {stderr}"
+    );
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.parquet");
+    assert_clear_error(
+        &replay(&missing, &dir.path().join("out")),
+        &missing,
+        "No such file",
+    );
+}
+
+#[test]
+fn not_parquet_and_truncated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.parquet");
+    std::fs::write(&text, "ts_us,value\n1,2\n").unwrap();
+    assert_clear_error(
+        &replay(&text, &dir.path().join("out1")),
+        &text,
+        "not a readable Parquet file",
+    );
+
+    write_synthetic_log(&dir.path().join("log"), 1 << 20);
+    let bytes = std::fs::read(dir.path().join("log/events.parquet")).unwrap();
+    let truncated = dir.path().join("truncated.parquet");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clear_error(
+        &replay(&truncated, &dir.path().join("out2")),
+        &truncated,
+        "not a readable Parquet file",
+    );
+}
+
+#[test]
+fn corrupt_data_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic_log(&dir.path().join("log"), 1 << 20);
+    let mut bytes = std::fs::read(dir.path().join("log/events.parquet")).unwrap();
+    // Scramble the middle of the file (column data), keeping the footer intact.
+    let (from, to) = (bytes.len() / 8, bytes.len() / 2);
+    for (i, b) in bytes[from..to].iter_mut().enumerate() {
+        *b ^= (i as u8).wrapping_mul(31) | 1;
+    }
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    assert_clear_error(
+        &replay(&corrupt, &dir.path().join("out")),
+        &corrupt,
+        "Parquet",
+    );
+}
+
+#[test]
+fn wrong_schema_and_unknown_column_type() {
+    let dir = tempfile::tempdir().unwrap();
+    // `value` as text.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts_us", DataType::Int64, false),
+        Field::new("value", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
+    )
+    .unwrap();
+    let missing_columns = dir.path().join("two-columns.parquet");
+    write_parquet(&missing_columns, &batch);
+    assert_clear_error(
+        &replay(&missing_columns, &dir.path().join("o1")),
+        &missing_columns,
+        "missing column `arrival_us`",
+    );
+
+    // Every column present, but `seq` is a 32-bit integer and `value` a string.
+    let full = |value: ArrayRef, value_type: DataType| {
+        let fields = vec![
+            Field::new("ts_us", DataType::Int64, false),
+            Field::new("arrival_us", DataType::Int64, false),
+            Field::new("asset", DataType::Utf8, false),
+            Field::new("sensor", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("value", value_type, false),
+            Field::new("seq", DataType::Int32, false),
+            Field::new("quality", DataType::UInt8, false),
+        ];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["a/t"])),
+            Arc::new(StringArray::from(vec!["temperature"])),
+            value,
+            Arc::new(Int32Array::from(vec![0])),
+            Arc::new(arrow::array::UInt8Array::from(vec![0])),
+        ];
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    };
+    let text_value = dir.path().join("text-value.parquet");
+    write_parquet(
+        &text_value,
+        &full(Arc::new(StringArray::from(vec!["1.5"])), DataType::Utf8),
+    );
+    assert_clear_error(
+        &replay(&text_value, &dir.path().join("o2")),
+        &text_value,
+        "column `value` has type Utf8, expected Float64",
+    );
+    let int_seq = dir.path().join("int-seq.parquet");
+    write_parquet(
+        &int_seq,
+        &full(Arc::new(Float64Array::from(vec![1.5])), DataType::Float64),
+    );
+    assert_clear_error(
+        &replay(&int_seq, &dir.path().join("o3")),
+        &int_seq,
+        "column `seq` has type Int32, expected UInt64",
+    );
+}
+
+#[test]
+fn non_finite_values_are_quarantined_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 1 << 20);
+    // Append a second log file with infinities and NaN: a directory of files is one log.
+    let mut writer = RawLogWriter::create(&log.join("events_2.parquet"), None).unwrap();
+    let last = rows.last().unwrap();
+    for (i, value) in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 42.0]
+        .into_iter()
+        .enumerate()
+    {
+        let ts = last.arrival_us + i as i64;
+        writer
+            .push(&RawEvent {
+                ts_us: ts,
+                arrival_us: ts,
+                asset: &last.asset,
+                sensor: &last.sensor,
+                kind: "temperature",
+                value,
+                seq: 9000 + i as u64,
+                quality: 0,
+                tag: None,
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    let out = dir.path().join("out");
+    let output = replay(&log, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    // One NaN and one unknown sensor in the synthetic log, three non-finite values here.
+    assert_eq!(summary["quarantined_by_reason"]["not_finite"], 4);
+    assert_eq!(summary["quarantined_by_reason"]["unknown_sensor"], 1);
+    assert_eq!(summary["events_in"], rows.len() as u64 + 4);
+    let quarantine = read_dataset(&out.join("quarantine"));
+    let reasons: Vec<String> = quarantine
+        .iter()
+        .flat_map(|b| {
+            let r = b.column(b.schema().index_of("reason").unwrap()).clone();
+            (0..b.num_rows())
+                .map(move |i| {
+                    arrow::array::AsArray::as_string::<i32>(&r)
+                        .value(i)
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(reasons.iter().filter(|r| *r == "not_finite").count(), 4);
+    // The original fields are kept: the infinite values are there as they came.
+    let values: Vec<f64> = quarantine
+        .iter()
+        .flat_map(|b| {
+            let v = b.column(b.schema().index_of("value").unwrap()).clone();
+            (0..b.num_rows())
+                .map(move |i| {
+                    arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(&v)
+                        .value(i)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(values.contains(&f64::INFINITY) && values.contains(&f64::NEG_INFINITY));
+}

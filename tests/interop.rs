@@ -1,0 +1,73 @@
+//! Interop: Python's pyarrow and DuckDB (pinned in tests/interop/requirements.txt,
+//! installed into target/interop-venv by tests/interop/setup.sh) read every
+//! Parquet output, and a DuckDB SQL computation of TwinBench W straight from
+//! events.parquet equals what `twinflow replay` wrote.
+
+use std::path::Path;
+use std::process::Command;
+
+fn twinflow(args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "twinflow {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn duckdb_and_pyarrow_agree_with_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let setup = Command::new("bash")
+        .arg(root.join("tests/interop/setup.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setting up the Python environment failed: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (log, out) = (dir.path().join("log"), dir.path().join("out"));
+    let (log_s, out_s) = (log.to_str().unwrap(), out.to_str().unwrap());
+    twinflow(&[
+        "generate",
+        "--assets",
+        "20",
+        "--seconds",
+        "90",
+        "--seed",
+        "3",
+        "--out",
+        log_s,
+        "--csv",
+    ]);
+    twinflow(&[
+        "replay",
+        log_s,
+        "--out",
+        out_s,
+        "--workers",
+        "2",
+        "--run-rows",
+        "20000",
+    ]);
+
+    let check = Command::new(&python)
+        .arg(root.join("tests/interop/check.py"))
+        .args([log_s, out_s])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "interop check failed:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&check.stdout));
+}

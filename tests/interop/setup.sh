@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates (once) the Python environment the interop test runs in, with the
+# pinned duckdb and pyarrow of requirements.txt; prints its python's path.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+venv="${TWINFLOW_INTEROP_VENV:-$here/../../target/interop-venv}"
+stamp="$venv/.requirements"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$stamp"; then
+  python3 -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
+  cp "$here/requirements.txt" "$stamp"
+fi
+echo "$venv/bin/python"
