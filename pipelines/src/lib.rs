@@ -3,3 +3,4 @@
 
 pub mod replay;
 pub mod schemas;
+pub mod twinbench;
