@@ -8,7 +8,7 @@ use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::pipelines::replay::{ReplayOptions, replay};
-//GEN use twinflow::pipelines::twinbench::generate::{GenerateOptions, generate};
+use twinflow::pipelines::twinbench::{GenerateOptions, generate};
 
 #[derive(Parser)]
 #[command(
@@ -97,8 +97,25 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
             out,
             csv,
         } => {
-            let _ = (assets, seconds, seed, out, csv);
-            todo!("GEN")
+            let report = generate(&GenerateOptions {
+                assets,
+                seconds,
+                seed,
+                out: out.clone(),
+                csv,
+                progress: true,
+            })?;
+            eprintln!(
+                "wrote {} events ({} late, {} forged, {} replayed, {} flooding; {} labels) to {}",
+                report.events,
+                report.late,
+                report.forged,
+                report.replayed,
+                report.flooding,
+                report.labels,
+                out.display()
+            );
+            Ok(())
         }
         Command::Replay {
             log,

@@ -36,11 +36,20 @@ pub struct RawRow {
     pub tag: Option<Vec<u8>>,
 }
 
-/// Why a row did not become a [`Reading`].
+/// An accepted reading that arrived behind the watermark: counted and written
+/// to `late/`, not windowed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LateReading {
+    pub reading: Reading,
+    /// Position of the row in the log's arrival order (0-based, across files).
+    pub position: u64,
+    /// The watermark when the row arrived.
+    pub watermark_us: Micros,
+}
+
+/// Why a row was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum RejectReason {
-    /// Behind the watermark when it arrived (not quarantined: written to `late/`).
-    Late,
+pub enum QuarantineReason {
     /// The sensor is not in the catalog.
     UnknownSensor,
     /// The value is NaN or infinite.
@@ -49,27 +58,22 @@ pub enum RejectReason {
     NullField,
 }
 
-impl RejectReason {
+impl QuarantineReason {
     /// The reason code written to outputs and summaries.
     pub fn code(self) -> &'static str {
         match self {
-            RejectReason::Late => "late",
-            RejectReason::UnknownSensor => "unknown_sensor",
-            RejectReason::NotFinite => "not_finite",
-            RejectReason::NullField => "null_field",
+            QuarantineReason::UnknownSensor => "unknown_sensor",
+            QuarantineReason::NotFinite => "not_finite",
+            QuarantineReason::NullField => "null_field",
         }
-    }
-
-    /// Whether the row goes to quarantine (every reason but lateness).
-    pub fn is_quarantine(self) -> bool {
-        self != RejectReason::Late
     }
 }
 
-/// A row set aside, with where it was in the log and the watermark it met.
+/// A quarantined row with all its original fields, where it was in the log and
+/// the watermark it met.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rejected {
-    pub reason: RejectReason,
+pub struct Quarantined {
+    pub reason: QuarantineReason,
     /// Position of the row in the log's arrival order (0-based, across files).
     pub position: u64,
     /// The watermark when the row arrived.

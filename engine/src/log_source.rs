@@ -25,12 +25,18 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
 use crate::error::{Error, Result};
 use crate::event::RawRow;
 use crate::raw_log::col;
 use crate::time::Micros;
+
+/// The size runs are cut to by default (at page boundaries): small enough
+/// that workers reading neighbouring runs stay close in event time.
+pub const DEFAULT_RUN_ROWS: usize = 128 * 1024;
 
 /// Rows decoded per batch on the hot path.
 pub const BATCH_ROWS: usize = 16 * 1024;
@@ -145,33 +151,14 @@ impl LogSource {
         let mut prefix_max = Micros::MIN;
         let mut position = 0u64;
         for (file_index, file) in self.files.iter().enumerate() {
-            let meta = file.plain.metadata().clone();
-            for (rg_index, rg) in meta.row_groups().iter().enumerate() {
-                let n = rg.num_rows() as usize;
-                let run_rows = split.max_run_rows.unwrap_or(n).max(1);
-                let ranges: Vec<Range<usize>> = (0..n)
-                    .step_by(run_rows)
-                    .map(|s| s..(s + run_rows).min(n))
-                    .collect();
-                let stats_max = match rg.column(file.columns.ts).statistics() {
-                    Some(Statistics::Int64(s))
-                        if s.max_is_exact() && s.null_count_opt() == Some(0) =>
-                    {
-                        s.max_opt().copied()
-                    }
-                    _ => None,
-                };
-                let maxima = match (ranges.len(), stats_max) {
-                    (1, Some(max)) => vec![max],
-                    _ => file.run_maxima(rg_index, &ranges)?,
-                };
-                for (rows, max) in ranges.into_iter().zip(maxima) {
+            for row_group in 0..file.plain.metadata().num_row_groups() {
+                for (rows, max) in file.plan_row_group(row_group, split)? {
                     let len = rows.len() as u64;
                     self.runs.push(Run {
                         index: u32::try_from(self.runs.len())
                             .map_err(|_| Error::Config("log has too many runs".into()))?,
                         file: file_index,
-                        row_group: rg_index,
+                        row_group,
                         rows,
                         first_position: position,
                         prefix_max_ts: prefix_max,
@@ -303,8 +290,9 @@ impl RunReader {
 impl LogFile {
     fn open(path: &Path) -> Result<Self> {
         let handle = File::open(path).map_err(|e| Error::io(path, e))?;
-        let plain = ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new())
-            .map_err(|e| Error::parquet(path, e))?;
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let plain =
+            ArrowReaderMetadata::load(&handle, options).map_err(|e| Error::parquet(path, e))?;
         let columns = Columns::find(path, plain.schema())?;
         let hot_schema = dictionary_sensor_schema(plain.schema(), columns.sensor);
         let hot = ArrowReaderMetadata::try_new(
@@ -345,6 +333,79 @@ impl LogFile {
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    /// Cuts a row group into runs, each with its greatest `ts_us`:
+    /// - with `max_run_rows`, into runs of that many rows, their maxima read
+    ///   from the `ts_us` column;
+    /// - else at `ts_us` page boundaries into runs of about [`DEFAULT_RUN_ROWS`],
+    ///   their maxima from the page index (no decoding);
+    /// - else (no page index) as one run, its maximum from the column
+    ///   statistics, or read from the column when those are missing.
+    fn plan_row_group(
+        &self,
+        row_group: usize,
+        split: SplitOptions,
+    ) -> Result<Vec<(Range<usize>, Micros)>> {
+        let meta = self.plain.metadata();
+        let n = meta.row_group(row_group).num_rows() as usize;
+        if let Some(run_rows) = split.max_run_rows {
+            let run_rows = run_rows.max(1);
+            let ranges: Vec<Range<usize>> = (0..n)
+                .step_by(run_rows)
+                .map(|s| s..(s + run_rows).min(n))
+                .collect();
+            let maxima = self.run_maxima(row_group, &ranges)?;
+            return Ok(ranges.into_iter().zip(maxima).collect());
+        }
+        if let Some(runs) = self.page_runs(row_group, n) {
+            return Ok(runs);
+        }
+        let stats_max = match meta
+            .row_group(row_group)
+            .column(self.columns.ts)
+            .statistics()
+        {
+            Some(Statistics::Int64(s)) if s.max_is_exact() && s.null_count_opt() == Some(0) => {
+                s.max_opt().copied()
+            }
+            _ => None,
+        };
+        let max = match stats_max {
+            Some(max) => max,
+            None => self.run_maxima(row_group, &[0..n])?[0],
+        };
+        Ok(vec![(0..n, max)])
+    }
+
+    /// Runs at `ts_us` page boundaries, with maxima from the page index.
+    fn page_runs(&self, row_group: usize, rows: usize) -> Option<Vec<(Range<usize>, Micros)>> {
+        let index = self.plain.metadata().page_index_for_row_group(row_group);
+        let ColumnIndexMetaData::INT64(maxima) = index.column_index(self.columns.ts)? else {
+            return None;
+        };
+        let pages = index.offset_index(self.columns.ts)?.page_locations();
+        if pages.is_empty() || maxima.max_values_iter().count() != pages.len() {
+            return None;
+        }
+        let mut runs: Vec<(Range<usize>, Micros)> = Vec::new();
+        for (i, page) in pages.iter().enumerate() {
+            let start = usize::try_from(page.first_row_index).ok()?;
+            let end = match pages.get(i + 1) {
+                Some(next) => usize::try_from(next.first_row_index).ok()?,
+                None => rows,
+            };
+            // A page without a maximum holds only nulls: it cannot raise the watermark.
+            let max = maxima.max_value(i).copied().unwrap_or(Micros::MIN);
+            match runs.last_mut() {
+                Some((range, run_max)) if range.len() < DEFAULT_RUN_ROWS => {
+                    range.end = end;
+                    *run_max = (*run_max).max(max);
+                }
+                _ => runs.push((start..end, max)),
+            }
+        }
+        Some(runs)
     }
 
     /// The greatest `ts_us` in each of `ranges` of a row group, by reading the column.

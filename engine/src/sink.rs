@@ -1,17 +1,23 @@
 //! Parquet sinks: one file written atomically (temporary name, renamed on
 //! success), so a crash never leaves a half-written file under its final name.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Operator;
 
 use crate::error::{Error, Result};
+use crate::time::Micros;
 
 /// Rows per Parquet row group in files twinflow writes.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -127,7 +133,7 @@ impl<T> PartWriter<T> {
         let path = dir.join(format!("part-{index:05}.parquet"));
         Ok(PartWriter {
             file: ParquetFile::create(&path, schema)?,
-            buffer: Vec::with_capacity(PART_BATCH_ROWS),
+            buffer: Vec::new(),
             encode: Box::new(encode),
         })
     }
@@ -153,5 +159,64 @@ impl<T> PartWriter<T> {
     pub fn finish(mut self) -> Result<u64> {
         self.flush()?;
         self.file.finish()
+    }
+}
+
+/// A dataset part shared by the dataflow, which fills it, and the worker,
+/// which commits it when the dataflow is done. A write error is kept (the
+/// first one) and returned by [`SharedPart::finish`]; later records are dropped
+/// then, since the run fails anyway.
+pub struct SharedPart<T> {
+    writer: RefCell<Option<PartWriter<T>>>,
+    error: RefCell<Option<Error>>,
+}
+
+impl<T> SharedPart<T> {
+    pub fn new(writer: PartWriter<T>) -> Rc<Self> {
+        Rc::new(SharedPart {
+            writer: RefCell::new(Some(writer)),
+            error: RefCell::new(None),
+        })
+    }
+
+    fn push(&self, record: T) {
+        if self.error.borrow().is_some() {
+            return;
+        }
+        if let Some(writer) = self.writer.borrow_mut().as_mut()
+            && let Err(e) = writer.push(record)
+        {
+            *self.error.borrow_mut() = Some(e);
+        }
+    }
+
+    /// Commits the part file; returns its row count, or the first write error.
+    pub fn finish(&self) -> Result<u64> {
+        if let Some(e) = self.error.borrow_mut().take() {
+            return Err(e);
+        }
+        match self.writer.borrow_mut().take() {
+            Some(writer) => writer.finish(),
+            None => Err(Error::Runtime("dataset part finished twice".into())),
+        }
+    }
+}
+
+/// Writes a stream into a dataset part.
+pub trait WritePart<T> {
+    /// Appends every record to `part`, after showing it to `observe` (for counters).
+    fn write_part(self, part: Rc<SharedPart<T>>, observe: impl FnMut(&T) + 'static);
+}
+
+impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
+    fn write_part(self, part: Rc<SharedPart<T>>, mut observe: impl FnMut(&T) + 'static) {
+        self.sink(Pipeline, "WritePart", move |(input, _frontier)| {
+            input.for_each(|_, data| {
+                for record in data.drain(..) {
+                    observe(&record);
+                    part.push(record);
+                }
+            });
+        });
     }
 }

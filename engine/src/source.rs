@@ -1,7 +1,7 @@
 //! The log source operator: each worker reads its runs of a raw log in order,
 //! decides lateness exactly (see [`crate::log_source`]), and emits accepted
-//! [`Reading`]s and set-aside [`Rejected`] rows, with its timely capability held
-//! at its watermark.
+//! [`Reading`]s, [`LateReading`]s and [`Quarantined`] rows, with its timely
+//! capability held at its watermark.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,11 +12,11 @@ use arrow::array::{Array, AsArray, StringArray};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::catalog::{Catalog, SensorId};
 use crate::error::Error;
-use crate::event::{Reading, RejectReason, Rejected};
+use crate::event::{LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::{LogSource, Run, RunBatch, RunReader};
 use crate::time::{Micros, Watermark};
 
@@ -35,27 +35,39 @@ pub struct LogReadOptions {
     pub lateness: Micros,
     /// Rows read so far by all workers of this process (for progress display).
     pub progress: Arc<AtomicU64>,
+    /// The frontier of the pipeline's end. A worker starts a run only once it
+    /// has passed the start of the run before it, so no reader races ahead of
+    /// the others and in-flight data stays bounded (backpressure).
+    pub pace: Option<ProbeHandle<Micros>>,
 }
 
-/// Reads this worker's share of `log`: returns the stream of accepted readings
-/// and the stream of rejected rows (late, or quarantined with a reason). The
-/// streams' timestamps are watermarks: a reading at time `t` has `ts_us >= t`.
+/// The streams a log source produces. Their timestamps are watermarks: a
+/// reading sent at time `t` has `ts_us >= t`.
+pub struct LogStreams<'s> {
+    /// Accepted, on-time readings.
+    pub readings: Stream<'s, Micros, Vec<Reading>>,
+    /// Accepted readings behind the watermark.
+    pub late: Stream<'s, Micros, Vec<LateReading>>,
+    /// Rows set aside, with their original fields and a reason.
+    pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
+}
+
+/// Reads this worker's share of `log`.
 pub fn read_log<'s>(
     scope: Scope<'s, Micros>,
     log: Arc<LogSource>,
     catalog: Arc<Catalog>,
     options: LogReadOptions,
     status: Rc<RefCell<ReaderStatus>>,
-) -> (
-    Stream<'s, Micros, Vec<Reading>>,
-    Stream<'s, Micros, Vec<Rejected>>,
-) {
+) -> LogStreams<'s> {
     let mut builder = OperatorBuilder::new("ReadLog".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
-    let (rejected_out, rejected) = builder.new_output::<Vec<Rejected>>();
+    let (late_out, late) = builder.new_output::<Vec<LateReading>>();
+    let (quarantined_out, quarantined) = builder.new_output::<Vec<Quarantined>>();
     let mut readings_out = OutputBuilder::from(readings_out);
-    let mut rejected_out = OutputBuilder::from(rejected_out);
+    let mut late_out = OutputBuilder::from(late_out);
+    let mut quarantined_out = OutputBuilder::from(quarantined_out);
 
     let runs: Vec<Run> = log
         .runs_for(scope.index(), scope.peers())
@@ -63,13 +75,28 @@ pub fn read_log<'s>(
         .collect();
     builder.build(move |capabilities| {
         let mut caps: Option<Vec<Capability<Micros>>> = Some(capabilities);
-        let mut runs = runs.into_iter();
+        let mut runs = runs.into_iter().peekable();
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
         let mut buffer: Vec<Reading> = Vec::new();
+        let mut late_buffer: Vec<LateReading> = Vec::new();
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
             if cursor.is_none() {
+                if let Some(run) = runs.peek() {
+                    // Nothing this worker sends from now on is behind its next run's start.
+                    advance(held, run.prefix_max_ts.saturating_sub(options.lateness));
+                    if let Some(pace) = options.pace.as_ref()
+                        && run.index > 0
+                    {
+                        let previous = &log.runs()[run.index as usize - 1];
+                        let gate = previous.prefix_max_ts.saturating_sub(options.lateness);
+                        if pace.less_than(&gate) {
+                            activator.activate();
+                            return;
+                        }
+                    }
+                }
                 match runs.next() {
                     None => {
                         caps = None;
@@ -100,7 +127,13 @@ pub fn read_log<'s>(
             match current.reader.next_batch() {
                 Ok(Some(batch)) => {
                     let rows = batch.ts.len();
-                    current.accept(&batch, &catalog, &mut sensor_ids, &mut buffer);
+                    current.accept(
+                        &batch,
+                        &catalog,
+                        &mut sensor_ids,
+                        &mut buffer,
+                        &mut late_buffer,
+                    );
                     status.borrow_mut().rows += rows as u64;
                     options.progress.fetch_add(rows as u64, Ordering::Relaxed);
                     if !buffer.is_empty() {
@@ -109,15 +142,21 @@ pub fn read_log<'s>(
                             .session(&held[0])
                             .give_container(&mut buffer);
                     }
+                    if !late_buffer.is_empty() {
+                        late_out
+                            .activate()
+                            .session(&held[1])
+                            .give_container(&mut late_buffer);
+                    }
                 }
                 Ok(None) => {
                     let finished = cursor.take().expect("a run is open");
-                    match finished.rejected(&log) {
-                        Ok(mut rejected) if !rejected.is_empty() => {
-                            rejected_out
+                    match finished.quarantined(&log) {
+                        Ok(mut quarantined) if !quarantined.is_empty() => {
+                            quarantined_out
                                 .activate()
-                                .session(&held[1])
-                                .give_container(&mut rejected);
+                                .session(&held[2])
+                                .give_container(&mut quarantined);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -136,7 +175,11 @@ pub fn read_log<'s>(
             activator.activate();
         }
     });
-    (readings, rejected)
+    LogStreams {
+        readings,
+        late,
+        quarantined,
+    }
 }
 
 /// Moves capabilities forward to `time` (never backward).
@@ -155,8 +198,9 @@ struct RunCursor {
     watermark: Watermark,
     /// Offset in the run of the next row.
     offset: usize,
-    /// Rows set aside so far: offset in run, reason, watermark at arrival.
-    rejects: Vec<(usize, RejectReason, Micros)>,
+    /// Rows quarantined so far: offset in run, reason, watermark at arrival.
+    /// Their other fields are read back when the run ends (they are rare).
+    rejects: Vec<(usize, QuarantineReason, Micros)>,
 }
 
 impl RunCursor {
@@ -167,6 +211,7 @@ impl RunCursor {
         catalog: &Catalog,
         ids: &mut SensorIdCache,
         out: &mut Vec<Reading>,
+        late: &mut Vec<LateReading>,
     ) {
         let ids = ids.resolve(batch.sensor.values().as_string::<i32>(), catalog);
         let ts = batch.ts.values();
@@ -182,29 +227,38 @@ impl RunCursor {
                 && (batch.ts.is_null(i) || batch.sensor.is_null(i) || batch.value.is_null(i))
             {
                 self.rejects
-                    .push((offset, RejectReason::NullField, watermark));
+                    .push((offset, QuarantineReason::NullField, watermark));
                 if batch.ts.is_valid(i) {
                     self.watermark.observe(ts[i]);
                 }
                 continue;
             }
             let (t, v) = (ts[i], values[i]);
-            let reason = match ids[keys[i] as usize] {
-                None => Some(RejectReason::UnknownSensor),
-                Some(_) if !v.is_finite() => Some(RejectReason::NotFinite),
-                Some(_) if t < watermark => Some(RejectReason::Late),
+            match ids[keys[i] as usize] {
+                None => self
+                    .rejects
+                    .push((offset, QuarantineReason::UnknownSensor, watermark)),
+                Some(_) if !v.is_finite() => {
+                    self.rejects
+                        .push((offset, QuarantineReason::NotFinite, watermark))
+                }
                 Some(sensor) => {
-                    out.push(Reading {
+                    let reading = Reading {
                         sensor,
                         run: self.run.index,
                         ts_us: t,
                         value: v,
-                    });
-                    None
+                    };
+                    if t < watermark {
+                        late.push(LateReading {
+                            reading,
+                            position: self.run.first_position + offset as u64,
+                            watermark_us: watermark,
+                        });
+                    } else {
+                        out.push(reading);
+                    }
                 }
-            };
-            if let Some(reason) = reason {
-                self.rejects.push((offset, reason, watermark));
             }
             // Without verification every row with an event time moves the watermark.
             self.watermark.observe(t);
@@ -212,8 +266,8 @@ impl RunCursor {
         self.offset += ts.len();
     }
 
-    /// Re-reads the set-aside rows with all their fields.
-    fn rejected(self, log: &LogSource) -> crate::Result<Vec<Rejected>> {
+    /// Re-reads the quarantined rows with all their fields.
+    fn quarantined(self, log: &LogSource) -> crate::Result<Vec<Quarantined>> {
         let offsets: Vec<usize> = self.rejects.iter().map(|r| r.0).collect();
         let rows = log.read_rows(&self.run, &offsets)?;
         if rows.len() != offsets.len() {
@@ -226,7 +280,7 @@ impl RunCursor {
             .rejects
             .into_iter()
             .zip(rows)
-            .map(|((offset, reason, watermark_us), row)| Rejected {
+            .map(|((offset, reason, watermark_us), row)| Quarantined {
                 reason,
                 position: self.run.first_position + offset as u64,
                 watermark_us,
@@ -237,9 +291,9 @@ impl RunCursor {
 }
 
 /// Sensor ids for the entries of a sensor dictionary, resolved once per
-/// dictionary rather than once per row. Batches of one column chunk share a
-/// dictionary; comparing contents (a memcmp) is what makes reuse safe, since
-/// another chunk's dictionary may list the same names in another order.
+/// dictionary rather than once per row. Batches of one column chunk carry the
+/// same dictionary (as fresh copies), so comparing the raw bytes — a memcmp of
+/// a few kilobytes per batch — finds it again.
 #[derive(Default)]
 struct SensorIdCache {
     names: Option<StringArray>,
@@ -248,7 +302,13 @@ struct SensorIdCache {
 
 impl SensorIdCache {
     fn resolve(&mut self, names: &StringArray, catalog: &Catalog) -> &[Option<SensorId>] {
-        if self.names.as_ref() != Some(names) {
+        let same = self.names.as_ref().is_some_and(|cached| {
+            cached.null_count() == 0
+                && names.null_count() == 0
+                && cached.value_offsets() == names.value_offsets()
+                && cached.value_data() == names.value_data()
+        });
+        if !same {
             self.ids.clear();
             self.ids
                 .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));

@@ -1,6 +1,6 @@
 //! Event-time windows (tumbling, sliding, session) that close when the frontier passes their end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
@@ -162,9 +162,16 @@ impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>>
                 let upto = frontier.frontier().first().copied().unwrap_or(Micros::MAX);
                 if let Some(cap) = capability.as_mut() {
                     state.close_until(upto, &mut closed);
-                    // Emitted in end order; each window at its end time.
-                    for window in closed.drain(..) {
-                        output.session(&cap.delayed(&window.end_us.max(*cap.time()))).give(window);
+                    // Closed windows come in end order; each end time gets one session.
+                    let mut windows = closed.drain(..).peekable();
+                    while let Some(first) = windows.next() {
+                        let end = first.end_us;
+                        let time = cap.delayed(&end.max(*cap.time()));
+                        let mut session = output.session(&time);
+                        session.give(first);
+                        while let Some(next) = windows.next_if(|w| w.end_us == end) {
+                            session.give(next);
+                        }
                     }
                     if frontier.is_empty() {
                         capability = None;
@@ -184,16 +191,25 @@ trait WindowState<R: WindowRecord, A> {
     fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>);
 }
 
-/// Partial aggregates of one window, one per log run, in run order.
+/// Partial aggregates of one window, one per log run. The partial last added
+/// to is kept inline (`hot`): nearly every record extends it, so the common
+/// case is one comparison and no allocation.
 #[derive(Debug, Clone)]
 struct RunPartials<A> {
-    parts: Vec<(u32, A)>,
+    hot_run: u32,
+    hot: A,
+    others: Vec<(u32, A)>,
 }
 
 impl<A> RunPartials<A> {
-    fn new() -> Self {
+    fn new(run: u32) -> Self
+    where
+        A: Default,
+    {
         RunPartials {
-            parts: Vec::with_capacity(1),
+            hot_run: run,
+            hot: A::default(),
+            others: Vec::new(),
         }
     }
 
@@ -204,23 +220,36 @@ impl<A> RunPartials<A> {
         A: Aggregate<R>,
     {
         let run = record.run();
-        match self.parts.last_mut() {
-            Some((r, agg)) if *r == run => agg.add(record),
-            _ => {
-                let at = self.parts.partition_point(|(r, _)| *r < run);
-                if self.parts.get(at).is_none_or(|(r, _)| *r != run) {
-                    self.parts.insert(at, (run, A::default()));
-                }
-                self.parts[at].1.add(record);
-            }
+        if run != self.hot_run {
+            self.switch_to(run);
         }
+        self.hot.add(record);
     }
 
+    /// Parks the hot partial among the others and brings `run`'s forward.
+    #[cold]
+    fn switch_to(&mut self, run: u32)
+    where
+        A: Default,
+    {
+        let incoming = match self.others.iter().position(|(r, _)| *r == run) {
+            Some(i) => self.others.swap_remove(i).1,
+            None => A::default(),
+        };
+        let parked = std::mem::replace(&mut self.hot, incoming);
+        self.others.push((self.hot_run, parked));
+        self.hot_run = run;
+    }
+
+    /// Merges the partials in run order.
     fn combine<R>(self) -> A
     where
         A: Aggregate<R>,
     {
-        let mut parts = self.parts.into_iter();
+        let mut parts = self.others;
+        parts.push((self.hot_run, self.hot));
+        parts.sort_unstable_by_key(|(run, _)| *run);
+        let mut parts = parts.into_iter();
         let mut total = parts.next().map(|(_, a)| a).unwrap_or_default();
         for (_, later) in parts {
             total.merge(&later);
@@ -230,11 +259,18 @@ impl<A> RunPartials<A> {
 }
 
 /// Tumbling and sliding windows: each record joins the windows that cover its time.
+///
+/// A key's open windows are a short list of `(start, slot)` sorted by start;
+/// the aggregates live in a slab, so inserting or closing a window moves 16
+/// bytes per open window, not whole aggregates. Readers of different runs can
+/// be a run's length apart in event time, so a key may hold many open windows.
 struct FixedWindows<K, A> {
     size: Micros,
     slide: Micros,
-    /// Open windows per key, by start.
-    open: FxHashMap<K, Vec<(Micros, RunPartials<A>)>>,
+    /// Open windows per key: (start, slot in `slab`), by start.
+    open: FxHashMap<K, VecDeque<(Micros, usize)>>,
+    slab: Vec<Option<RunPartials<A>>>,
+    free: Vec<usize>,
     /// Keys with a window ending at each time.
     due: BTreeMap<Micros, Vec<K>>,
 }
@@ -249,6 +285,8 @@ impl<K, A> FixedWindows<K, A> {
             size,
             slide,
             open: FxHashMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
             due: BTreeMap::new(),
         }
     }
@@ -258,18 +296,38 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
     #[inline]
     fn insert(&mut self, record: &R) {
         let ts = record.event_time();
-        let last_start = window_start(ts, self.slide);
-        let mut start = last_start;
         let windows = self.open.entry(record.key()).or_default();
+        // Fast path: a record of a tumbling window usually falls in its key's newest window.
+        if self.slide == self.size
+            && let Some(&(start, slot)) = windows.back()
+            && start <= ts
+            && ts < start + self.size
+        {
+            self.slab[slot].as_mut().expect("open slot").add(record);
+            return;
+        }
         // Windows `[start, start + size)` holding `ts`, latest first.
+        let mut start = window_start(ts, self.slide);
         while start > ts - self.size {
-            match windows.iter_mut().rev().find(|(s, _)| *s == start) {
-                Some((_, partials)) => partials.add(record),
-                None => {
-                    let at = windows.partition_point(|(s, _)| *s < start);
-                    let mut partials = RunPartials::new();
+            match windows.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(i) => self.slab[windows[i].1]
+                    .as_mut()
+                    .expect("open slot")
+                    .add(record),
+                Err(i) => {
+                    let mut partials = RunPartials::new(record.run());
                     partials.add(record);
-                    windows.insert(at, (start, partials));
+                    let slot = match self.free.pop() {
+                        Some(slot) => {
+                            self.slab[slot] = Some(partials);
+                            slot
+                        }
+                        None => {
+                            self.slab.push(Some(partials));
+                            self.slab.len() - 1
+                        }
+                    };
+                    windows.insert(i, (start, slot));
                     self.due
                         .entry(start + self.size)
                         .or_default()
@@ -289,14 +347,17 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
             keys.sort();
             for key in keys {
                 let windows = self.open.get_mut(&key).expect("a due key has windows");
+                // Windows close in start order, so this is nearly always the front.
                 let at = windows
                     .iter()
                     .position(|(s, _)| *s + self.size == end)
                     .expect("a due window is open");
-                let (start, partials) = windows.remove(at);
+                let (start, slot) = windows.remove(at).expect("in range");
                 if windows.is_empty() {
                     self.open.remove(&key);
                 }
+                let partials = self.slab[slot].take().expect("open slot");
+                self.free.push(slot);
                 out.push(Window {
                     key,
                     start_us: start,

@@ -3,25 +3,26 @@
 //!
 //! Step W of TwinBench: per-sensor tumbling 1 s event-time windows (count,
 //! mean, min, max, last, variance); late rows go to `late/`, rows with an
-//! invalid value or an unknown sensor to `quarantine/`.
+//! invalid value or an unknown sensor to `quarantine/`. The dataflow is
+//! read log → window → write, with a writer per worker for each dataset.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::{Operator, Probe};
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::Probe;
 use twinflow_engine::catalog::Catalog;
 use twinflow_engine::error::{Error, Result};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
-use twinflow_engine::sink::PartWriter;
+use twinflow_engine::sink::{SharedPart, WritePart};
 use twinflow_engine::source::{LogReadOptions, ReaderStatus, read_log};
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros, SECOND};
 use twinflow_operators::stats::Stats;
@@ -148,104 +149,65 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         );
         options.cluster.run(move |worker| {
             let index = worker.index();
-            let windows_part = Rc::new(RefCell::new(Some(schemas::windows_writer(
-                &out, index, &catalog,
-            )?)));
-            let late_part = Rc::new(RefCell::new(Some(schemas::rejected_writer(
-                &out.join("late"),
-                index,
-            )?)));
-            let quarantine_part = Rc::new(RefCell::new(Some(schemas::rejected_writer(
-                &out.join("quarantine"),
-                index,
-            )?)));
+            let windows_part = SharedPart::new(schemas::windows_writer(&out, index, &catalog)?);
+            let late_part = SharedPart::new(schemas::late_writer(&out, index, &catalog)?);
+            let quarantine_part = SharedPart::new(schemas::quarantine_writer(&out, index)?);
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
-            let sink_error: Rc<RefCell<Option<Error>>> = Rc::new(RefCell::new(None));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
 
-            let probe = worker.dataflow::<Micros, _, _>(|scope| {
+            let probe = ProbeHandle::new();
+            worker.dataflow::<Micros, _, _>(|scope| {
                 let read = LogReadOptions {
                     lateness,
                     progress: Arc::clone(&progress),
+                    pace: Some(probe.clone()),
                 };
-                let (readings, rejected) = read_log(
+                let streams = read_log(
                     scope,
                     Arc::clone(&log),
                     Arc::clone(&catalog),
                     read,
                     Rc::clone(&status),
                 );
-                let windows = readings.window::<Stats>(Windows::Tumbling { size: SECOND });
-                let (part, totals_w, error) = (
-                    Rc::clone(&windows_part),
-                    Rc::clone(&totals),
-                    Rc::clone(&sink_error),
-                );
-                let (probe, windows) = windows.probe();
-                windows.sink(Pipeline, "WriteWindows", move |(input, _)| {
-                    input.for_each(|_, data| {
-                        let mut totals = totals_w.borrow_mut();
-                        let mut part = part.borrow_mut();
-                        for window in data.drain(..) {
-                            totals.windows += 1;
-                            totals.sum_window_means.add(window.aggregate.mean());
-                            write_or_keep_error(part.as_mut(), window, &error);
-                        }
+                let counts = Rc::clone(&totals);
+                streams
+                    .readings
+                    .window::<Stats>(Windows::Tumbling { size: SECOND })
+                    .probe_with(&probe)
+                    .write_part(Rc::clone(&windows_part), move |window| {
+                        let mut totals = counts.borrow_mut();
+                        totals.windows += 1;
+                        totals.sum_window_means.add(window.aggregate.mean());
                     });
+                let counts = Rc::clone(&totals);
+                streams.late.write_part(Rc::clone(&late_part), move |_| {
+                    counts.borrow_mut().late_events += 1
                 });
-                let (late, quarantine, totals_r, error) = (
-                    Rc::clone(&late_part),
-                    Rc::clone(&quarantine_part),
-                    Rc::clone(&totals),
-                    Rc::clone(&sink_error),
-                );
-                rejected.sink(Pipeline, "WriteRejected", move |(input, _)| {
-                    input.for_each(|_, data| {
-                        let mut totals = totals_r.borrow_mut();
-                        for rejected in data.drain(..) {
-                            if rejected.reason.is_quarantine() {
-                                *totals
-                                    .quarantined_by_reason
-                                    .entry(rejected.reason.code().to_owned())
-                                    .or_default() += 1;
-                                write_or_keep_error(
-                                    quarantine.borrow_mut().as_mut(),
-                                    rejected,
-                                    &error,
-                                );
-                            } else {
-                                totals.late_events += 1;
-                                write_or_keep_error(late.borrow_mut().as_mut(), rejected, &error);
-                            }
-                        }
+                let counts = Rc::clone(&totals);
+                streams
+                    .quarantined
+                    .write_part(Rc::clone(&quarantine_part), move |row| {
+                        *counts
+                            .borrow_mut()
+                            .quarantined_by_reason
+                            .entry(row.reason.code().to_owned())
+                            .or_default() += 1;
                     });
-                });
-                probe
             });
-            while !probe.done() {
-                worker.step();
-            }
             while worker.step() {}
 
             if let Some(e) = status.borrow_mut().error.take() {
                 return Err(e);
             }
-            if let Some(e) = sink_error.borrow_mut().take() {
-                return Err(e);
-            }
-            for part in [&late_part, &quarantine_part] {
-                part.borrow_mut().take().expect("part is open").finish()?;
-            }
-            windows_part
-                .borrow_mut()
-                .take()
-                .expect("part is open")
-                .finish()?;
+            windows_part.finish()?;
+            late_part.finish()?;
+            quarantine_part.finish()?;
             let mut totals = totals.take();
             totals.events_in = status.borrow().rows;
             Ok(gather_to_leader(worker, totals))
         })?
     };
+    let elapsed = started.elapsed().as_secs_f64();
     if let Some(reporter) = reporter {
         reporter.stop();
     }
@@ -255,7 +217,6 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
     };
     let mut total = WorkerTotals::default();
     all.iter().for_each(|t| total.merge(t));
-    let elapsed = started.elapsed().as_secs_f64();
     let summary = Summary {
         events_in: total.events_in,
         late_events: total.late_events,
@@ -275,53 +236,36 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
     Ok(Some(summary))
 }
 
-/// Writes a record unless an earlier write failed; keeps the first error.
-fn write_or_keep_error<T>(
-    part: Option<&mut PartWriter<T>>,
-    record: T,
-    error: &RefCell<Option<Error>>,
-) {
-    if error.borrow().is_some() {
-        return;
-    }
-    if let Some(part) = part
-        && let Err(e) = part.push(record)
-    {
-        *error.borrow_mut() = Some(e);
-    }
-}
-
 /// A progress bar on stderr fed by the workers' shared row counter.
 struct ProgressReporter {
-    stop: Arc<AtomicBool>,
+    stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl ProgressReporter {
     fn start(total: u64, done: Arc<AtomicU64>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let bar = indicatif::ProgressBar::new(total);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "replay {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-                    )
-                    .expect("valid template"),
-                );
-                while !stop.load(Ordering::Relaxed) {
-                    bar.set_position(done.load(Ordering::Relaxed));
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                bar.finish_and_clear();
-            })
-        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "replay {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+                )
+                .expect("valid template"),
+            );
+            // Wakes every 200 ms to redraw, and at once when told to stop.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(200))
+            {
+                bar.set_position(done.load(Ordering::Relaxed));
+            }
+            bar.finish_and_clear();
+        });
         ProgressReporter { stop, thread }
     }
 
     fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         let _ = self.thread.join();
     }
 }
