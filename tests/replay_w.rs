@@ -28,7 +28,7 @@ fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
     let expected = expected_w(rows, &known, 2_000_000);
     assert!(
         expected.late > 10,
-        "the synthetic log must have late rows ({})",
+        "the log must have late rows ({})",
         expected.late
     );
     let actual = read_windows(out);
@@ -37,11 +37,6 @@ fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
     assert_eq!(summary.late_events, expected.late);
     assert_eq!(summary.windows, expected.windows.len() as u64);
     assert_eq!(summary.quarantined, expected.quarantined);
-    assert_eq!(summary.quarantined_by_reason.get("not_finite"), Some(&1));
-    assert_eq!(
-        summary.quarantined_by_reason.get("unknown_sensor"),
-        Some(&1)
-    );
     let sum: f64 = expected.windows.values().map(|w| w.mean).sum();
     assert!((summary.sum_window_means - sum).abs() <= 1e-9 * sum.abs());
     assert_eq!(dataset_rows(&out.join("late")) as u64, expected.late);
@@ -52,13 +47,61 @@ fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
     let _ = log;
 }
 
+/// The synthetic log holds one NaN and one unknown sensor.
+fn check_synthetic(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
+    check(rows, log, out, summary);
+    assert_eq!(summary.quarantined_by_reason.get("not_finite"), Some(&1));
+    assert_eq!(
+        summary.quarantined_by_reason.get("unknown_sensor"),
+        Some(&1)
+    );
+}
+
+/// A TwinBench log from the generator: W for 1 and 3 workers (runs of whole
+/// row groups, page runs, and explicit cuts) equals the batch path.
+#[test]
+fn generated_log_matches_batch_on_one_and_three_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
+        assets: 12,
+        seconds: 40,
+        seed: 5,
+        out: log.clone(),
+        csv: false,
+        progress: false,
+    })
+    .unwrap();
+    let rows = read_log_rows(&log.join("events.parquet"));
+    let default_split = replay_with(&log, &dir.path().join("default"), 1, None);
+    check(&rows, &log, &dir.path().join("default"), &default_split);
+    // The same split on 1 and 3 workers gives bit-identical results.
+    let one = replay_with(&log, &dir.path().join("w1"), 1, Some(4000));
+    let three = replay_with(&log, &dir.path().join("w3"), 3, Some(4000));
+    check(&rows, &log, &dir.path().join("w3"), &three);
+    assert_eq!(
+        read_windows(&dir.path().join("w1")),
+        read_windows(&dir.path().join("w3"))
+    );
+    assert_eq!(
+        one,
+        Summary {
+            workers: 1,
+            elapsed_s: one.elapsed_s,
+            events_per_s: one.events_per_s,
+            peak_rss_mb: one.peak_rss_mb,
+            ..three.clone()
+        }
+    );
+}
+
 #[test]
 fn one_worker_matches_batch() {
     let dir = tempfile::tempdir().unwrap();
     let rows = write_synthetic_log(&dir.path().join("log"), 1 << 20);
     let out = dir.path().join("out");
     let summary = replay_with(&dir.path().join("log"), &out, 1, None);
-    check(&rows, &dir.path().join("log"), &out, &summary);
+    check_synthetic(&rows, &dir.path().join("log"), &out, &summary);
 }
 
 #[test]
@@ -68,16 +111,10 @@ fn three_workers_over_row_groups_and_split_runs_match_batch() {
     // Row groups of 700 rows: lateness across groups comes from the statistics ...
     let rows = write_synthetic_log(&log, 700);
     let by_groups = replay_with(&log, &dir.path().join("groups"), 3, None);
-    check(&rows, &log, &dir.path().join("groups"), &by_groups);
+    check_synthetic(&rows, &log, &dir.path().join("groups"), &by_groups);
     // ... and from a pass over `ts_us` when runs cut row groups.
     let by_runs = replay_with(&log, &dir.path().join("runs"), 3, Some(250));
-    check(&rows, &log, &dir.path().join("runs"), &by_runs);
-    // Deterministic: identical windows and the exact same checksum.
-    assert_eq!(
-        read_windows(&dir.path().join("groups")),
-        read_windows(&dir.path().join("runs"))
-    );
-    assert_eq!(by_groups.sum_window_means, by_runs.sum_window_means);
+    check_synthetic(&rows, &log, &dir.path().join("runs"), &by_runs);
 }
 
 fn free_port() -> u16 {
@@ -92,7 +129,16 @@ fn free_port() -> u16 {
 fn two_processes_on_loopback_match_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let rows = write_synthetic_log(&log, 500);
+    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
+        assets: 12,
+        seconds: 40,
+        seed: 6,
+        out: log.clone(),
+        csv: false,
+        progress: false,
+    })
+    .unwrap();
+    let rows = read_log_rows(&log.join("events.parquet"));
     let hostfile = dir.path().join("hosts.txt");
     std::fs::write(
         &hostfile,
@@ -114,6 +160,8 @@ fn two_processes_on_loopback_match_batch() {
             &process.to_string(),
             "--hostfile",
             hostfile.to_str().unwrap(),
+            "--run-rows",
+            "3000",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -142,6 +190,10 @@ fn two_processes_on_loopback_match_batch() {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary.processes, 2);
     check(&rows, &log, &out, &summary);
+    // Bit-identical to one worker in one process with the same split.
+    let single = replay_with(&log, &dir.path().join("single"), 1, Some(3000));
+    assert_eq!(read_windows(&out), read_windows(&dir.path().join("single")));
+    assert_eq!(single.sum_window_means, summary.sum_window_means);
     // The printed summary equals the file (timely's cluster set-up prints a
     // line of its own first).
     let stdout = String::from_utf8(first.stdout).unwrap();
@@ -156,5 +208,5 @@ fn four_workers_match_batch() {
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 500);
     let summary = replay_with(&log, &dir.path().join("out"), 4, None);
-    check(&rows, &log, &dir.path().join("out"), &summary);
+    check_synthetic(&rows, &log, &dir.path().join("out"), &summary);
 }

@@ -282,3 +282,35 @@ pub fn assert_windows_match(
 pub fn is_nan_at(array: &dyn Array, i: usize) -> bool {
     array.as_primitive::<Float64Type>().value(i).is_nan()
 }
+
+/// Reads the rows of a raw-log Parquet file, in file (arrival) order.
+pub fn read_log_rows(path: &Path) -> Vec<Row> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let (ts, arrival, asset, sensor, value, seq) = (
+            col("ts_us"),
+            col("arrival_us"),
+            col("asset"),
+            col("sensor"),
+            col("value"),
+            col("seq"),
+        );
+        for i in 0..batch.num_rows() {
+            rows.push(Row {
+                ts_us: ts.as_primitive::<Int64Type>().value(i),
+                arrival_us: arrival.as_primitive::<Int64Type>().value(i),
+                asset: asset.as_string::<i32>().value(i).to_owned(),
+                sensor: sensor.as_string::<i32>().value(i).to_owned(),
+                value: value.as_primitive::<Float64Type>().value(i),
+                seq: seq.as_primitive::<UInt64Type>().value(i),
+            });
+        }
+    }
+    rows
+}
