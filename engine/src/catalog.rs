@@ -73,7 +73,8 @@ impl Catalog {
             let asset = *asset_ids.get(&s.asset).ok_or_else(|| {
                 format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset)
             })?;
-            if !(s.min <= s.max) || s.sigma < 0.0 || s.sigma.is_infinite() {
+            let ordered_range = s.min <= s.max;
+            if !ordered_range || s.sigma < 0.0 || s.sigma.is_infinite() {
                 return Err(format!("sensor {:?}: invalid sigma or range", s.sensor));
             }
             sensor_asset.push(asset);

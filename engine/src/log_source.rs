@@ -200,10 +200,7 @@ impl LogSource {
                 for i in 0..batch.num_rows() {
                     if sensor.is_valid(i) && !seen.contains_key(sensor.value(i)) {
                         let owned = |a: &StringArray| {
-                            a.is_valid(i)
-                                .then(|| a.value(i))
-                                .unwrap_or_default()
-                                .to_owned()
+                            value_or(a.is_valid(i), || a.value(i), Default::default()).to_owned()
                         };
                         seen.insert(sensor.value(i).to_owned(), (owned(asset), owned(kind)));
                     }
@@ -373,7 +370,7 @@ impl LogFile {
         };
         let max = match stats_max {
             Some(max) => max,
-            None => self.run_maxima(row_group, &[0..n])?[0],
+            None => self.run_maxima(row_group, std::slice::from_ref(&(0..n)))?[0],
         };
         Ok(vec![(0..n, max)])
     }
@@ -490,35 +487,16 @@ impl Columns {
         let tag: Option<&BinaryArray> = self.tag.map(|t| batch.column(t).as_binary());
         for i in 0..batch.num_rows() {
             out.push(RawRow {
-                ts_us: ts.is_valid(i).then(|| ts.value(i)).unwrap_or(Micros::MIN),
-                arrival_us: arrival
-                    .is_valid(i)
-                    .then(|| arrival.value(i))
-                    .unwrap_or(Micros::MIN),
-                asset: asset
-                    .is_valid(i)
-                    .then(|| asset.value(i))
-                    .unwrap_or_default()
+                ts_us: value_or(ts.is_valid(i), || ts.value(i), Micros::MIN),
+                arrival_us: value_or(arrival.is_valid(i), || arrival.value(i), Micros::MIN),
+                asset: value_or(asset.is_valid(i), || asset.value(i), Default::default())
                     .to_owned(),
-                sensor: sensor
-                    .is_valid(i)
-                    .then(|| sensor.value(i))
-                    .unwrap_or_default()
+                sensor: value_or(sensor.is_valid(i), || sensor.value(i), Default::default())
                     .to_owned(),
-                kind: kind
-                    .is_valid(i)
-                    .then(|| kind.value(i))
-                    .unwrap_or_default()
-                    .to_owned(),
-                value: value
-                    .is_valid(i)
-                    .then(|| value.value(i))
-                    .unwrap_or(f64::NAN),
-                seq: seq.is_valid(i).then(|| seq.value(i)).unwrap_or_default(),
-                quality: quality
-                    .is_valid(i)
-                    .then(|| quality.value(i))
-                    .unwrap_or_default(),
+                kind: value_or(kind.is_valid(i), || kind.value(i), Default::default()).to_owned(),
+                value: value_or(value.is_valid(i), || value.value(i), f64::NAN),
+                seq: value_or(seq.is_valid(i), || seq.value(i), Default::default()),
+                quality: value_or(quality.is_valid(i), || quality.value(i), Default::default()),
                 tag: tag.and_then(|t| t.is_valid(i).then(|| t.value(i).to_vec())),
             });
         }
@@ -584,4 +562,9 @@ fn log_files(path: &Path) -> Result<Vec<PathBuf>> {
         return Err(Error::format(path, "directory holds no .parquet log files"));
     }
     Ok(chosen)
+}
+
+/// `value()` for a valid slot, else `default` (null fields of set-aside rows).
+fn value_or<T>(valid: bool, value: impl FnOnce() -> T, default: T) -> T {
+    if valid { value() } else { default }
 }

@@ -111,15 +111,21 @@ impl ParquetFile {
     }
 }
 
+/// Rows per row group in dataset part files.
+pub const PART_ROW_GROUP_ROWS: usize = 64 * 1024;
+
 /// Rows buffered by a [`PartWriter`] before they are encoded and written.
-const PART_BATCH_ROWS: usize = 64 * 1024;
+const PART_BATCH_ROWS: usize = 8 * 1024;
+
+/// Turns buffered records into an Arrow batch.
+pub type Encoder<T> = dyn FnMut(&[T]) -> RecordBatch;
 
 /// A part file of a dataset: records are buffered, encoded into Arrow batches
 /// by `encode`, and written to one Parquet file.
 pub struct PartWriter<T> {
     file: ParquetFile,
     buffer: Vec<T>,
-    encode: Box<dyn FnMut(&[T]) -> RecordBatch>,
+    encode: Box<Encoder<T>>,
 }
 
 impl<T> PartWriter<T> {
@@ -131,8 +137,11 @@ impl<T> PartWriter<T> {
         encode: impl FnMut(&[T]) -> RecordBatch + 'static,
     ) -> Result<Self> {
         let path = dir.join(format!("part-{index:05}.parquet"));
+        // Smaller row groups than raw logs: the writer buffers a whole row group,
+        // and derived datasets should not hold megabytes per worker in memory.
+        let properties = writer_properties_with_row_groups(PART_ROW_GROUP_ROWS);
         Ok(PartWriter {
-            file: ParquetFile::create(&path, schema)?,
+            file: ParquetFile::create_with(&path, schema, properties)?,
             buffer: Vec::new(),
             encode: Box::new(encode),
         })
