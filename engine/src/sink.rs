@@ -7,11 +7,12 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
@@ -22,20 +23,25 @@ use crate::time::Micros;
 /// Rows per Parquet row group in files twinflow writes.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// Writer properties shared by every file twinflow writes: zstd, row groups of
-/// about a million rows, column statistics (readers prune and plan with them).
-pub fn writer_properties() -> WriterProperties {
-    writer_properties_with_row_groups(ROW_GROUP_ROWS)
-}
-
-/// [`writer_properties`] with another row-group size.
-pub fn writer_properties_with_row_groups(rows: usize) -> WriterProperties {
-    WriterProperties::builder()
+/// Writer properties shared by every file twinflow writes: zstd, row groups
+/// of `rows` rows, column statistics and page indexes (readers plan and prune
+/// with them), and dictionary encoding for string columns only: names repeat,
+/// measurements and timestamps hardly ever do, and hashing them into a
+/// dictionary that is then thrown away costs more than it saves.
+pub fn writer_properties(schema: &Schema, rows: usize) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(rows.max(1)))
-        .build()
+        .set_dictionary_enabled(false);
+    for field in schema.fields() {
+        if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    builder.build()
 }
 
 /// A Parquet file being written; it appears under its final name only after
@@ -49,7 +55,8 @@ pub struct ParquetFile {
 
 impl ParquetFile {
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        Self::create_with(path, schema, writer_properties())
+        let properties = writer_properties(&schema, ROW_GROUP_ROWS);
+        Self::create_with(path, schema, properties)
     }
 
     /// Like [`ParquetFile::create`], with explicit writer properties.
@@ -139,7 +146,7 @@ impl<T> PartWriter<T> {
         let path = dir.join(format!("part-{index:05}.parquet"));
         // Smaller row groups than raw logs: the writer buffers a whole row group,
         // and derived datasets should not hold megabytes per worker in memory.
-        let properties = writer_properties_with_row_groups(PART_ROW_GROUP_ROWS);
+        let properties = writer_properties(&schema, PART_ROW_GROUP_ROWS);
         Ok(PartWriter {
             file: ParquetFile::create_with(&path, schema, properties)?,
             buffer: Vec::new(),
