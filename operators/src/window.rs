@@ -260,19 +260,27 @@ impl<A> RunPartials<A> {
 
 /// Tumbling and sliding windows: each record joins the windows that cover its time.
 ///
-/// A key's open windows are a short list of `(start, slot)` sorted by start;
-/// the aggregates live in a slab, so inserting or closing a window moves 16
-/// bytes per open window, not whole aggregates. Readers of different runs can
-/// be a run's length apart in event time, so a key may hold many open windows.
+/// Each key keeps its newest open window inline, beside the hash-table entry:
+/// nearly every record of a key lands there, at the cost of one lookup. Older
+/// open windows (readers of different runs can be a run apart in event time)
+/// sit in a slab, listed per key by start, so opening or closing one moves 16
+/// bytes, not whole aggregates.
 struct FixedWindows<K, A> {
     size: Micros,
     slide: Micros,
-    /// Open windows per key: (start, slot in `slab`), by start.
-    open: FxHashMap<K, VecDeque<(Micros, usize)>>,
+    open: FxHashMap<K, KeyWindows<A>>,
     slab: Vec<Option<RunPartials<A>>>,
     free: Vec<usize>,
     /// Keys with a window ending at each time.
     due: BTreeMap<Micros, Vec<K>>,
+}
+
+/// The open windows of one key.
+struct KeyWindows<A> {
+    newest_start: Micros,
+    newest: RunPartials<A>,
+    /// Older open windows: (start, slot in the slab), by start.
+    older: VecDeque<(Micros, usize)>,
 }
 
 impl<K, A> FixedWindows<K, A> {
@@ -296,44 +304,20 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
     #[inline]
     fn insert(&mut self, record: &R) {
         let ts = record.event_time();
-        let windows = self.open.entry(record.key()).or_default();
+        let key = record.key();
         // Fast path: a record of a tumbling window usually falls in its key's newest window.
         if self.slide == self.size
-            && let Some(&(start, slot)) = windows.back()
-            && start <= ts
-            && ts < start + self.size
+            && let Some(windows) = self.open.get_mut(&key)
+            && windows.newest_start <= ts
+            && ts < windows.newest_start + self.size
         {
-            self.slab[slot].as_mut().expect("open slot").add(record);
+            windows.newest.add(record);
             return;
         }
         // Windows `[start, start + size)` holding `ts`, latest first.
         let mut start = window_start(ts, self.slide);
         while start > ts - self.size {
-            match windows.binary_search_by_key(&start, |(s, _)| *s) {
-                Ok(i) => self.slab[windows[i].1]
-                    .as_mut()
-                    .expect("open slot")
-                    .add(record),
-                Err(i) => {
-                    let mut partials = RunPartials::new(record.run());
-                    partials.add(record);
-                    let slot = match self.free.pop() {
-                        Some(slot) => {
-                            self.slab[slot] = Some(partials);
-                            slot
-                        }
-                        None => {
-                            self.slab.push(Some(partials));
-                            self.slab.len() - 1
-                        }
-                    };
-                    windows.insert(i, (start, slot));
-                    self.due
-                        .entry(start + self.size)
-                        .or_default()
-                        .push(record.key());
-                }
-            }
+            self.add_to(key.clone(), start, record);
             start -= self.slide;
         }
     }
@@ -345,19 +329,24 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
             }
             let (end, mut keys) = entry.remove_entry();
             keys.sort();
+            let start = end - self.size;
             for key in keys {
                 let windows = self.open.get_mut(&key).expect("a due key has windows");
-                // Windows close in start order, so this is nearly always the front.
-                let at = windows
-                    .iter()
-                    .position(|(s, _)| *s + self.size == end)
-                    .expect("a due window is open");
-                let (start, slot) = windows.remove(at).expect("in range");
-                if windows.is_empty() {
-                    self.open.remove(&key);
-                }
-                let partials = self.slab[slot].take().expect("open slot");
-                self.free.push(slot);
+                let partials = if windows.newest_start == start {
+                    // Older windows end earlier, so they are closed already.
+                    debug_assert!(windows.older.is_empty());
+                    self.open.remove(&key).expect("present").newest
+                } else {
+                    // Windows close in start order: nearly always the front.
+                    let at = windows
+                        .older
+                        .iter()
+                        .position(|(s, _)| *s == start)
+                        .expect("a due window is open");
+                    let (_, slot) = windows.older.remove(at).expect("in range");
+                    self.free.push(slot);
+                    self.slab[slot].take().expect("open slot")
+                };
                 out.push(Window {
                     key,
                     start_us: start,
@@ -365,6 +354,80 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
                     aggregate: partials.combine(),
                 });
             }
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, A> FixedWindows<K, A> {
+    /// Adds a record to its key's window starting at `start`, opening it if needed.
+    fn add_to<R>(&mut self, key: K, start: Micros, record: &R)
+    where
+        R: WindowRecord<Key = K>,
+        A: Aggregate<R>,
+    {
+        let FixedWindows {
+            size,
+            open,
+            slab,
+            free,
+            due,
+            ..
+        } = self;
+        let end = start + *size;
+        let fresh = || {
+            let mut partials = RunPartials::new(record.run());
+            partials.add(record);
+            partials
+        };
+        let Some(windows) = open.get_mut(&key) else {
+            let windows = KeyWindows {
+                newest_start: start,
+                newest: fresh(),
+                older: VecDeque::new(),
+            };
+            open.insert(key.clone(), windows);
+            due.entry(end).or_default().push(key);
+            return;
+        };
+        if start == windows.newest_start {
+            windows.newest.add(record);
+        } else if start > windows.newest_start {
+            // A newer window: the newest so far moves to the slab.
+            let previous = std::mem::replace(&mut windows.newest, fresh());
+            let previous_start = std::mem::replace(&mut windows.newest_start, start);
+            windows
+                .older
+                .push_back((previous_start, park(slab, free, previous)));
+            due.entry(end).or_default().push(key);
+        } else {
+            match windows.older.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(i) => slab[windows.older[i].1]
+                    .as_mut()
+                    .expect("open slot")
+                    .add(record),
+                Err(i) => {
+                    windows.older.insert(i, (start, park(slab, free, fresh())));
+                    due.entry(end).or_default().push(key);
+                }
+            }
+        }
+    }
+}
+
+/// Stores partials in a free slot of the slab; returns the slot.
+fn park<A>(
+    slab: &mut Vec<Option<RunPartials<A>>>,
+    free: &mut Vec<usize>,
+    partials: RunPartials<A>,
+) -> usize {
+    match free.pop() {
+        Some(slot) => {
+            slab[slot] = Some(partials);
+            slot
+        }
+        None => {
+            slab.push(Some(partials));
+            slab.len() - 1
         }
     }
 }
