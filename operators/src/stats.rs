@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use twinflow_engine::event::Reading;
 use twinflow_engine::time::Micros;
 
-use crate::window::{Aggregate, WindowRecord};
+use crate::window::{Aggregate, Merge, WindowRecord};
 
 /// Count, mean, min, max, last value and population variance of the values
 /// added, in the order added.
@@ -97,13 +97,16 @@ impl Stats {
     }
 }
 
+impl Merge for Stats {
+    fn merge(&mut self, later: &Self) {
+        self.merge_later(later);
+    }
+}
+
 impl Aggregate<Reading> for Stats {
     #[inline]
     fn add(&mut self, record: &Reading) {
         self.push(record.event_time(), record.value);
-    }
-    fn merge(&mut self, later: &Self) {
-        self.merge_later(later);
     }
 }
 

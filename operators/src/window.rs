@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Operator;
 use twinflow_engine::event::Reading;
 use twinflow_engine::time::{Micros, window_start};
@@ -44,15 +44,20 @@ impl WindowRecord for Reading {
     }
 }
 
-/// An incremental aggregate of the records of a window.
-///
-/// Records of one run are added in arrival order; [`Aggregate::merge`] then
-/// folds the partial aggregates of successive runs in run order, so the result
-/// never depends on how runs were spread across workers.
-pub trait Aggregate<R>: Default + Clone + 'static {
-    fn add(&mut self, record: &R);
+/// Partial aggregates that fold together: the half of [`Aggregate`] that does
+/// not depend on the record type. `A::default()` must be the identity of `merge`.
+pub trait Merge: Default + Clone + 'static {
     /// Folds in the aggregate of records that arrived after this one's.
     fn merge(&mut self, later: &Self);
+}
+
+/// An incremental aggregate of the records of a window.
+///
+/// Records of one run are added in arrival order; [`Merge::merge`] then folds
+/// partial aggregates in arrival order within a run and in run order across
+/// runs, so the result never depends on how runs were spread across workers.
+pub trait Aggregate<R>: Merge {
+    fn add(&mut self, record: &R);
 }
 
 /// How records are grouped into windows, per key.
@@ -87,8 +92,11 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     /// - the input contract is that a record sent at time `t` has event time
     ///   `>= t` (the log source sends at its watermark, which guarantees it), so
     ///   no record ever reaches a closed window;
-    /// - results do not depend on the number of workers or processes: partial
-    ///   aggregates are kept per log run and merged in run order;
+    /// - results do not depend on the number of workers or processes: tumbling
+    ///   and sliding windows pre-aggregate each input batch on the worker that
+    ///   read it (only partials cross workers), and partials are merged in
+    ///   arrival order within a log run and in run order across runs, so the
+    ///   output depends on the runs and their batches, which the log fixes;
     /// - a closed window's state is freed when it is emitted.
     ///
     /// ```
@@ -135,34 +143,186 @@ impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>>
     where
         A: Aggregate<R> + ExchangeData,
     {
-        let mut state: Box<dyn WindowState<R, A>> = match windows {
-            Windows::Tumbling { size } => Box::new(FixedWindows::new(size, size)),
-            Windows::Sliding { size, slide } => Box::new(FixedWindows::new(size, slide)),
+        match windows {
+            Windows::Tumbling { size } => close_windows(
+                combine(self, size, size),
+                |p| p.route,
+                FixedWindows::new(size),
+            ),
+            Windows::Sliding { size, slide } => close_windows(
+                combine(self, size, slide),
+                |p| p.route,
+                FixedWindows::new(size),
+            ),
             Windows::Session { gap } => {
                 assert!(gap > 0, "session gap must be positive");
-                Box::new(SessionWindows::new(gap))
+                let checked = self.unary(Pipeline, "CheckEventTime", |_, _| {
+                    move |input, output| {
+                        input.for_each(|stamp, data| {
+                            let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
+                            data.iter()
+                                .for_each(|r| check_contract(sent_at, r.event_time()));
+                            output.session(&stamp).give_container(data);
+                        })
+                    }
+                });
+                close_windows(checked, |r: &R| r.route(), SessionWindows::new(gap))
             }
-        };
-        self.unary_frontier(Exchange::new(|r: &R| r.route()), "EventTimeWindow", |capability, _info| {
+        }
+    }
+}
+
+#[inline]
+fn check_contract(sent_at: Micros, event_time: Micros) {
+    assert!(
+        event_time >= sent_at,
+        "window input contract: a record sent at time {sent_at} has event time {event_time}"
+    );
+}
+
+/// The aggregate of consecutive records of one key, window and run: what
+/// crosses workers instead of every record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Partial<K, A> {
+    key: K,
+    start: Micros,
+    run: u32,
+    route: u64,
+    aggregate: A,
+}
+
+/// Slots of the combiner's direct-mapped cache (a power of two).
+const COMBINER_SLOTS: usize = 4096;
+
+/// Pre-aggregates each input batch on the worker that read it, before the
+/// exchange: a direct-mapped cache indexed by the record's route holds one
+/// partial per slot; a record that does not match its slot's key, window and
+/// run flushes the slot, and the batch's end flushes them all. Partials of one
+/// key, window and run leave in arrival order, so merging them in the order
+/// they arrive is merging the run's records in order: results depend on the
+/// batches (fixed by the log's runs), never on the worker count.
+fn combine<'s, R, A>(
+    stream: Stream<'s, Micros, Vec<R>>,
+    size: Micros,
+    slide: Micros,
+) -> Stream<'s, Micros, Vec<Partial<R::Key, A>>>
+where
+    R: WindowRecord,
+    A: Aggregate<R> + ExchangeData,
+{
+    assert!(
+        size > 0 && slide > 0 && slide <= size,
+        "windows need 0 < slide <= size"
+    );
+    stream.unary(Pipeline, "CombineWindows", move |_, _| {
+        let mut slots: Vec<Option<Partial<R::Key, A>>> =
+            (0..COMBINER_SLOTS).map(|_| None).collect();
+        let mut occupied: Vec<usize> = Vec::new();
+        let mut partials: Vec<Partial<R::Key, A>> = Vec::new();
+        move |input, output| {
+            input.for_each(|stamp, data| {
+                let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
+                for record in data.iter() {
+                    let ts = record.event_time();
+                    check_contract(sent_at, ts);
+                    let route = record.route();
+                    if size == slide {
+                        let index = route as usize & (COMBINER_SLOTS - 1);
+                        if let Some(p) = &mut slots[index]
+                            && p.start <= ts
+                            && ts < p.start + size
+                            && p.run == record.run()
+                            && p.key == record.key()
+                        {
+                            p.aggregate.add(record);
+                            continue;
+                        }
+                        let start = window_start(ts, size);
+                        fill(
+                            &mut slots[index],
+                            index,
+                            record,
+                            start,
+                            &mut occupied,
+                            &mut partials,
+                        );
+                        continue;
+                    }
+                    let mut start = window_start(ts, slide);
+                    while start > ts - size {
+                        let mixed =
+                            route ^ ((start / slide) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let index = mixed as usize & (COMBINER_SLOTS - 1);
+                        match &mut slots[index] {
+                            Some(p)
+                                if p.start == start
+                                    && p.run == record.run()
+                                    && p.key == record.key() =>
+                            {
+                                p.aggregate.add(record)
+                            }
+                            slot => fill(slot, index, record, start, &mut occupied, &mut partials),
+                        }
+                        start -= slide;
+                    }
+                }
+                // Flushed in slot order of first use: deterministic for a given batch.
+                partials.extend(occupied.drain(..).filter_map(|i| slots[i].take()));
+                output.session(&stamp).give_container(&mut partials);
+            })
+        }
+    })
+}
+
+/// Starts a partial for `record` in `slot`, flushing what the slot held.
+fn fill<R: WindowRecord, A: Aggregate<R>>(
+    slot: &mut Option<Partial<R::Key, A>>,
+    index: usize,
+    record: &R,
+    start: Micros,
+    occupied: &mut Vec<usize>,
+    partials: &mut Vec<Partial<R::Key, A>>,
+) {
+    let mut aggregate = A::default();
+    aggregate.add(record);
+    let fresh = Partial {
+        key: record.key(),
+        start,
+        run: record.run(),
+        route: record.route(),
+        aggregate,
+    };
+    match slot.replace(fresh) {
+        Some(previous) => partials.push(previous),
+        None => occupied.push(index),
+    }
+}
+
+/// Exchanges items by `route`, keeps per-worker window `state`, and emits each
+/// window when the input frontier passes its end, one session per end time.
+fn close_windows<'s, I, K, A, S>(
+    stream: Stream<'s, Micros, Vec<I>>,
+    route: impl Fn(&I) -> u64 + 'static,
+    mut state: S,
+) -> Stream<'s, Micros, Vec<Window<K, A>>>
+where
+    I: ExchangeData,
+    K: ExchangeData,
+    A: ExchangeData,
+    S: WindowState<I, K, A> + 'static,
+{
+    stream.unary_frontier(
+        Exchange::new(move |i: &I| route(i)),
+        "EventTimeWindow",
+        |capability, _info| {
             let mut capability = Some(capability);
             let mut closed = Vec::new();
             move |(input, frontier), output| {
                 // `for_each`, not `for_each_stamp`: messages must stay in arrival order.
-                input.for_each(|stamp, data| {
-                    let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
-                    for record in data.iter() {
-                        assert!(
-                            record.event_time() >= sent_at,
-                            "window input contract: a record sent at time {sent_at} has event time {}",
-                            record.event_time()
-                        );
-                        state.insert(record);
-                    }
-                });
+                input.for_each(|_, data| data.iter().for_each(|item| state.insert(item)));
                 let upto = frontier.frontier().first().copied().unwrap_or(Micros::MAX);
                 if let Some(cap) = capability.as_mut() {
                     state.close_until(upto, &mut closed);
-                    // Closed windows come in end order; each end time gets one session.
                     let mut windows = closed.drain(..).peekable();
                     while let Some(first) = windows.next() {
                         let end = first.end_us;
@@ -180,19 +340,19 @@ impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>>
                     }
                 }
             }
-        })
-    }
+        },
+    )
 }
 
-/// The windows of every key on one worker.
-trait WindowState<R: WindowRecord, A> {
-    fn insert(&mut self, record: &R);
+/// The windows of every key on one worker, fed with items of type `I`.
+trait WindowState<I, K, A> {
+    fn insert(&mut self, item: &I);
     /// Moves every window that ends at or before `upto` into `out`, in end order.
-    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>);
+    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<K, A>>);
 }
 
-/// Partial aggregates of one window, one per log run. The partial last added
-/// to is kept inline (`hot`): nearly every record extends it, so the common
+/// Partial aggregates of one window, one per log run. The partial last merged
+/// into is kept inline (`hot`): nearly every partial extends it, so the common
 /// case is one comparison and no allocation.
 #[derive(Debug, Clone)]
 struct RunPartials<A> {
@@ -201,11 +361,8 @@ struct RunPartials<A> {
     others: Vec<(u32, A)>,
 }
 
-impl<A> RunPartials<A> {
-    fn new(run: u32) -> Self
-    where
-        A: Default,
-    {
+impl<A: Merge> RunPartials<A> {
+    fn new(run: u32) -> Self {
         RunPartials {
             hot_run: run,
             hot: A::default(),
@@ -213,25 +370,18 @@ impl<A> RunPartials<A> {
         }
     }
 
+    /// Folds in a partial aggregate of `run` that follows the run's earlier ones.
     #[inline]
-    fn add<R>(&mut self, record: &R)
-    where
-        R: WindowRecord,
-        A: Aggregate<R>,
-    {
-        let run = record.run();
+    fn merge(&mut self, run: u32, partial: &A) {
         if run != self.hot_run {
             self.switch_to(run);
         }
-        self.hot.add(record);
+        self.hot.merge(partial);
     }
 
     /// Parks the hot partial among the others and brings `run`'s forward.
     #[cold]
-    fn switch_to(&mut self, run: u32)
-    where
-        A: Default,
-    {
+    fn switch_to(&mut self, run: u32) {
         let incoming = match self.others.iter().position(|(r, _)| *r == run) {
             Some(i) => self.others.swap_remove(i).1,
             None => A::default(),
@@ -242,10 +392,7 @@ impl<A> RunPartials<A> {
     }
 
     /// Merges the partials in run order.
-    fn combine<R>(self) -> A
-    where
-        A: Aggregate<R>,
-    {
+    fn combine(self) -> A {
         let mut parts = self.others;
         parts.push((self.hot_run, self.hot));
         parts.sort_unstable_by_key(|(run, _)| *run);
@@ -258,16 +405,16 @@ impl<A> RunPartials<A> {
     }
 }
 
-/// Tumbling and sliding windows: each record joins the windows that cover its time.
+/// Tumbling and sliding windows, fed with the combiner's partials (each
+/// already assigned to its window).
 ///
 /// Each key keeps its newest open window inline, beside the hash-table entry:
-/// nearly every record of a key lands there, at the cost of one lookup. Older
+/// nearly every partial of a key lands there, at the cost of one lookup. Older
 /// open windows (readers of different runs can be a run apart in event time)
 /// sit in a slab, listed per key by start, so opening or closing one moves 16
 /// bytes, not whole aggregates.
 struct FixedWindows<K, A> {
     size: Micros,
-    slide: Micros,
     open: FxHashMap<K, KeyWindows<A>>,
     slab: Vec<Option<RunPartials<A>>>,
     free: Vec<usize>,
@@ -284,14 +431,9 @@ struct KeyWindows<A> {
 }
 
 impl<K, A> FixedWindows<K, A> {
-    fn new(size: Micros, slide: Micros) -> Self {
-        assert!(
-            size > 0 && slide > 0 && slide <= size,
-            "windows need 0 < slide <= size"
-        );
+    fn new(size: Micros) -> Self {
         FixedWindows {
             size,
-            slide,
             open: FxHashMap::default(),
             slab: Vec::new(),
             free: Vec::new(),
@@ -300,29 +442,67 @@ impl<K, A> FixedWindows<K, A> {
     }
 }
 
-impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key, A> {
+impl<K, A> WindowState<Partial<K, A>, K, A> for FixedWindows<K, A>
+where
+    K: ExchangeData + Hash + Eq + Ord + Clone,
+    A: Merge,
+{
     #[inline]
-    fn insert(&mut self, record: &R) {
-        let ts = record.event_time();
-        let key = record.key();
-        // Fast path: a record of a tumbling window usually falls in its key's newest window.
-        if self.slide == self.size
-            && let Some(windows) = self.open.get_mut(&key)
-            && windows.newest_start <= ts
-            && ts < windows.newest_start + self.size
-        {
-            windows.newest.add(record);
+    fn insert(&mut self, partial: &Partial<K, A>) {
+        let FixedWindows {
+            size,
+            open,
+            slab,
+            free,
+            due,
+        } = self;
+        let (start, run) = (partial.start, partial.run);
+        let fresh = || {
+            let mut partials = RunPartials::new(run);
+            partials.merge(run, &partial.aggregate);
+            partials
+        };
+        let Some(windows) = open.get_mut(&partial.key) else {
+            let windows = KeyWindows {
+                newest_start: start,
+                newest: fresh(),
+                older: VecDeque::new(),
+            };
+            open.insert(partial.key.clone(), windows);
+            due.entry(start + *size)
+                .or_default()
+                .push(partial.key.clone());
             return;
-        }
-        // Windows `[start, start + size)` holding `ts`, latest first.
-        let mut start = window_start(ts, self.slide);
-        while start > ts - self.size {
-            self.add_to(key.clone(), start, record);
-            start -= self.slide;
+        };
+        if start == windows.newest_start {
+            windows.newest.merge(run, &partial.aggregate);
+        } else if start > windows.newest_start {
+            // A newer window: the newest so far moves to the slab.
+            let previous = std::mem::replace(&mut windows.newest, fresh());
+            let previous_start = std::mem::replace(&mut windows.newest_start, start);
+            windows
+                .older
+                .push_back((previous_start, park(slab, free, previous)));
+            due.entry(start + *size)
+                .or_default()
+                .push(partial.key.clone());
+        } else {
+            match windows.older.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(i) => slab[windows.older[i].1]
+                    .as_mut()
+                    .expect("open slot")
+                    .merge(run, &partial.aggregate),
+                Err(i) => {
+                    windows.older.insert(i, (start, park(slab, free, fresh())));
+                    due.entry(start + *size)
+                        .or_default()
+                        .push(partial.key.clone());
+                }
+            }
         }
     }
 
-    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<R::Key, A>>) {
+    fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<K, A>>) {
         while let Some(entry) = self.due.first_entry() {
             if *entry.key() > upto {
                 break;
@@ -353,62 +533,6 @@ impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for FixedWindows<R::Key
                     end_us: end,
                     aggregate: partials.combine(),
                 });
-            }
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone, A> FixedWindows<K, A> {
-    /// Adds a record to its key's window starting at `start`, opening it if needed.
-    fn add_to<R>(&mut self, key: K, start: Micros, record: &R)
-    where
-        R: WindowRecord<Key = K>,
-        A: Aggregate<R>,
-    {
-        let FixedWindows {
-            size,
-            open,
-            slab,
-            free,
-            due,
-            ..
-        } = self;
-        let end = start + *size;
-        let fresh = || {
-            let mut partials = RunPartials::new(record.run());
-            partials.add(record);
-            partials
-        };
-        let Some(windows) = open.get_mut(&key) else {
-            let windows = KeyWindows {
-                newest_start: start,
-                newest: fresh(),
-                older: VecDeque::new(),
-            };
-            open.insert(key.clone(), windows);
-            due.entry(end).or_default().push(key);
-            return;
-        };
-        if start == windows.newest_start {
-            windows.newest.add(record);
-        } else if start > windows.newest_start {
-            // A newer window: the newest so far moves to the slab.
-            let previous = std::mem::replace(&mut windows.newest, fresh());
-            let previous_start = std::mem::replace(&mut windows.newest_start, start);
-            windows
-                .older
-                .push_back((previous_start, park(slab, free, previous)));
-            due.entry(end).or_default().push(key);
-        } else {
-            match windows.older.binary_search_by_key(&start, |(s, _)| *s) {
-                Ok(i) => slab[windows.older[i].1]
-                    .as_mut()
-                    .expect("open slot")
-                    .add(record),
-                Err(i) => {
-                    windows.older.insert(i, (start, park(slab, free, fresh())));
-                    due.entry(end).or_default().push(key);
-                }
             }
         }
     }
@@ -451,7 +575,7 @@ impl<K, R> SessionWindows<K, R> {
     }
 }
 
-impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, A> for SessionWindows<R::Key, R> {
+impl<R: WindowRecord, A: Aggregate<R>> WindowState<R, R::Key, A> for SessionWindows<R::Key, R> {
     fn insert(&mut self, record: &R) {
         let runs = self.pending.entry(record.key()).or_insert_with(|| {
             self.due

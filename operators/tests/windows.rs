@@ -54,8 +54,13 @@ fn run_operator(windows: Windows, workers: usize) -> BTreeMap<Key, Result> {
                 });
         });
         let (index, peers) = (worker.index(), worker.peers());
-        for r in records.iter().filter(|r| r.run as usize % peers == index) {
-            input.send(*r);
+        // Each run is sent in batches of 100 records, as a log reader would:
+        // the same batches whatever the worker count.
+        for run in (0..6u32).filter(|run| *run as usize % peers == index) {
+            let of_run: Vec<Reading> = records.iter().filter(|r| r.run == run).copied().collect();
+            for chunk in of_run.chunks(100) {
+                input.send_batch(&mut chunk.to_vec());
+            }
         }
         input.close();
         while worker.step() {}
