@@ -246,3 +246,63 @@ fn non_finite_values_are_quarantined_with_a_reason() {
         .collect();
     assert!(values.contains(&f64::INFINITY) && values.contains(&f64::NEG_INFINITY));
 }
+
+/// One worker meets a corrupt row group while the others read clean ones: the
+/// run must fail with the file named, not hang waiting for the failed worker.
+#[test]
+fn a_failing_worker_fails_the_run_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic_log(&dir.path().join("log"), 500);
+    let path = dir.path().join("log/events.parquet");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Scramble the `value` column chunk of row group 4 only (read by worker 1 of 3).
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap())
+            .unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader);
+    assert!(metadata.num_row_groups() >= 9);
+    let (start, len) = metadata.row_group(4).column(5).byte_range();
+    let (start, len) = (start as usize, len as usize);
+    for b in &mut bytes[start + 8..start + len - 8] {
+        *b = !*b;
+    }
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args([
+            "replay",
+            corrupt.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--workers",
+            "3",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("replay hung after a worker failed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !status.success(),
+        "a corrupt row group must fail the run: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("corrupt.parquet"), "{stderr}");
+    assert!(
+        !out.join("summary.json").exists(),
+        "no summary for a failed run"
+    );
+}

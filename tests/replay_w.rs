@@ -57,22 +57,27 @@ fn check_synthetic(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
     );
 }
 
+/// Generates a 12-asset, 40-second TwinBench log; returns its rows.
+fn generate_small_plant(dir: &Path, seed: u64) -> Vec<Row> {
+    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
+        assets: 12,
+        seconds: 40,
+        seed,
+        out: dir.to_path_buf(),
+        csv: false,
+        progress: false,
+    })
+    .unwrap();
+    read_log_rows(&dir.join("events.parquet"))
+}
+
 /// A TwinBench log from the generator: W for 1 and 3 workers (runs of whole
 /// row groups, page runs, and explicit cuts) equals the batch path.
 #[test]
 fn generated_log_matches_batch_on_one_and_three_workers() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
-        assets: 12,
-        seconds: 40,
-        seed: 5,
-        out: log.clone(),
-        csv: false,
-        progress: false,
-    })
-    .unwrap();
-    let rows = read_log_rows(&log.join("events.parquet"));
+    let rows = generate_small_plant(&log, 5);
     let default_split = replay_with(&log, &dir.path().join("default"), 1, None);
     check(&rows, &log, &dir.path().join("default"), &default_split);
     // The same split on 1 and 3 workers gives bit-identical results.
@@ -129,16 +134,7 @@ fn free_port() -> u16 {
 fn two_processes_on_loopback_match_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
-        assets: 12,
-        seconds: 40,
-        seed: 6,
-        out: log.clone(),
-        csv: false,
-        progress: false,
-    })
-    .unwrap();
-    let rows = read_log_rows(&log.join("events.parquet"));
+    let rows = generate_small_plant(&log, 6);
     let hostfile = dir.path().join("hosts.txt");
     std::fs::write(
         &hostfile,

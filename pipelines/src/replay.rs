@@ -196,15 +196,25 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
             });
             while worker.step() {}
 
-            if let Some(e) = status.borrow_mut().error.take() {
-                return Err(e);
-            }
-            windows_part.finish()?;
-            late_part.finish()?;
-            quarantine_part.finish()?;
-            let mut totals = totals.take();
-            totals.events_in = status.borrow().rows;
-            Ok(gather_to_leader(worker, totals))
+            let outcome = (|| {
+                if let Some(e) = status.borrow_mut().error.take() {
+                    return Err(e);
+                }
+                windows_part.finish()?;
+                late_part.finish()?;
+                quarantine_part.finish()?;
+                let mut totals = totals.take();
+                totals.events_in = status.borrow().rows;
+                Ok(totals)
+            })();
+            // Every worker takes part in the gather, failed or not, so no worker
+            // waits forever for one that gave up; the leader sees every failure.
+            let report = outcome
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(|e| e.to_string());
+            let gathered = gather_to_leader(worker, report);
+            outcome.map(|_| gathered)
         })?
     };
     let elapsed = started.elapsed().as_secs_f64();
@@ -216,7 +226,12 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         return Ok(None);
     };
     let mut total = WorkerTotals::default();
-    all.iter().for_each(|t| total.merge(t));
+    for report in &all {
+        match report {
+            Ok(totals) => total.merge(totals),
+            Err(message) => return Err(Error::Runtime(format!("a worker failed: {message}"))),
+        }
+    }
     let summary = Summary {
         events_in: total.events_in,
         late_events: total.late_events,
