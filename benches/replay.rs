@@ -135,7 +135,8 @@ fn hand_written_w(log: &Path) -> f64 {
     let (mut rows, mut late) = (0u64, 0u64);
     let mut max_ts = i64::MIN;
     // (dictionary entry, window) -> (count, sum, min, max, last ts, last)
-    let mut windows: HashMap<(i32, i64), (u64, f64, f64, f64, i64, f64)> = HashMap::new();
+    type Acc = (u64, f64, f64, f64, i64, f64);
+    let mut windows: HashMap<(i32, i64), Acc> = HashMap::new();
     let mut closed = 0u64;
     for run in source.runs() {
         let mut reader = source.read_run(run).expect("read run");
