@@ -133,6 +133,10 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         &log,
     )?);
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
+    if options.cluster.is_leader_process() {
+        let workers = options.cluster.workers * options.cluster.processes;
+        remove_stale_outputs(&options.out, workers)?;
+    }
 
     let progress = Arc::new(AtomicU64::new(0));
     let reporter = options
@@ -249,6 +253,40 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;
     std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
     Ok(Some(summary))
+}
+
+/// Removes what an earlier run into `out` left that this run will not
+/// overwrite: part files of workers beyond this run's `workers`, and the
+/// summary (written again at the end, and absent if this run fails). Each
+/// worker replaces its own part atomically, so no process races another here.
+fn remove_stale_outputs(out: &Path, workers: usize) -> Result<()> {
+    let summary = out.join("summary.json");
+    if summary.exists() {
+        std::fs::remove_file(&summary).map_err(|e| Error::io(&summary, e))?;
+    }
+    for dataset in ["windows", "late", "quarantine"] {
+        let dir = out.join(dataset);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let index = name
+                .strip_prefix("part-")
+                .and_then(|n| n.strip_suffix(".parquet"));
+            if index
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i >= workers)
+            {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar on stderr fed by the workers' shared row counter.
