@@ -393,6 +393,10 @@ impl<A: Merge> RunPartials<A> {
 
     /// Merges the partials in run order.
     fn combine(self) -> A {
+        // Most windows saw one run only: no list to build.
+        if self.others.is_empty() {
+            return self.hot;
+        }
         let mut parts = self.others;
         parts.push((self.hot_run, self.hot));
         parts.sort_unstable_by_key(|(run, _)| *run);
