@@ -64,15 +64,6 @@ pub struct Run {
     pub prefix_max_ts: Micros,
 }
 
-impl Run {
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-}
-
 /// Column positions of the raw-log columns in one file's schema.
 #[derive(Debug, Clone, Copy)]
 struct Columns {
@@ -137,11 +128,6 @@ impl LogSource {
         self.rows
     }
 
-    /// The files of the log, in reading order.
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.files.iter().map(|f| f.path.as_path())
-    }
-
     /// The file a run comes from.
     pub fn path_of(&self, run: &Run) -> &Path {
         &self.files[run.file].path
@@ -178,17 +164,8 @@ impl LogSource {
         let mut seen = std::collections::BTreeMap::<String, (String, String)>::new();
         for file in &self.files {
             let c = file.columns;
-            let handle = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
-            let mask =
-                ProjectionMask::roots(file.plain.parquet_schema(), [c.asset, c.sensor, c.kind]);
-            let reader =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.plain.clone())
-                    .with_projection(mask)
-                    .with_batch_size(64 * 1024)
-                    .build()
-                    .map_err(|e| Error::parquet(&file.path, e))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
+            for batch in file.scan([c.asset, c.sensor, c.kind], None)? {
+                let batch = batch?;
                 let schema = batch.schema();
                 let column = |name: &str| -> &StringArray {
                     batch
@@ -266,10 +243,6 @@ pub struct RunBatch {
 }
 
 impl RunReader {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The next batch, `None` at the end of the run.
     pub fn next_batch(&mut self) -> Result<Option<RunBatch>> {
         let Some(batch) = self.reader.next() else {
@@ -405,21 +378,33 @@ impl LogFile {
         Some(runs)
     }
 
+    /// Batches of some columns (in file order, with the file's own types) of
+    /// one row group, or of the whole file.
+    fn scan(
+        &self,
+        columns: impl IntoIterator<Item = usize>,
+        row_group: Option<usize>,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + '_> {
+        let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mask = ProjectionMask::roots(self.plain.parquet_schema(), columns);
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.plain.clone())
+                .with_projection(mask)
+                .with_batch_size(64 * 1024);
+        if let Some(row_group) = row_group {
+            builder = builder.with_row_groups(vec![row_group]);
+        }
+        let reader = builder.build().map_err(|e| Error::parquet(&self.path, e))?;
+        Ok(reader.map(|batch| batch.map_err(|e| Error::parquet(&self.path, e))))
+    }
+
     /// The greatest `ts_us` in each of `ranges` of a row group, by reading the column.
     fn run_maxima(&self, row_group: usize, ranges: &[Range<usize>]) -> Result<Vec<Micros>> {
-        let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mask = ProjectionMask::roots(self.plain.parquet_schema(), [self.columns.ts]);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.plain.clone())
-            .with_row_groups(vec![row_group])
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| Error::parquet(&self.path, e))?;
         let mut maxima = vec![Micros::MIN; ranges.len()];
         let run_rows = ranges.first().map_or(1, |r| r.len().max(1));
         let mut row = 0usize;
-        for batch in reader {
-            let batch = batch.map_err(|e| Error::parquet(&self.path, e))?;
+        for batch in self.scan([self.columns.ts], Some(row_group))? {
+            let batch = batch?;
             let ts: &Int64Array = batch.column(0).as_primitive();
             for t in ts.iter() {
                 if let Some(t) = t {

@@ -82,97 +82,81 @@ pub fn read_log<'s>(
         let mut late_buffer: Vec<LateReading> = Vec::new();
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
-            if cursor.is_none() {
-                if let Some(run) = runs.peek() {
+            // One step: open the next run (when the pace allows) or read one batch.
+            // `Ok(true)`: call again; `Ok(false)`: this worker's share is read.
+            let step = (|| -> crate::Result<bool> {
+                if cursor.is_none() {
+                    let Some(run) = runs.peek() else {
+                        return Ok(false);
+                    };
                     // Nothing this worker sends from now on is behind its next run's start.
                     advance(held, run.prefix_max_ts.saturating_sub(options.lateness));
                     if let Some(pace) = options.pace.as_ref()
                         && run.index > 0
                     {
                         let previous = &log.runs()[run.index as usize - 1];
-                        let gate = previous.prefix_max_ts.saturating_sub(options.lateness);
-                        if pace.less_than(&gate) {
-                            activator.activate();
-                            return;
+                        if pace.less_than(&previous.prefix_max_ts.saturating_sub(options.lateness))
+                        {
+                            return Ok(true);
                         }
                     }
+                    let run = runs.next().expect("peeked");
+                    cursor = Some(RunCursor {
+                        reader: log.read_run(&run)?,
+                        watermark: Watermark::starting_at(run.prefix_max_ts, options.lateness),
+                        run,
+                        offset: 0,
+                        rejects: Vec::new(),
+                    });
                 }
-                match runs.next() {
+                let current = cursor.as_mut().expect("a run is open");
+                advance(held, current.watermark.current());
+                match current.reader.next_batch()? {
+                    Some(batch) => {
+                        let rows = batch.ts.len() as u64;
+                        current.accept(
+                            &batch,
+                            &catalog,
+                            &mut sensor_ids,
+                            &mut buffer,
+                            &mut late_buffer,
+                        );
+                        status.borrow_mut().rows += rows;
+                        options.progress.fetch_add(rows, Ordering::Relaxed);
+                        if !buffer.is_empty() {
+                            readings_out
+                                .activate()
+                                .session(&held[0])
+                                .give_container(&mut buffer);
+                        }
+                        if !late_buffer.is_empty() {
+                            late_out
+                                .activate()
+                                .session(&held[1])
+                                .give_container(&mut late_buffer);
+                        }
+                    }
                     None => {
-                        caps = None;
-                        return;
-                    }
-                    Some(run) => match log.read_run(&run) {
-                        Ok(reader) => {
-                            let watermark =
-                                Watermark::starting_at(run.prefix_max_ts, options.lateness);
-                            cursor = Some(RunCursor {
-                                run,
-                                reader,
-                                watermark,
-                                offset: 0,
-                                rejects: Vec::new(),
-                            });
-                        }
-                        Err(e) => {
-                            status.borrow_mut().error = Some(e);
-                            caps = None;
-                            return;
-                        }
-                    },
-                }
-            }
-            let current = cursor.as_mut().expect("a run is open");
-            advance(held, current.watermark.current());
-            match current.reader.next_batch() {
-                Ok(Some(batch)) => {
-                    let rows = batch.ts.len();
-                    current.accept(
-                        &batch,
-                        &catalog,
-                        &mut sensor_ids,
-                        &mut buffer,
-                        &mut late_buffer,
-                    );
-                    status.borrow_mut().rows += rows as u64;
-                    options.progress.fetch_add(rows as u64, Ordering::Relaxed);
-                    if !buffer.is_empty() {
-                        readings_out
-                            .activate()
-                            .session(&held[0])
-                            .give_container(&mut buffer);
-                    }
-                    if !late_buffer.is_empty() {
-                        late_out
-                            .activate()
-                            .session(&held[1])
-                            .give_container(&mut late_buffer);
-                    }
-                }
-                Ok(None) => {
-                    let finished = cursor.take().expect("a run is open");
-                    match finished.quarantined(&log) {
-                        Ok(mut quarantined) if !quarantined.is_empty() => {
+                        let mut quarantined =
+                            cursor.take().expect("a run is open").quarantined(&log)?;
+                        if !quarantined.is_empty() {
                             quarantined_out
                                 .activate()
                                 .session(&held[2])
                                 .give_container(&mut quarantined);
                         }
-                        Ok(_) => {}
-                        Err(e) => {
-                            status.borrow_mut().error = Some(e);
-                            caps = None;
-                            return;
-                        }
                     }
                 }
+                Ok(true)
+            })();
+            match step {
+                Ok(true) => activator.activate(),
+                Ok(false) => caps = None,
                 Err(e) => {
                     status.borrow_mut().error = Some(e);
                     caps = None;
-                    return;
                 }
             }
-            activator.activate();
         }
     });
     LogStreams {

@@ -59,11 +59,6 @@ impl Watermark {
     pub fn observe(&mut self, ts: Micros) {
         self.max_seen = self.max_seen.max(ts);
     }
-
-    /// The greatest event time observed so far.
-    pub fn max_seen(&self) -> Micros {
-        self.max_seen
-    }
 }
 
 #[cfg(test)]

@@ -36,24 +36,21 @@ for name in ("windows", "late", "quarantine"):
 
 # 3. W in SQL: lateness by a window function over arrival order (the file's row order).
 con.execute(f"""
+CREATE VIEW marked AS
+SELECT *, max(ts_us) OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
+FROM (SELECT *, file_row_number AS pos FROM read_parquet('{log / "events.parquet"}', file_row_number = true))
+""")
+con.execute("""
+CREATE VIEW accepted AS
+SELECT *, prev_max IS NOT NULL AND ts_us < prev_max - 2000000 AS late FROM marked WHERE isfinite(value)
+""")
+con.execute("""
 CREATE TABLE w AS
-WITH ev AS (
-    SELECT *, file_row_number AS pos FROM read_parquet('{log / "events.parquet"}', file_row_number = true)
-), marked AS (
-    SELECT *, max(ts_us) OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
-    FROM ev
-), accepted AS (
-    SELECT *, prev_max IS NOT NULL AND ts_us < prev_max - 2000000 AS late FROM marked WHERE isfinite(value)
-)
 SELECT sensor, (ts_us // 1000000) * 1000000 AS window_start_us, count(*) AS count, avg(value) AS mean,
        min(value) AS min, max(value) AS max, arg_max(value, (ts_us, pos)) AS last
 FROM accepted WHERE NOT late GROUP BY ALL
 """)
-late_sql = con.execute(f"""
-WITH ev AS (SELECT *, file_row_number AS pos FROM read_parquet('{log / "events.parquet"}', file_row_number = true)),
-marked AS (SELECT *, max(ts_us) OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max FROM ev)
-SELECT count(*) FROM marked WHERE isfinite(value) AND prev_max IS NOT NULL AND ts_us < prev_max - 2000000
-""").fetchone()[0]
+late_sql = con.execute("SELECT count(*) FROM accepted WHERE late").fetchone()[0]
 windows_sql, sum_means_sql = con.execute("SELECT count(*), sum(mean) FROM w").fetchone()
 
 assert windows_sql == summary["windows"], (windows_sql, summary["windows"])
