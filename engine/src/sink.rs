@@ -154,6 +154,17 @@ impl<T> PartWriter<T> {
         })
     }
 
+    /// Like [`PartWriter::create`], with the schema of the batches `encode`
+    /// makes (taken from encoding no records).
+    pub fn from_encoder(
+        dir: &Path,
+        index: usize,
+        mut encode: impl FnMut(&[T]) -> RecordBatch + 'static,
+    ) -> Result<Self> {
+        let schema = encode(&[]).schema();
+        Self::create(dir, index, schema, encode)
+    }
+
     pub fn push(&mut self, record: T) -> Result<()> {
         self.buffer.push(record);
         if self.buffer.len() >= PART_BATCH_ROWS {

@@ -1,5 +1,11 @@
-//! twinflow's dataflow operators: event-time windows and their aggregates
-//! (later: align, fuse, detect, verify and twin views).
+//! twinflow's dataflow operators: event-time windows, alignment onto a time
+//! grid, fusion of redundant sensors, anomaly detection and the twin views.
 
+pub mod align;
+pub mod detect;
+pub mod fuse;
 pub mod stats;
+pub mod time_order;
+pub mod total_order;
+pub mod twin;
 pub mod window;

@@ -97,6 +97,18 @@ impl Stats {
     }
 }
 
+/// The one number that stands for a window's aggregate in the steps after
+/// windowing (align, fuse, detect): for [`Stats`], the mean.
+pub trait WindowValue {
+    fn value(&self) -> f64;
+}
+
+impl WindowValue for Stats {
+    fn value(&self) -> f64 {
+        self.mean()
+    }
+}
+
 impl Merge for Stats {
     fn merge(&mut self, later: &Self) {
         self.merge_later(later);

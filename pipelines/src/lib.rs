@@ -1,6 +1,8 @@
 //! twinflow pipelines: the reference TwinBench workload and pipeline, and the
 //! `replay` job that runs a pipeline over a Parquet log.
 
+pub mod columns;
+pub mod pipeline;
 pub mod replay;
 pub mod schemas;
 pub mod twinbench;

@@ -1,10 +1,10 @@
 //! `twinflow replay`: runs the reference pipeline over a raw log and writes
 //! its results as Parquet datasets plus a run summary.
 //!
-//! Step W of TwinBench: per-sensor tumbling 1 s event-time windows (count,
-//! mean, min, max, last, variance); late rows go to `late/`, rows with an
-//! invalid value or an unknown sensor to `quarantine/`. The dataflow is
-//! read log → window → write, with a writer per worker for each dataset.
+//! The dataflow is read log → W (windows) → A (align) → F (fuse), and W → D
+//! (detect), then A, F and D → V (twin views), with a writer per worker for
+//! each dataset (see [`crate::schemas`]). Late rows go to `late/`, rows with
+//! an invalid value or an unknown sensor to `quarantine/`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,18 +17,26 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::vec::Map;
 use twinflow_engine::catalog::Catalog;
+use twinflow_engine::catalog::SensorId;
 use twinflow_engine::error::{Error, Result};
+use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sink::{SharedPart, WritePart};
 use twinflow_engine::source::{LogReadOptions, ReaderStatus, read_log};
-use twinflow_engine::time::{DEFAULT_LATENESS, Micros, SECOND};
+use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
+use twinflow_operators::align::{AlignWindows, AlignedRow};
+use twinflow_operators::detect::{DetectAnomalies, Flag};
+use twinflow_operators::fuse::{FuseRows, FusedRow};
 use twinflow_operators::stats::Stats;
+use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Place, final_state, plant_places};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
-use crate::schemas;
+use crate::pipeline::Pipeline;
+use crate::schemas::{self, Layout};
 
 /// What to replay and where.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub struct ReplayOptions {
     pub lateness: Micros,
     pub split: SplitOptions,
     pub progress: bool,
+    /// A CSV of plant catalog changes to apply at event times (see
+    /// [`read_catalog_changes`]).
+    pub catalog_changes: Option<PathBuf>,
 }
 
 impl ReplayOptions {
@@ -55,6 +66,7 @@ impl ReplayOptions {
             lateness: DEFAULT_LATENESS,
             split: SplitOptions::default(),
             progress: false,
+            catalog_changes: None,
         }
     }
 }
@@ -62,6 +74,8 @@ impl ReplayOptions {
 /// The run summary, written to `OUT/summary.json` and printed by `replay`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The pipeline's name and version.
+    pub pipeline: String,
     /// Rows read from the log.
     pub events_in: u64,
     /// Accepted rows behind the watermark (written to `late/`, not windowed).
@@ -70,6 +84,14 @@ pub struct Summary {
     pub windows: u64,
     /// Σ of every window's mean, computed exactly (independent of worker count).
     pub sum_window_means: f64,
+    /// Rows written to `aligned/` (step A).
+    pub aligned_rows: u64,
+    /// Σ of every fused temperature (step F), computed exactly.
+    pub sum_fused_temperature: f64,
+    /// Flags written to `flags/` (step D).
+    pub flags: u64,
+    /// Assets in the final twin view (step V).
+    pub assets_in_view: u64,
     /// Rows quarantined, in all and per reason.
     pub quarantined: u64,
     pub quarantined_by_reason: BTreeMap<String, u64>,
@@ -88,6 +110,10 @@ struct WorkerTotals {
     late_events: u64,
     windows: u64,
     sum_window_means: ExactSum,
+    aligned_rows: u64,
+    sum_fused_temperature: ExactSum,
+    flags: u64,
+    assets_in_view: u64,
     quarantined_by_reason: BTreeMap<String, u64>,
 }
 
@@ -97,6 +123,11 @@ impl WorkerTotals {
         self.late_events += other.late_events;
         self.windows += other.windows;
         self.sum_window_means.merge(&other.sum_window_means);
+        self.aligned_rows += other.aligned_rows;
+        self.sum_fused_temperature
+            .merge(&other.sum_fused_temperature);
+        self.flags += other.flags;
+        self.assets_in_view += other.assets_in_view;
         for (reason, n) in &other.quarantined_by_reason {
             *self
                 .quarantined_by_reason
@@ -122,9 +153,71 @@ pub fn load_catalog(log: &Path, explicit: Option<&Path>, source: &LogSource) -> 
     Catalog::discovered(&source.distinct_sensors()?).map_err(|e| Error::format(log, e))
 }
 
-/// Runs the reference pipeline over a log. Returns the summary on the process
-/// that hosts worker 0 (`None` on the others).
+/// Runs TwinBench's reference pipeline over a log. Returns the summary on the
+/// process that hosts worker 0 (`None` on the others).
 pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
+    crate::pipeline::twinbench().replay(options)
+}
+
+/// The datasets every worker writes a part of.
+struct Parts {
+    windows: Rc<SharedPart<SensorWindow>>,
+    late: Rc<SharedPart<LateReading>>,
+    quarantine: Rc<SharedPart<Quarantined>>,
+    aligned: Rc<SharedPart<AlignedRow>>,
+    fused: Rc<SharedPart<FusedRow>>,
+    flags: Rc<SharedPart<Flag<SensorId>>>,
+    asset_twins: Rc<SharedPart<schemas::AssetTwinRow>>,
+    asset_changes: Rc<SharedPart<schemas::Change<schemas::AssetTwinRow>>>,
+    line_twins: Rc<SharedPart<schemas::RollupRow>>,
+    line_changes: Rc<SharedPart<schemas::Change<schemas::RollupRow>>>,
+    site_twins: Rc<SharedPart<schemas::RollupRow>>,
+    site_changes: Rc<SharedPart<schemas::Change<schemas::RollupRow>>>,
+}
+
+impl Parts {
+    fn create(out: &Path, worker: usize, layout: &Layout) -> Result<Self> {
+        let catalog = &layout.catalog;
+        Ok(Parts {
+            windows: SharedPart::new(schemas::windows_writer(out, worker, catalog)?),
+            late: SharedPart::new(schemas::late_writer(out, worker, catalog)?),
+            quarantine: SharedPart::new(schemas::quarantine_writer(out, worker)?),
+            aligned: SharedPart::new(schemas::aligned_writer(out, worker, layout)?),
+            fused: SharedPart::new(schemas::fused_writer(out, worker, layout)?),
+            flags: SharedPart::new(schemas::flags_writer(out, worker, layout)?),
+            asset_twins: SharedPart::new(schemas::asset_twins_writer(out, worker, layout)?),
+            asset_changes: SharedPart::new(schemas::asset_changes_writer(out, worker, layout)?),
+            line_twins: SharedPart::new(schemas::rollups_writer(out, worker, layout, "line")?),
+            line_changes: SharedPart::new(schemas::rollup_changes_writer(
+                out, worker, layout, "line",
+            )?),
+            site_twins: SharedPart::new(schemas::rollups_writer(out, worker, layout, "site")?),
+            site_changes: SharedPart::new(schemas::rollup_changes_writer(
+                out, worker, layout, "site",
+            )?),
+        })
+    }
+
+    /// Commits every part, in order; the first error wins.
+    fn finish(&self) -> Result<()> {
+        self.windows.finish()?;
+        self.late.finish()?;
+        self.quarantine.finish()?;
+        self.aligned.finish()?;
+        self.fused.finish()?;
+        self.flags.finish()?;
+        self.asset_twins.finish()?;
+        self.asset_changes.finish()?;
+        self.line_twins.finish()?;
+        self.line_changes.finish()?;
+        self.site_twins.finish()?;
+        self.site_changes.finish()?;
+        Ok(())
+    }
+}
+
+/// Runs `pipeline` over a log; see [`Pipeline::replay`].
+pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option<Summary>> {
     let started = Instant::now();
     let log = Arc::new(LogSource::open(&options.log, options.split)?);
     let catalog = Arc::new(load_catalog(
@@ -132,6 +225,18 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         options.catalog.as_deref(),
         &log,
     )?);
+    let changes = match &options.catalog_changes {
+        Some(path) => read_catalog_changes(path, &catalog)?,
+        None => Vec::new(),
+    };
+    let alignment = pipeline.alignment(&catalog);
+    let fusion = pipeline.fusion(&catalog, &alignment);
+    let layout = Layout {
+        catalog: Arc::clone(&catalog),
+        channels: alignment.channels().to_vec(),
+        quantities: fusion.quantities().to_vec(),
+    };
+    let temperature = layout.quantities.iter().position(|q| q == "temperature");
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
     if options.cluster.is_leader_process() {
         let workers = options.cluster.workers * options.cluster.processes;
@@ -145,19 +250,15 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
 
     let lateness = options.lateness;
     let out = options.out.clone();
+    let name = format!("{} {}", pipeline.name(), pipeline.version());
+    let pipeline = pipeline.clone();
     let results = {
-        let (log, catalog, progress) = (
-            Arc::clone(&log),
-            Arc::clone(&catalog),
-            Arc::clone(&progress),
-        );
+        let (log, progress) = (Arc::clone(&log), Arc::clone(&progress));
         options.cluster.run(move |worker| {
-            let index = worker.index();
-            let windows_part = SharedPart::new(schemas::windows_writer(&out, index, &catalog)?);
-            let late_part = SharedPart::new(schemas::late_writer(&out, index, &catalog)?);
-            let quarantine_part = SharedPart::new(schemas::quarantine_writer(&out, index)?);
+            let parts = Parts::create(&out, worker.index(), &layout)?;
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
+            let catalog = Arc::clone(&layout.catalog);
 
             let probe = ProbeHandle::new();
             worker.dataflow::<Micros, _, _>(|scope| {
@@ -173,30 +274,85 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
                     read,
                     Rc::clone(&status),
                 );
+                let count = |f: fn(&mut WorkerTotals)| {
+                    let totals = Rc::clone(&totals);
+                    move || f(&mut totals.borrow_mut())
+                };
+
+                // W
+                let windows = streams.readings.window::<Stats>(Windows::Tumbling {
+                    size: pipeline.window_size_us(),
+                });
                 let counts = Rc::clone(&totals);
-                streams
-                    .readings
-                    .window::<Stats>(Windows::Tumbling { size: SECOND })
-                    .probe_with(&probe)
-                    .write_part(Rc::clone(&windows_part), move |window| {
+                windows
+                    .clone()
+                    .write_part(Rc::clone(&parts.windows), move |window| {
                         let mut totals = counts.borrow_mut();
                         totals.windows += 1;
                         totals.sum_window_means.add(window.aggregate.mean());
                     });
-                let counts = Rc::clone(&totals);
-                streams.late.write_part(Rc::clone(&late_part), move |_| {
-                    counts.borrow_mut().late_events += 1
-                });
+                let late = count(|t| t.late_events += 1);
+                streams
+                    .late
+                    .write_part(Rc::clone(&parts.late), move |_| late());
                 let counts = Rc::clone(&totals);
                 streams
                     .quarantined
-                    .write_part(Rc::clone(&quarantine_part), move |row| {
+                    .write_part(Rc::clone(&parts.quarantine), move |row| {
                         *counts
                             .borrow_mut()
                             .quarantined_by_reason
                             .entry(row.reason.code().to_owned())
                             .or_default() += 1;
                     });
+
+                // A, F, D
+                let aligned = windows.clone().align(alignment.clone());
+                let fused = aligned.clone().fuse(Arc::clone(&fusion));
+                let detectors = (pipeline.clone(), Arc::clone(&catalog));
+                let flags =
+                    windows.detect(move |sensor| detectors.0.detector(&detectors.1, *sensor));
+                let aligned_row = count(|t| t.aligned_rows += 1);
+                aligned
+                    .clone()
+                    .write_part(Rc::clone(&parts.aligned), move |_| aligned_row());
+                let counts = Rc::clone(&totals);
+                fused
+                    .clone()
+                    .write_part(Rc::clone(&parts.fused), move |row| {
+                        if let Some(Some(t)) = temperature.map(|q| row.values[q]) {
+                            counts.borrow_mut().sum_fused_temperature.add(t.value);
+                        }
+                    });
+                let flag_catalog = Arc::clone(&catalog);
+                let flag_assets = flags
+                    .clone()
+                    .map(move |f| (flag_catalog.asset_of(f.key), f.start_us));
+                let flag = count(|t| t.flags += 1);
+                flags.write_part(Rc::clone(&parts.flags), move |_| flag());
+
+                // V
+                let places = plant_places(scope, &catalog, &changes);
+                let views = aligned.twin_views(fused, flag_assets, places);
+                // Reduce outputs come consolidated: one retraction and one
+                // insertion per changed row and time.
+                let asset_changes = views.assets.clone().inner;
+                asset_changes
+                    .probe_with(&probe)
+                    .write_part(Rc::clone(&parts.asset_changes), |_| {});
+                let in_view = count(|t| t.assets_in_view += 1);
+                final_state(views.assets)
+                    .write_part(Rc::clone(&parts.asset_twins), move |_| in_view());
+                for (view, twins, changes) in [
+                    (views.lines, &parts.line_twins, &parts.line_changes),
+                    (views.sites, &parts.site_twins, &parts.site_changes),
+                ] {
+                    view.clone()
+                        .inner
+                        .probe_with(&probe)
+                        .write_part(Rc::clone(changes), |_| {});
+                    final_state(view).write_part(Rc::clone(twins), |_| {});
+                }
             });
             while worker.step() {}
 
@@ -204,9 +360,7 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
                 if let Some(e) = status.borrow_mut().error.take() {
                     return Err(e);
                 }
-                windows_part.finish()?;
-                late_part.finish()?;
-                quarantine_part.finish()?;
+                parts.finish()?;
                 let mut totals = totals.take();
                 totals.events_in = status.borrow().rows;
                 Ok(totals)
@@ -237,10 +391,15 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
         }
     }
     let summary = Summary {
+        pipeline: name,
         events_in: total.events_in,
         late_events: total.late_events,
         windows: total.windows,
         sum_window_means: total.sum_window_means.value(),
+        aligned_rows: total.aligned_rows,
+        sum_fused_temperature: total.sum_fused_temperature.value(),
+        flags: total.flags,
+        assets_in_view: total.assets_in_view,
         quarantined: total.quarantined_by_reason.values().sum(),
         quarantined_by_reason: total.quarantined_by_reason,
         workers: options.cluster.workers,
@@ -255,6 +414,61 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
     Ok(Some(summary))
 }
 
+/// Reads plant catalog changes from a CSV file with columns `at_us, asset,
+/// line, site`: the asset moves to (or joins the plant at) that line and site
+/// at event time `at_us`; empty `line` and `site` remove it from the plant.
+pub fn read_catalog_changes(path: &Path, catalog: &Catalog) -> Result<Vec<CatalogChange>> {
+    #[derive(Deserialize)]
+    struct Row {
+        at_us: Micros,
+        asset: String,
+        line: String,
+        site: String,
+    }
+    let rows: Vec<Row> = twinflow_engine::catalog::read_csv(path)?;
+    rows.into_iter()
+        .map(|row| {
+            let asset = catalog
+                .asset_id(&row.asset)
+                .ok_or_else(|| Error::format(path, format!("unknown asset {:?}", row.asset)))?;
+            let place = match (row.line.is_empty(), row.site.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some(Place {
+                    line: row.line,
+                    site: row.site,
+                }),
+                _ => {
+                    return Err(Error::format(
+                        path,
+                        format!("asset {:?}: give both line and site, or neither", row.asset),
+                    ));
+                }
+            };
+            Ok(CatalogChange {
+                at_us: row.at_us,
+                asset,
+                place,
+            })
+        })
+        .collect()
+}
+
+/// Every dataset `replay` writes, as a path under `OUT`.
+pub const DATASETS: [&str; 12] = [
+    "windows",
+    "late",
+    "quarantine",
+    "aligned",
+    "fused",
+    "flags",
+    "twins/assets",
+    "twins/lines",
+    "twins/sites",
+    "twin_changes/assets",
+    "twin_changes/lines",
+    "twin_changes/sites",
+];
+
 /// Removes what an earlier run into `out` left that this run will not
 /// overwrite: part files of workers beyond this run's `workers`, and the
 /// summary (written again at the end, and absent if this run fails). Each
@@ -264,7 +478,7 @@ fn remove_stale_outputs(out: &Path, workers: usize) -> Result<()> {
     if summary.exists() {
         std::fs::remove_file(&summary).map_err(|e| Error::io(&summary, e))?;
     }
-    for dataset in ["windows", "late", "quarantine"] {
+    for dataset in DATASETS {
         let dir = out.join(dataset);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -1,10 +1,16 @@
 //! Shared helpers of the integration tests: a synthetic raw log, an
-//! independent batch computation of TwinBench W, and readers of the outputs.
+//! independent batch computation of TwinBench W (and, in [`reference`], of A,
+//! F, D and V), readers of the outputs, and ways to run `replay` in threads or
+//! in processes on loopback.
 #![allow(dead_code)]
+
+pub mod reference;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
@@ -12,7 +18,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use twinflow::engine::catalog::{AssetRecord, Catalog, SensorRecord};
+use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
+use twinflow::engine::runtime::Cluster;
+use twinflow::pipelines::replay::{ReplayOptions, Summary};
 
 /// One row of a raw log, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,4 +322,73 @@ pub fn read_log_rows(path: &Path) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Runs `replay` in this process on `workers` threads, cutting the log into
+/// runs of at most `run_rows` rows when given (the same cuts give the same
+/// floating-point results whatever the worker count).
+pub fn replay_threads(log: &Path, out: &Path, workers: usize, run_rows: Option<usize>) -> Summary {
+    let options = ReplayOptions {
+        cluster: Cluster::threads(workers),
+        split: SplitOptions {
+            max_run_rows: run_rows,
+        },
+        ..ReplayOptions::new(log, out)
+    };
+    twinflow::pipelines::replay::replay(&options)
+        .unwrap()
+        .expect("single process leads")
+}
+
+/// A port free on loopback right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the `twinflow replay` binary as `processes` processes of `workers`
+/// threads on loopback (the hostfile is written beside `out`), with runs of
+/// `run_rows` rows; asserts every process succeeded and returns their outputs,
+/// process 0 first.
+pub fn replay_processes(
+    log: &Path,
+    out: &Path,
+    processes: usize,
+    workers: usize,
+    run_rows: usize,
+) -> Vec<Output> {
+    let hostfile = PathBuf::from(format!("{}.hosts.txt", out.display()));
+    let hosts: String = (0..processes)
+        .map(|_| format!("127.0.0.1:{}\n", free_port()))
+        .collect();
+    std::fs::write(&hostfile, hosts).unwrap();
+    let spawned: Vec<_> = (0..processes)
+        .map(|process| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_twinflow"));
+            command
+                .arg("replay")
+                .arg(log)
+                .arg("--out")
+                .arg(out)
+                .args(["--workers", &workers.to_string()])
+                .args(["--processes", &processes.to_string()])
+                .args(["--process", &process.to_string()])
+                .arg("--hostfile")
+                .arg(&hostfile)
+                .args(["--run-rows", &run_rows.to_string()]);
+            std::thread::spawn(move || command.output().unwrap())
+        })
+        .collect();
+    let outputs: Vec<Output> = spawned.into_iter().map(|t| t.join().unwrap()).collect();
+    for (process, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "process {process}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    outputs
 }

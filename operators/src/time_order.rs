@@ -1,0 +1,83 @@
+//! The building block of stateful per-key operators: records handed over one timestamp at a time, in timestamp order.
+
+use std::collections::BTreeMap;
+
+use timely::ExchangeData;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+use twinflow_engine::time::Micros;
+
+/// A stateful step that consumes a stream one timestamp at a time.
+pub trait TimeStep<D, O>: 'static {
+    /// Processes every record of timestamp `time`, after all earlier
+    /// timestamps and once no more records of `time` can arrive. Records come
+    /// from several workers in no particular order: a step that keeps state
+    /// sorts them by a key of their own first. Outputs are emitted at `time`.
+    fn step(&mut self, time: Micros, records: &mut Vec<D>, out: &mut Vec<O>);
+
+    /// Called once when the input is exhausted, for outputs that waited on
+    /// records that will never come; they are emitted at the last frontier the input reached.
+    fn finish(&mut self, _out: &mut Vec<O>) {}
+}
+
+/// Routes records by `route`, stashes them by timestamp, and runs `step` on
+/// each timestamp in order once the input frontier has passed it.
+///
+/// This is what makes per-key state deterministic: whatever the number of
+/// workers and however records interleave, a key's step sees the same records
+/// in the same timestamp order (and, within a timestamp, in whatever order the
+/// step sorts them).
+pub fn in_time_order<'s, D, O, S>(
+    stream: Stream<'s, Micros, Vec<D>>,
+    name: &str,
+    route: impl Fn(&D) -> u64 + 'static,
+    mut step: S,
+) -> Stream<'s, Micros, Vec<O>>
+where
+    D: ExchangeData,
+    O: ExchangeData,
+    S: TimeStep<D, O>,
+{
+    stream.unary_frontier(Exchange::new(route), name, |capability, _info| {
+        let mut capability = Some(capability);
+        let mut stash: BTreeMap<Micros, Vec<D>> = BTreeMap::new();
+        let mut out = Vec::new();
+        move |(input, frontier), output| {
+            input.for_each(|stamp, data| {
+                stash
+                    .entry(*stamp.least().expect("a stamped message"))
+                    .or_default()
+                    .append(data);
+            });
+            let Some(cap) = capability.as_mut() else {
+                return;
+            };
+            let frontier = frontier.frontier();
+            while let Some(entry) = stash.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (time, mut records) = entry.remove_entry();
+                step.step(time, &mut records, &mut out);
+                if !out.is_empty() {
+                    output.session(&cap.delayed(&time)).give_container(&mut out);
+                }
+            }
+            match frontier.first() {
+                Some(&next) => {
+                    if *cap.time() < next {
+                        cap.downgrade(&next);
+                    }
+                }
+                None => {
+                    step.finish(&mut out);
+                    if !out.is_empty() {
+                        output.session(&*cap).give_container(&mut out);
+                    }
+                    capability = None;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,62 @@
+//! Builds an Arrow record batch column by column, naming each column where its values are made.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+/// Columns of a batch under construction; [`Columns::finish`] makes the batch.
+#[derive(Default)]
+pub struct Columns {
+    fields: Vec<Field>,
+    arrays: Vec<ArrayRef>,
+}
+
+impl Columns {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, name: &str, array: ArrayRef, nullable: bool) -> &mut Self {
+        let data_type: DataType = array.data_type().clone();
+        self.fields.push(Field::new(name, data_type, nullable));
+        self.arrays.push(array);
+        self
+    }
+
+    pub fn utf8<'a>(&mut self, name: &str, values: impl Iterator<Item = &'a str>) -> &mut Self {
+        let array: StringArray = values.map(Some).collect();
+        self.push(name, Arc::new(array), false)
+    }
+
+    pub fn i64(&mut self, name: &str, values: impl Iterator<Item = i64>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<Int64Array>()), false)
+    }
+
+    pub fn i64_opt(&mut self, name: &str, values: impl Iterator<Item = Option<i64>>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<Int64Array>()), true)
+    }
+
+    pub fn u64(&mut self, name: &str, values: impl Iterator<Item = u64>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<UInt64Array>()), false)
+    }
+
+    pub fn u32(&mut self, name: &str, values: impl Iterator<Item = u32>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<UInt32Array>()), false)
+    }
+
+    pub fn f64(&mut self, name: &str, values: impl Iterator<Item = f64>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<Float64Array>()), false)
+    }
+
+    pub fn f64_opt(&mut self, name: &str, values: impl Iterator<Item = Option<f64>>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<Float64Array>()), true)
+    }
+
+    pub fn finish(&mut self) -> RecordBatch {
+        let schema = Arc::new(Schema::new(std::mem::take(&mut self.fields)));
+        RecordBatch::try_new(schema, std::mem::take(&mut self.arrays))
+            .expect("columns of equal length")
+    }
+}
