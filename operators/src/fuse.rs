@@ -27,14 +27,22 @@ crate::total_order_by_key!(FusedValue, |f: &FusedValue| (
     f.sensors
 ));
 
-/// The fused quantities of an asset on one grid window; `values` are indexed
-/// like [`Fusion::quantities`], `None` where no sensor of the quantity reported.
+/// An aligned row with its fused quantities; `values` are indexed like
+/// [`Fusion::quantities`], `None` where no sensor of the quantity reported.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FusedRow {
-    pub asset: AssetId,
-    pub start_us: Micros,
-    pub end_us: Micros,
+    pub row: AlignedRow,
     pub values: Vec<Option<FusedValue>>,
+}
+
+impl FusedRow {
+    pub fn asset(&self) -> AssetId {
+        self.row.asset
+    }
+
+    pub fn start_us(&self) -> Micros {
+        self.row.start_us
+    }
 }
 
 /// A way of fusing an aligned row's channels into quantities.
@@ -132,9 +140,9 @@ impl Fusion for InverseVariance {
 
 /// Fuses aligned rows.
 pub trait FuseRows<'s> {
-    /// Emits one [`FusedRow`] per aligned row, at the row's timestamp, on the
-    /// row's worker: fusion looks at one row only, so it is as deterministic
-    /// as alignment and keeps no state.
+    /// Extends each aligned row into a [`FusedRow`], at the row's timestamp,
+    /// on the row's worker: fusion looks at one row only, so it is as
+    /// deterministic as alignment and keeps no state.
     ///
     /// ```
     /// use twinflow_engine::catalog::{AssetRecord, Catalog, SensorRecord};
@@ -167,20 +175,12 @@ impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
         self.unary(Pipeline, "Fuse", move |_, _| {
             move |input, output| {
                 input.for_each(|time, rows| {
-                    let fused: Vec<FusedRow> = rows
-                        .iter()
-                        .map(|row| {
-                            let mut values = Vec::new();
-                            fusion.fuse(row, &mut values);
-                            FusedRow {
-                                asset: row.asset,
-                                start_us: row.start_us,
-                                end_us: row.end_us,
-                                values,
-                            }
-                        })
-                        .collect();
-                    output.session(&time).give_iterator(fused.into_iter());
+                    let fused = rows.drain(..).map(|row| {
+                        let mut values = Vec::new();
+                        fusion.fuse(&row, &mut values);
+                        FusedRow { row, values }
+                    });
+                    output.session(&time).give_iterator(fused);
                 })
             }
         })

@@ -10,6 +10,28 @@ pub fn total_bits(x: f64) -> u64 {
     }
 }
 
+/// An `f64` ordered by `f64::total_cmp` and equal bitwise: a float that can
+/// sit in a sorted collection or a differential dataflow record.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct TotalF64(pub f64);
+
+impl PartialEq for TotalF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+impl Eq for TotalF64 {}
+impl PartialOrd for TotalF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TotalF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
 /// Implements `PartialEq`, `Eq`, `PartialOrd` and `Ord` for `$type` by
 /// comparing `$key(self)`: equality is bitwise on floats, the order total.
 #[macro_export]

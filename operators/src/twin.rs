@@ -2,18 +2,21 @@
 //!
 //! The high-rate work (windows, alignment, fusion, detection) runs in plain
 //! timely operators; what reaches differential is small: per asset, one
-//! retraction and one insertion per window (its latest row), its flags, and
-//! the plant catalog, itself a collection, so moving an asset from one line to
+//! retraction and one insertion per window (its latest state), and the plant
+//! hierarchy, itself a collection, so moving an asset from one line to
 //! another is one retraction and one insertion that flows through every view.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Operator;
 use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Operator};
 use timely::dataflow::{Scope, Stream};
 use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::time::Micros;
@@ -21,22 +24,112 @@ use twinflow_engine::time::Micros;
 use crate::align::{AlignedRow, Source};
 use crate::fuse::{FusedRow, FusedValue};
 use crate::time_order::{TimeStep, in_time_order};
-use crate::total_order::total_bits;
+use crate::total_order::TotalF64;
 
-/// Where an asset sits in the plant hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Where an asset sits in the plant hierarchy: ids of its line and site in
+/// the [`Hierarchy`]'s name tables (so views carry no strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Place {
-    pub line: String,
-    pub site: String,
+    pub line: u32,
+    pub site: u32,
 }
 
-/// A change to the plant catalog at an event time: the asset is placed
-/// (added, or moved) at `place`, or removed from the plant when `None`.
+/// A change to the plant catalog at an event time: the asset moves to (or
+/// joins the plant at) line `.0` of site `.1`, or leaves the plant when `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogChange {
     pub at_us: Micros,
     pub asset: AssetId,
-    pub place: Option<Place>,
+    pub place: Option<(String, String)>,
+}
+
+/// The plant's lines and sites, and where each asset sits over time: the
+/// catalog's places at the first timestamp, then the changes at theirs.
+#[derive(Debug, Clone, Default)]
+pub struct Hierarchy {
+    lines: Vec<String>,
+    sites: Vec<String>,
+    updates: Vec<((AssetId, Place), Micros, isize)>,
+}
+
+impl Hierarchy {
+    pub fn new(catalog: &Catalog, changes: &[CatalogChange]) -> Self {
+        let mut hierarchy = Hierarchy::default();
+        let mut current: BTreeMap<AssetId, Place> = BTreeMap::new();
+        for (id, asset) in catalog.assets().iter().enumerate() {
+            let place = hierarchy.place(&asset.line, &asset.site);
+            current.insert(id as AssetId, place);
+            hierarchy
+                .updates
+                .push(((id as AssetId, place), Micros::MIN, 1));
+        }
+        let mut changes = changes.to_vec();
+        changes.sort_by_key(|c| c.at_us);
+        for change in changes {
+            if let Some(old) = current.remove(&change.asset) {
+                hierarchy
+                    .updates
+                    .push(((change.asset, old), change.at_us, -1));
+            }
+            if let Some((line, site)) = &change.place {
+                let place = hierarchy.place(line, site);
+                hierarchy
+                    .updates
+                    .push(((change.asset, place), change.at_us, 1));
+                current.insert(change.asset, place);
+            }
+        }
+        hierarchy
+    }
+
+    fn place(&mut self, line: &str, site: &str) -> Place {
+        fn intern(names: &mut Vec<String>, name: &str) -> u32 {
+            match names.iter().position(|n| n == name) {
+                Some(i) => i as u32,
+                None => {
+                    names.push(name.to_owned());
+                    names.len() as u32 - 1
+                }
+            }
+        }
+        Place {
+            line: intern(&mut self.lines, line),
+            site: intern(&mut self.sites, site),
+        }
+    }
+
+    pub fn line_name(&self, line: u32) -> &str {
+        &self.lines[line as usize]
+    }
+
+    pub fn site_name(&self, site: u32) -> &str {
+        &self.sites[site as usize]
+    }
+
+    /// Where each asset sits, as a collection. Worker 0 introduces the
+    /// updates, so each is counted once.
+    pub fn places<'s>(
+        &self,
+        scope: Scope<'s, Micros>,
+    ) -> VecCollection<'s, Micros, (AssetId, Place)> {
+        let mut updates = if scope.index() == 0 {
+            self.updates.clone()
+        } else {
+            Vec::new()
+        };
+        source(scope, "PlantHierarchy", move |capability, _info| {
+            let mut capability = Some(capability);
+            move |output| {
+                if let Some(cap) = capability.take() {
+                    for (update, time, diff) in updates.drain(..) {
+                        let at = cap.delayed(&time.max(*cap.time()));
+                        output.session(&at).give((update, *at.time(), diff));
+                    }
+                }
+            }
+        })
+        .as_collection()
+    }
 }
 
 /// An asset's health, from best to worst (the rollups report the worst).
@@ -61,32 +154,49 @@ impl Health {
             Health::Alarm => "alarm",
         }
     }
+
+    fn of(row: &AlignedRow, flagged: bool) -> Health {
+        if flagged {
+            Health::Alarm
+        } else if row.values.iter().any(|v| v.source == Source::Missing) {
+            Health::Stale
+        } else if row.values.iter().any(|v| v.source != Source::Measured) {
+            Health::Degraded
+        } else {
+            Health::Ok
+        }
+    }
 }
 
-/// The view of one asset: its place, latest aligned and fused rows, flags so
-/// far and health.
+/// An asset's state: its latest aligned and fused row, its flags so far and
+/// its health.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AssetTwin {
-    pub place: Place,
-    pub row: AlignedRow,
-    /// The fused row of the same window (absent only if fusion lags alignment).
-    pub fused: Option<FusedRow>,
+pub struct AssetState {
+    /// Shared, not copied, as the state flows through the views.
+    pub latest: Arc<FusedRow>,
     pub flags: u64,
     pub health: Health,
 }
 
-impl AssetTwin {
+impl AssetState {
     /// How long each channel's sensor has not been seen, as of the latest row.
     pub fn staleness_us(&self) -> impl Iterator<Item = Option<Micros>> + '_ {
-        self.row
-            .values
+        let row = &self.latest.row;
+        row.values
             .iter()
-            .map(|v| v.last_seen_us.map(|seen| self.row.start_us - seen))
+            .map(|v| v.last_seen_us.map(|seen| row.start_us - seen))
     }
 }
 
+/// The view of one asset: where it sits and its state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AssetTwin {
+    pub place: Place,
+    pub state: AssetState,
+}
+
 /// A rollup of the assets of one line or one site.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Rollup {
     /// Assets in the view.
     pub assets: u64,
@@ -95,126 +205,63 @@ pub struct Rollup {
     /// Assets with at least one flag so far.
     pub assets_with_flags: u64,
     /// Per fused quantity: the mean over assets of their latest fused value.
-    pub mean_fused: Vec<Option<f64>>,
+    pub mean_fused: Vec<Option<TotalF64>>,
     pub worst_health: Health,
     /// The group's newest window start.
     pub newest_us: Micros,
 }
 
-crate::total_order_by_key!(Rollup, |r: &Rollup| (
-    r.assets,
-    r.assets_reporting,
-    r.assets_with_flags,
-    r.mean_fused
-        .iter()
-        .map(|m| m.map(total_bits))
-        .collect::<Vec<_>>(),
-    r.worst_health,
-    r.newest_us
-));
-
 /// The twin views, each a collection that changes as windows close.
 pub struct TwinViews<'s> {
     /// Per asset in the plant with at least one aligned row.
     pub assets: VecCollection<'s, Micros, (AssetId, AssetTwin)>,
-    /// Per line.
-    pub lines: VecCollection<'s, Micros, (String, Rollup)>,
+    /// Per line (by id in the [`Hierarchy`]).
+    pub lines: VecCollection<'s, Micros, (u32, Rollup)>,
     /// Per site.
-    pub sites: VecCollection<'s, Micros, (String, Rollup)>,
+    pub sites: VecCollection<'s, Micros, (u32, Rollup)>,
 }
 
-/// The plant catalog as a collection: every asset's place from `catalog` at
-/// the first timestamp, then `changes` at their times. Worker 0 introduces
-/// them, so each change is counted once.
-pub fn plant_places<'s>(
-    scope: Scope<'s, Micros>,
-    catalog: &Catalog,
-    changes: &[CatalogChange],
-) -> VecCollection<'s, Micros, (AssetId, Place)> {
-    let mut updates: Vec<((AssetId, Place), Micros, isize)> = Vec::new();
-    if scope.index() == 0 {
-        let mut current: BTreeMap<AssetId, Place> = catalog
-            .assets()
-            .iter()
-            .enumerate()
-            .map(|(id, a)| {
-                let place = Place {
-                    line: a.line.clone(),
-                    site: a.site.clone(),
-                };
-                (id as AssetId, place)
-            })
-            .collect();
-        updates.extend(
-            current
-                .iter()
-                .map(|(a, p)| ((*a, p.clone()), Micros::MIN, 1)),
-        );
-        let mut changes = changes.to_vec();
-        changes.sort_by_key(|c| c.at_us);
-        for change in changes {
-            if let Some(old) = current.remove(&change.asset) {
-                updates.push(((change.asset, old), change.at_us, -1));
-            }
-            if let Some(place) = change.place {
-                updates.push(((change.asset, place.clone()), change.at_us, 1));
-                current.insert(change.asset, place);
-            }
-        }
-    }
-    source(scope, "PlantCatalog", move |capability, _info| {
-        let mut capability = Some(capability);
-        move |output| {
-            if let Some(cap) = capability.take() {
-                for (update, time, diff) in updates.drain(..) {
-                    let at = cap.delayed(&time.max(*cap.time()));
-                    output.session(&at).give((update, *at.time(), diff));
-                }
-            }
-        }
-    })
-    .as_collection()
-}
-
-/// Builds the twin views from the pipeline's aligned rows, fused rows and flags.
+/// Builds the twin views from the pipeline's fused rows and flags.
 pub trait BuildTwinViews<'s> {
-    /// Maintains, with differential dataflow, the per-asset view (latest
-    /// aligned and fused row, flags so far, health), and per-line and per-site
-    /// rollups over it.
+    /// Maintains the per-asset view (latest aligned and fused row, flags so
+    /// far, health) and per-line and per-site rollups over it.
+    ///
+    /// Each asset's state is kept by a timely operator (rows and flags
+    /// exchanged by asset, in time order), which hands differential one
+    /// retraction and one insertion when it changes; differential joins the
+    /// states with `places` (the plant hierarchy as a collection) and reduces
+    /// them per line and per site.
     ///
     /// Guarantees:
-    /// - every view changes only at the timestamps its inputs change, by
+    /// - every view changes only at timestamps where its inputs change, by
     ///   retracting the old row and inserting the new one: the change streams
-    ///   (each view's `inner` stream) reconstruct a view at any time;
-    /// - the views are a function of their inputs' contents, not of the
-    ///   order or worker they arrived on: the same for any number of workers;
+    ///   (each view's `inner` stream) rebuild a view as of any time;
+    /// - the views do not depend on the number of workers or processes;
     /// - a change to `places` (an asset moved, added or removed) updates every
     ///   view it affects at the change's timestamp, and nothing else;
-    /// - state is bounded by the number of assets (and flags): superseded rows
-    ///   are retracted, and differential compacts them away as time advances.
+    /// - state is bounded by the number of assets: superseded rows are
+    ///   retracted, and differential compacts them away as time advances.
     ///
     /// ```
-    /// use differential_dataflow::VecCollection;
     /// use timely::dataflow::InputHandle;
     /// use timely::dataflow::operators::{Capture, capture::Extract, Input};
     /// use twinflow_engine::catalog::Catalog;
     /// use twinflow_operators::align::{AlignWindows, Alignment, Fill};
     /// use twinflow_operators::fuse::{FuseRows, InverseVariance};
     /// use twinflow_operators::stats::Stats;
-    /// use twinflow_operators::twin::{BuildTwinViews, Health, plant_places};
+    /// use twinflow_operators::twin::{BuildTwinViews, Health, Hierarchy};
     /// use twinflow_operators::window::Window;
     ///
     /// let catalog = Catalog::discovered(&[("pump-1/flow".into(), "pump-1".into(), "flow".into())]).unwrap();
     /// let alignment = Alignment::from_catalog(&catalog, 1_000_000, Fill::CarryForward { max_age: 5_000_000 });
     /// let fusion = std::sync::Arc::new(InverseVariance::from_catalog(&catalog, &alignment));
+    /// let hierarchy = Hierarchy::new(&catalog, &[]);
     /// let views = timely::execute_directly(move |worker| {
     ///     let mut windows = InputHandle::new();
     ///     let captured = worker.dataflow::<i64, _, _>(|scope| {
-    ///         let aligned = windows.to_stream(scope).align(alignment.clone());
-    ///         let fused = aligned.clone().fuse(fusion.clone());
+    ///         let fused = windows.to_stream(scope).align(alignment.clone()).fuse(fusion.clone());
     ///         let (_, flags) = scope.new_input::<Vec<(u32, i64)>>();
-    ///         let places = plant_places(scope, &catalog, &[]);
-    ///         aligned.twin_views(fused, flags, places).assets.inner.capture()
+    ///         fused.twin_views(flags, hierarchy.places(scope)).assets.inner.capture()
     ///     });
     ///     for (start, flow) in [(0, 40.0), (1_000_000, 42.0)] {
     ///         let mut stats = Stats::default();
@@ -226,68 +273,47 @@ pub trait BuildTwinViews<'s> {
     ///     while worker.step() {}
     ///     captured.extract()
     /// });
-    /// // The asset appears at the end of window 0, then is replaced by window 1's row.
+    /// // The asset appears at the end of window 0, then window 1's row replaces it.
     /// let changes: Vec<_> = views.into_iter().flat_map(|(_, c)| c).collect();
     /// let at_2s: Vec<_> = changes.iter().filter(|(_, t, _)| *t == 2_000_000).collect();
     /// assert_eq!(at_2s.len(), 2);
     /// let inserted = at_2s.iter().find(|(_, _, diff)| *diff == 1).unwrap();
-    /// assert_eq!(inserted.0.1.row.values[0].value, Some(42.0));
-    /// assert_eq!(inserted.0.1.health, Health::Ok);
+    /// assert_eq!(inserted.0.1.state.latest.row.values[0].value, Some(42.0));
+    /// assert_eq!(inserted.0.1.state.health, Health::Ok);
     /// ```
     fn twin_views(
         self,
-        fused: Stream<'s, Micros, Vec<FusedRow>>,
         flags: Stream<'s, Micros, Vec<(AssetId, Micros)>>,
         places: VecCollection<'s, Micros, (AssetId, Place)>,
     ) -> TwinViews<'s>;
 }
 
-/// What the per-asset view is reduced from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-enum AssetFact {
-    Place(Place),
-    Aligned(AlignedRow),
-    Fused(FusedRow),
-    /// A flag of one of the asset's sensors in the window starting here.
-    Flag(Micros),
-}
-
-impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
+impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
     fn twin_views(
         self,
-        fused: Stream<'s, Micros, Vec<FusedRow>>,
         flags: Stream<'s, Micros, Vec<(AssetId, Micros)>>,
         places: VecCollection<'s, Micros, (AssetId, Place)>,
     ) -> TwinViews<'s> {
-        let aligned = latest_by_key(self, |r: &AlignedRow| (r.asset, r.start_us))
-            .map(|(asset, row)| (asset, AssetFact::Aligned(row)));
-        let fused = latest_by_key(fused, |r: &FusedRow| (r.asset, r.start_us))
-            .map(|(asset, row)| (asset, AssetFact::Fused(row)));
-        let flags =
-            flags
-                .unary(Pipeline, "FlagFacts", |_, _| {
-                    |input, output| {
-                        input.for_each(|time, flags| {
-                            let t = *time.least().expect("a stamped message");
-                            output.session(&time).give_iterator(flags.drain(..).map(
-                                move |(asset, start)| ((asset, AssetFact::Flag(start)), t, 1),
-                            ));
-                        })
-                    }
-                })
-                .as_collection();
-        let places = places.map(|(asset, place)| (asset, AssetFact::Place(place)));
-        let assets = places
-            .concat(aligned)
-            .concat(fused)
-            .concat(flags)
-            .reduce_named("AssetTwin", |_asset, facts, out| {
-                if let Some(twin) = asset_twin(facts) {
-                    out.push((twin, 1));
-                }
-            });
-        let lines = rollup(assets.clone(), |twin| twin.place.line.clone());
-        let sites = rollup(assets.clone(), |twin| twin.place.site.clone());
+        let rows = self.map(AssetInput::Row);
+        let flags = flags.map(|(asset, start)| AssetInput::Flag(asset, start));
+        let states = in_time_order(
+            rows.concat(flags),
+            "AssetStates",
+            |input: &AssetInput| input.asset() as u64,
+            AssetStates::default(),
+        )
+        .as_collection();
+        let assets = states.join_map(places, |asset, state, place| {
+            (
+                *asset,
+                AssetTwin {
+                    place: *place,
+                    state: state.clone(),
+                },
+            )
+        });
+        let lines = rollup(assets.clone(), |place| place.line);
+        let sites = rollup(assets.clone(), |place| place.site);
         TwinViews {
             assets,
             lines,
@@ -296,146 +322,168 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
     }
 }
 
-/// An asset's view from its facts (sorted: place, aligned, fused, flags),
-/// or `None` while it has no place in the plant or no aligned row yet.
-fn asset_twin(facts: &[(&AssetFact, isize)]) -> Option<AssetTwin> {
-    let (mut place, mut row, mut fused) = (None, None, None);
-    let mut flags: BTreeMap<Micros, isize> = BTreeMap::new();
-    for (fact, count) in facts {
-        match fact {
-            AssetFact::Place(p) => place = Some(p),
-            AssetFact::Aligned(r) => row = Some(r),
-            AssetFact::Fused(f) => fused = Some(f),
-            AssetFact::Flag(start) => *flags.entry(*start).or_default() += count,
-        }
-    }
-    let (place, row) = (place?, row?);
-    let flagged_now = flags.get(&row.start_us).is_some_and(|n| *n > 0);
-    let health = if flagged_now {
-        Health::Alarm
-    } else if row.values.iter().any(|v| v.source == Source::Missing) {
-        Health::Stale
-    } else if row.values.iter().any(|v| v.source != Source::Measured) {
-        Health::Degraded
-    } else {
-        Health::Ok
-    };
-    Some(AssetTwin {
-        place: place.clone(),
-        row: row.clone(),
-        fused: fused.filter(|f| f.start_us == row.start_us).cloned(),
-        flags: flags.values().sum::<isize>().max(0) as u64,
-        health,
-    })
+/// What the asset-state operator consumes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum AssetInput {
+    /// A flag of one of the asset's sensors in the window starting here.
+    Flag(AssetId, Micros),
+    Row(FusedRow),
 }
 
-/// Rolls the asset view up by `group` (a line, a site).
+impl AssetInput {
+    fn asset(&self) -> AssetId {
+        match self {
+            AssetInput::Flag(asset, _) => *asset,
+            AssetInput::Row(row) => row.asset(),
+        }
+    }
+
+    /// Flags before rows, so a row sees its window's flags.
+    fn sort_key(&self) -> (AssetId, bool, Micros) {
+        match self {
+            AssetInput::Flag(asset, start) => (*asset, false, *start),
+            AssetInput::Row(row) => (row.asset(), true, row.start_us()),
+        }
+    }
+}
+
+/// The states of the assets on one worker.
+#[derive(Default)]
+struct AssetStates {
+    assets: BTreeMap<AssetId, Tracker>,
+}
+
+#[derive(Default)]
+struct Tracker {
+    state: Option<AssetState>,
+    flags: u64,
+    /// Starts of flagged windows not older than the latest row.
+    flagged: std::collections::BTreeSet<Micros>,
+}
+
+impl TimeStep<AssetInput, ((AssetId, AssetState), Micros, isize)> for AssetStates {
+    fn step(
+        &mut self,
+        time: Micros,
+        inputs: &mut Vec<AssetInput>,
+        out: &mut Vec<((AssetId, AssetState), Micros, isize)>,
+    ) {
+        inputs.sort_unstable_by_key(AssetInput::sort_key);
+        let mut inputs = inputs.drain(..).peekable();
+        while let Some(first) = inputs.next() {
+            let asset = first.asset();
+            let tracker = self.assets.entry(asset).or_default();
+            let mut latest: Option<FusedRow> = None;
+            let mut input = Some(first);
+            while let Some(item) = input.take() {
+                match item {
+                    AssetInput::Flag(_, start) => {
+                        tracker.flags += 1;
+                        tracker.flagged.insert(start);
+                    }
+                    // Rows come sorted by start: the last one is the newest.
+                    AssetInput::Row(row) => latest = Some(row),
+                }
+                input = inputs.next_if(|next| next.asset() == asset);
+            }
+            let old = tracker.state.take();
+            let latest = match (latest, &old) {
+                (Some(row), Some(old)) if row.start_us() < old.latest.start_us() => {
+                    Some(Arc::clone(&old.latest))
+                }
+                (Some(row), _) => Some(Arc::new(row)),
+                (None, Some(old)) => Some(Arc::clone(&old.latest)),
+                (None, None) => None,
+            };
+            let Some(latest) = latest else {
+                continue;
+            };
+            let start = latest.start_us();
+            tracker.flagged = tracker.flagged.split_off(&start);
+            let state = AssetState {
+                health: Health::of(&latest.row, tracker.flagged.contains(&start)),
+                flags: tracker.flags,
+                latest,
+            };
+            if old.as_ref() != Some(&state) {
+                if let Some(old) = old {
+                    out.push(((asset, old), time, -1));
+                }
+                out.push(((asset, state.clone()), time, 1));
+            }
+            tracker.state = Some(state);
+        }
+    }
+}
+
+/// What a rollup needs of one asset (small, so the reduce moves little).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Member {
+    asset: AssetId,
+    start_us: Micros,
+    measured: bool,
+    flagged: bool,
+    health: Health,
+    fused: Vec<Option<TotalF64>>,
+}
+
+/// Rolls the asset view up by a group of the asset's place (its line, its site).
 fn rollup<'s>(
     assets: VecCollection<'s, Micros, (AssetId, AssetTwin)>,
-    group: impl Fn(&AssetTwin) -> String + 'static,
-) -> VecCollection<'s, Micros, (String, Rollup)> {
+    group: impl Fn(&Place) -> u32 + 'static,
+) -> VecCollection<'s, Micros, (u32, Rollup)> {
     assets
-        .map(move |(asset, twin)| (group(&twin), (asset, twin)))
+        .map(move |(asset, twin)| {
+            let state = &twin.state;
+            let row = &state.latest.row;
+            let member = Member {
+                asset,
+                start_us: row.start_us,
+                measured: row.values.iter().any(|v| v.source == Source::Measured),
+                flagged: state.flags > 0,
+                health: state.health,
+                fused: state
+                    .latest
+                    .values
+                    .iter()
+                    .map(|v| v.map(|v: FusedValue| TotalF64(v.value)))
+                    .collect(),
+            };
+            (group(&twin.place), member)
+        })
         .reduce_named("Rollup", |_group, members, out| {
-            let twins: Vec<&AssetTwin> = members.iter().map(|((_, twin), _)| twin).collect();
-            out.push((summarize(&twins), 1));
+            let members: Vec<&Member> = members.iter().map(|(m, _)| *m).collect();
+            out.push((summarize(&members), 1));
         })
 }
 
-/// The rollup of a group's asset views (in asset order, so sums are deterministic).
-fn summarize(twins: &[&AssetTwin]) -> Rollup {
-    let newest_us = twins
+/// The rollup of a group's members (in asset order, so sums are deterministic).
+fn summarize(members: &[&Member]) -> Rollup {
+    let newest_us = members
         .iter()
-        .map(|t| t.row.start_us)
+        .map(|m| m.start_us)
         .max()
         .unwrap_or(Micros::MIN);
-    let quantities = twins
-        .iter()
-        .filter_map(|t| t.fused.as_ref().map(|f| f.values.len()))
-        .max()
-        .unwrap_or(0);
+    let quantities = members.iter().map(|m| m.fused.len()).max().unwrap_or(0);
     let mean_fused = (0..quantities)
         .map(|q| {
-            let values: Vec<f64> = twins
+            let values: Vec<f64> = members
                 .iter()
-                .filter_map(|t| t.fused.as_ref()?.values.get(q).copied().flatten())
-                .map(|v: FusedValue| v.value)
+                .filter_map(|m| Some(m.fused.get(q).copied().flatten()?.0))
                 .collect();
-            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+            (!values.is_empty()).then(|| TotalF64(values.iter().sum::<f64>() / values.len() as f64))
         })
         .collect();
     Rollup {
-        assets: twins.len() as u64,
-        assets_reporting: twins
+        assets: members.len() as u64,
+        assets_reporting: members
             .iter()
-            .filter(|t| {
-                t.row.start_us == newest_us
-                    && t.row.values.iter().any(|v| v.source == Source::Measured)
-            })
+            .filter(|m| m.start_us == newest_us && m.measured)
             .count() as u64,
-        assets_with_flags: twins.iter().filter(|t| t.flags > 0).count() as u64,
+        assets_with_flags: members.iter().filter(|m| m.flagged).count() as u64,
         mean_fused,
-        worst_health: twins.iter().map(|t| t.health).max().unwrap_or(Health::Ok),
+        worst_health: members.iter().map(|m| m.health).max().unwrap_or(Health::Ok),
         newest_us,
-    }
-}
-
-/// Turns a stream of successive versions of keyed records into the
-/// collection of each key's latest version: a newer version (by `order`)
-/// retracts the one before it at the timestamp it arrives.
-pub fn latest_by_key<'s, D, K>(
-    stream: Stream<'s, Micros, Vec<D>>,
-    key_and_order: impl Fn(&D) -> (K, Micros) + Clone + 'static,
-) -> VecCollection<'s, Micros, (K, D)>
-where
-    D: ExchangeData + Ord + Clone,
-    K: ExchangeData + Ord + std::hash::Hash + Into<u64> + Copy,
-{
-    let route = key_and_order.clone();
-    in_time_order(
-        stream,
-        "LatestByKey",
-        move |d: &D| route(d).0.into(),
-        Latest {
-            key_and_order,
-            latest: BTreeMap::new(),
-        },
-    )
-    .as_collection()
-}
-
-struct Latest<K, D, F> {
-    key_and_order: F,
-    latest: BTreeMap<K, D>,
-}
-
-impl<K, D, F> TimeStep<D, ((K, D), Micros, isize)> for Latest<K, D, F>
-where
-    K: Ord + Copy + 'static,
-    D: Ord + Clone + 'static,
-    F: Fn(&D) -> (K, Micros) + 'static,
-{
-    fn step(&mut self, time: Micros, records: &mut Vec<D>, out: &mut Vec<((K, D), Micros, isize)>) {
-        records.sort_unstable_by(|a, b| {
-            (self.key_and_order)(a)
-                .cmp(&(self.key_and_order)(b))
-                .then_with(|| a.cmp(b))
-        });
-        // Of several versions of a key in one timestamp, only the newest counts.
-        let mut newest: BTreeMap<K, D> = BTreeMap::new();
-        for record in records.drain(..) {
-            newest.insert((self.key_and_order)(&record).0, record);
-        }
-        for (key, record) in newest {
-            let order = (self.key_and_order)(&record).1;
-            match self.latest.get(&key) {
-                Some(old) if (self.key_and_order)(old).1 >= order => continue,
-                Some(old) => out.push(((key, old.clone()), time, -1)),
-                None => {}
-            }
-            out.push(((key, record.clone()), time, 1));
-            self.latest.insert(key, record);
-        }
     }
 }
 
@@ -454,10 +502,18 @@ where
             move |(input, frontier), output| {
                 input.for_each(|_, changes| {
                     for (record, _time, diff) in changes.drain(..) {
-                        let count = state.entry(record).or_default();
-                        *count += diff;
+                        match state.entry(record) {
+                            Entry::Vacant(entry) => {
+                                entry.insert(diff);
+                            }
+                            Entry::Occupied(mut entry) => {
+                                *entry.get_mut() += diff;
+                                if *entry.get() == 0 {
+                                    entry.remove();
+                                }
+                            }
+                        }
                     }
-                    state.retain(|_, count| *count != 0);
                 });
                 let Some(cap) = capability.as_mut() else {
                     return;

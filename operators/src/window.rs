@@ -147,12 +147,12 @@ impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>>
             Windows::Tumbling { size } => close_windows(
                 combine(self, size, size),
                 |p| p.route,
-                FixedWindows::new(size),
+                FixedWindows::new(size, size),
             ),
             Windows::Sliding { size, slide } => close_windows(
                 combine(self, size, slide),
                 |p| p.route,
-                FixedWindows::new(size),
+                FixedWindows::new(size, slide),
             ),
             Windows::Session { gap } => {
                 assert!(gap > 0, "session gap must be positive");
@@ -335,8 +335,11 @@ where
                     }
                     if frontier.is_empty() {
                         capability = None;
-                    } else if *cap.time() < upto {
-                        cap.downgrade(&upto);
+                    } else {
+                        let next = state.next_end(upto);
+                        if *cap.time() < next {
+                            cap.downgrade(&next);
+                        }
                     }
                 }
             }
@@ -349,6 +352,13 @@ trait WindowState<I, K, A> {
     fn insert(&mut self, item: &I);
     /// Moves every window that ends at or before `upto` into `out`, in end order.
     fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<K, A>>);
+    /// The earliest end a window still open after `close_until(upto)` can
+    /// have: the output capability is held there, not at `upto`, so the
+    /// operators downstream see the frontier move once per window, not once
+    /// per input batch.
+    fn next_end(&self, upto: Micros) -> Micros {
+        upto
+    }
 }
 
 /// Partial aggregates of one window, one per log run. The partial last merged
@@ -419,6 +429,8 @@ impl<A: Merge> RunPartials<A> {
 /// bytes, not whole aggregates.
 struct FixedWindows<K, A> {
     size: Micros,
+    /// Windows start at multiples of `slide` (`size` for tumbling windows).
+    slide: Micros,
     open: FxHashMap<K, KeyWindows<A>>,
     slab: Vec<Option<RunPartials<A>>>,
     free: Vec<usize>,
@@ -435,9 +447,10 @@ struct KeyWindows<A> {
 }
 
 impl<K, A> FixedWindows<K, A> {
-    fn new(size: Micros) -> Self {
+    fn new(size: Micros, slide: Micros) -> Self {
         FixedWindows {
             size,
+            slide,
             open: FxHashMap::default(),
             slab: Vec::new(),
             free: Vec::new(),
@@ -459,6 +472,7 @@ where
             slab,
             free,
             due,
+            ..
         } = self;
         let (start, run) = (partial.start, partial.run);
         let fresh = || {
@@ -504,6 +518,15 @@ where
                 }
             }
         }
+    }
+
+    /// The first end after `upto` of a window starting at a multiple of `slide`.
+    fn next_end(&self, upto: Micros) -> Micros {
+        window_start(
+            upto.saturating_sub(self.size).saturating_add(self.slide),
+            self.slide,
+        )
+        .saturating_add(self.size)
     }
 
     fn close_until(&mut self, upto: Micros, out: &mut Vec<Window<K, A>>) {

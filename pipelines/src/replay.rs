@@ -32,7 +32,7 @@ use twinflow_operators::align::{AlignWindows, AlignedRow};
 use twinflow_operators::detect::{DetectAnomalies, Flag};
 use twinflow_operators::fuse::{FuseRows, FusedRow};
 use twinflow_operators::stats::Stats;
-use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Place, final_state, plant_places};
+use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
 use crate::pipeline::Pipeline;
@@ -233,6 +233,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let fusion = pipeline.fusion(&catalog, &alignment);
     let layout = Layout {
         catalog: Arc::clone(&catalog),
+        hierarchy: Arc::new(Hierarchy::new(&catalog, &changes)),
         channels: alignment.channels().to_vec(),
         quantities: fusion.quantities().to_vec(),
     };
@@ -332,14 +333,12 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 flags.write_part(Rc::clone(&parts.flags), move |_| flag());
 
                 // V
-                let places = plant_places(scope, &catalog, &changes);
-                let views = aligned.twin_views(fused, flag_assets, places);
+                let places = layout.hierarchy.places(scope);
+                let views = fused.twin_views(flag_assets, places);
                 // Reduce outputs come consolidated: one retraction and one
                 // insertion per changed row and time.
                 let asset_changes = views.assets.clone().inner;
-                asset_changes
-                    .probe_with(&probe)
-                    .write_part(Rc::clone(&parts.asset_changes), |_| {});
+                asset_changes.write_part(Rc::clone(&parts.asset_changes), |_| {});
                 let in_view = count(|t| t.assets_in_view += 1);
                 final_state(views.assets)
                     .write_part(Rc::clone(&parts.asset_twins), move |_| in_view());
@@ -347,6 +346,8 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     (views.lines, &parts.line_twins, &parts.line_changes),
                     (views.sites, &parts.site_twins, &parts.site_changes),
                 ] {
+                    // The rollups come last: their frontier is the pipeline's,
+                    // which paces the readers.
                     view.clone()
                         .inner
                         .probe_with(&probe)
@@ -354,7 +355,9 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     final_state(view).write_part(Rc::clone(twins), |_| {});
                 }
             });
-            while worker.step() {}
+            // Park when there is nothing to do, so an idle worker leaves its core to the
+            // others instead of spinning; messages and activations wake it.
+            while worker.step_or_park(None) {}
 
             let outcome = (|| {
                 if let Some(e) = status.borrow_mut().error.take() {
@@ -433,10 +436,7 @@ pub fn read_catalog_changes(path: &Path, catalog: &Catalog) -> Result<Vec<Catalo
                 .ok_or_else(|| Error::format(path, format!("unknown asset {:?}", row.asset)))?;
             let place = match (row.line.is_empty(), row.site.is_empty()) {
                 (true, true) => None,
-                (false, false) => Some(Place {
-                    line: row.line,
-                    site: row.site,
-                }),
+                (false, false) => Some((row.line, row.site)),
                 _ => {
                     return Err(Error::format(
                         path,

@@ -30,7 +30,7 @@ use twinflow_engine::time::Micros;
 use twinflow_operators::align::AlignedRow;
 use twinflow_operators::detect::Flag;
 use twinflow_operators::fuse::{FusedRow, FusedValue};
-use twinflow_operators::twin::{AssetTwin, Rollup};
+use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup};
 
 use crate::columns::Columns;
 use crate::replay::SensorWindow;
@@ -220,6 +220,7 @@ pub fn quarantine_writer(out: &Path, worker: usize) -> Result<PartWriter<Quarant
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub catalog: Arc<Catalog>,
+    pub hierarchy: Arc<Hierarchy>,
     pub channels: Vec<String>,
     pub quantities: Vec<String>,
 }
@@ -265,9 +266,9 @@ pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
         Columns::new()
             .utf8(
                 "asset",
-                flat.iter().map(|(r, _, _)| layout.asset_name(r.asset)),
+                flat.iter().map(|(r, _, _)| layout.asset_name(r.asset())),
             )
-            .i64("window_start_us", flat.iter().map(|(r, _, _)| r.start_us))
+            .i64("window_start_us", flat.iter().map(|(r, _, _)| r.start_us()))
             .utf8(
                 "quantity",
                 flat.iter().map(|(_, q, _)| layout.quantities[*q].as_str()),
@@ -311,7 +312,7 @@ pub fn flags_writer(
 /// An asset twin as a row of `twins/assets/`.
 pub type AssetTwinRow = (AssetId, AssetTwin);
 /// A rollup as a row of `twins/lines/` or `twins/sites/`.
-pub type RollupRow = (String, Rollup);
+pub type RollupRow = (u32, Rollup);
 /// A change of a view: the row, the time it changed at, +1 or −1.
 pub type Change<D> = (D, Micros, isize);
 
@@ -399,6 +400,13 @@ impl Layout {
         &self.catalog.asset(asset).asset
     }
 
+    fn group_name(&self, group: &str, id: u32) -> &str {
+        match group {
+            "line" => self.hierarchy.line_name(id),
+            _ => self.hierarchy.site_name(id),
+        }
+    }
+
     /// Per channel `c`: `c` and `c_source`.
     fn channel_columns(&self, columns: &mut Columns, rows: &[&AlignedRow]) {
         for (c, channel) in self.channels.iter().enumerate() {
@@ -418,15 +426,26 @@ impl Layout {
     ) -> &'c mut Columns {
         columns
             .utf8("asset", rows.iter().map(|(a, _)| self.asset_name(*a)))
-            .utf8("line", rows.iter().map(|(_, t)| t.place.line.as_str()))
-            .utf8("site", rows.iter().map(|(_, t)| t.place.site.as_str()))
-            .i64("window_start_us", rows.iter().map(|(_, t)| t.row.start_us))
-            .u64("flags", rows.iter().map(|(_, t)| t.flags))
-            .utf8("health", rows.iter().map(|(_, t)| t.health.code()));
-        let aligned: Vec<&AlignedRow> = rows.iter().map(|(_, t)| &t.row).collect();
+            .utf8(
+                "line",
+                rows.iter()
+                    .map(|(_, t)| self.hierarchy.line_name(t.place.line)),
+            )
+            .utf8(
+                "site",
+                rows.iter()
+                    .map(|(_, t)| self.hierarchy.site_name(t.place.site)),
+            )
+            .i64(
+                "window_start_us",
+                rows.iter().map(|(_, t)| t.state.latest.start_us()),
+            )
+            .u64("flags", rows.iter().map(|(_, t)| t.state.flags))
+            .utf8("health", rows.iter().map(|(_, t)| t.state.health.code()));
+        let aligned: Vec<&AlignedRow> = rows.iter().map(|(_, t)| &t.state.latest.row).collect();
         self.channel_columns(columns, &aligned);
         for (q, quantity) in self.quantities.iter().enumerate() {
-            let fused = |t: &AssetTwin| t.fused.as_ref().and_then(|f| f.values[q]);
+            let fused = |t: &AssetTwin| t.state.latest.values[q];
             columns
                 .f64_opt(
                     &format!("fused_{quantity}"),
@@ -442,11 +461,13 @@ impl Layout {
             columns
                 .i64_opt(
                     &format!("{channel}_last_seen_us"),
-                    rows.iter().map(|(_, t)| t.row.values[c].last_seen_us),
+                    rows.iter()
+                        .map(|(_, t)| t.state.latest.row.values[c].last_seen_us),
                 )
                 .i64_opt(
                     &format!("{channel}_staleness_us"),
-                    rows.iter().map(|(_, t)| t.staleness_us().nth(c).flatten()),
+                    rows.iter()
+                        .map(|(_, t)| t.state.staleness_us().nth(c).flatten()),
                 );
         }
         columns
@@ -459,7 +480,7 @@ impl Layout {
         rows: &[&RollupRow],
     ) -> &'c mut Columns {
         columns
-            .utf8(group, rows.iter().map(|(g, _)| g.as_str()))
+            .utf8(group, rows.iter().map(|(g, _)| self.group_name(group, *g)))
             .u64("assets", rows.iter().map(|(_, r)| r.assets))
             .u64(
                 "assets_reporting",
@@ -473,7 +494,7 @@ impl Layout {
             columns.f64_opt(
                 &format!("mean_fused_{quantity}"),
                 rows.iter()
-                    .map(|(_, r)| r.mean_fused.get(q).copied().flatten()),
+                    .map(|(_, r)| r.mean_fused.get(q).copied().flatten().map(|m| m.0)),
             );
         }
         columns
