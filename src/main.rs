@@ -8,6 +8,7 @@ use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::pipelines::replay::{ReplayOptions, replay};
+use twinflow::pipelines::show::twin_table;
 use twinflow::pipelines::twinbench::{GenerateOptions, generate};
 
 #[derive(Parser)]
@@ -56,9 +57,22 @@ enum Command {
         /// Split row groups into runs of at most this many rows (spreads small logs over workers).
         #[arg(long)]
         run_rows: Option<usize>,
+        /// CSV of plant changes (at_us, asset, line, site) applied at event times:
+        /// an asset moves to (or joins) that line and site; empty line and site remove it.
+        #[arg(long)]
+        catalog_changes: Option<PathBuf>,
+        /// After the run, print a result for people to read: `twins`, the final twin view.
+        #[arg(long, value_enum)]
+        show: Option<Show>,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Show {
+    /// The final twin view of every asset, and the line rollups.
+    Twins,
 }
 
 #[derive(Args)]
@@ -123,6 +137,8 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
             catalog,
             lateness,
             run_rows,
+            catalog_changes,
+            show,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -143,13 +159,17 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                     max_run_rows: run_rows,
                 },
                 progress: true,
-                ..ReplayOptions::new(log, out)
+                catalog_changes,
+                ..ReplayOptions::new(log, out.clone())
             };
             if let Some(summary) = replay(&options)? {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&summary).expect("summary serializes")
                 );
+                if let Some(Show::Twins) = show {
+                    println!("\n{}", twin_table(&out)?);
+                }
             }
             Ok(())
         }

@@ -16,6 +16,13 @@ pub trait TimeStep<D, O>: 'static {
     /// sorts them by a key of their own first. Outputs are emitted at `time`.
     fn step(&mut self, time: Micros, records: &mut Vec<D>, out: &mut Vec<O>);
 
+    /// The time a record belongs to, if not the timestamp of the message that
+    /// carried it. Differential dataflow streams carry updates whose own
+    /// times may be later than their message's; a step over them says so here.
+    fn record_time(&self, _record: &D) -> Option<Micros> {
+        None
+    }
+
     /// Called once when the input is exhausted, for outputs that waited on
     /// records that will never come; they are emitted at the last frontier the input reached.
     fn finish(&mut self, _out: &mut Vec<O>) {}
@@ -45,10 +52,16 @@ where
         let mut out = Vec::new();
         move |(input, frontier), output| {
             input.for_each(|stamp, data| {
-                stash
-                    .entry(*stamp.least().expect("a stamped message"))
-                    .or_default()
-                    .append(data);
+                let time = *stamp.least().expect("a stamped message");
+                match data.first().and_then(|d| step.record_time(d)) {
+                    None => stash.entry(time).or_default().append(data),
+                    Some(_) => {
+                        for record in data.drain(..) {
+                            let own = step.record_time(&record).unwrap_or(time);
+                            stash.entry(own).or_default().push(record);
+                        }
+                    }
+                }
             });
             let Some(cap) = capability.as_mut() else {
                 return;

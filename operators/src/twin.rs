@@ -303,7 +303,7 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
             AssetStates::default(),
         )
         .as_collection();
-        let assets = states.join_map(places, |asset, state, place| {
+        let joined = states.join_map(places, |asset, state, place| {
             (
                 *asset,
                 AssetTwin {
@@ -312,6 +312,16 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
                 },
             )
         });
+        // A join pairs each change of one side with the other side's history,
+        // so a change of place can come out as updates that cancel; each
+        // asset's updates are on its worker, so they are netted there.
+        let assets = in_time_order(
+            joined.inner,
+            "ConsolidateAssets",
+            |((asset, _), _, _): &((AssetId, AssetTwin), Micros, isize)| *asset as u64,
+            Consolidate,
+        )
+        .as_collection();
         let lines = rollup(assets.clone(), |place| place.line);
         let sites = rollup(assets.clone(), |place| place.site);
         TwinViews {
@@ -412,6 +422,34 @@ impl TimeStep<AssetInput, ((AssetId, AssetState), Micros, isize)> for AssetState
                 out.push(((asset, state.clone()), time, 1));
             }
             tracker.state = Some(state);
+        }
+    }
+}
+
+/// Nets the updates of each time: equal records' diffs are summed and
+/// records whose diffs cancel are dropped.
+struct Consolidate;
+
+impl<D: Ord + 'static> TimeStep<(D, Micros, isize), (D, Micros, isize)> for Consolidate {
+    fn record_time(&self, update: &(D, Micros, isize)) -> Option<Micros> {
+        Some(update.1)
+    }
+
+    fn step(
+        &mut self,
+        _time: Micros,
+        updates: &mut Vec<(D, Micros, isize)>,
+        out: &mut Vec<(D, Micros, isize)>,
+    ) {
+        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut updates = updates.drain(..).peekable();
+        while let Some((record, time, mut diff)) = updates.next() {
+            while let Some((_, _, more)) = updates.next_if(|(next, _, _)| *next == record) {
+                diff += more;
+            }
+            if diff != 0 {
+                out.push((record, time, diff));
+            }
         }
     }
 }

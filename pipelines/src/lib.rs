@@ -5,4 +5,5 @@ pub mod columns;
 pub mod pipeline;
 pub mod replay;
 pub mod schemas;
+pub mod show;
 pub mod twinbench;
