@@ -1,10 +1,14 @@
-//! Replay throughput and memory of TwinBench step W (`cargo bench --bench replay`).
+//! Replay throughput and memory of TwinBench's reference pipeline
+//! (`cargo bench --bench replay`).
 //!
 //! Generates a ≥10M-event TwinBench log once (cached under `target/`), then
 //! measures, in one run so the figures compare as ratios:
 //! - the floor: decoding the log's `ts_us`, `sensor` and `value` columns on one core;
-//! - `twinflow replay` end to end (Parquet in, Parquet out) with 1 and 2 workers;
-//! - peak memory of the same replay over a log 10× shorter, to show it is flat.
+//! - a hand-written single-threaded loop computing step W alone;
+//! - `twinflow replay` end to end (Parquet in; W → A → F → D → V; every
+//!   dataset out as Parquet) with 1 and 2 workers;
+//! - peak memory of the same replay over logs 10× shorter and 2× longer, to
+//!   show it is flat in log length.
 //!
 //! Set `TWINBENCH_SECONDS` to change the log length (default 460 s: 10.2M events).
 
@@ -32,6 +36,7 @@ fn main() {
     });
     let long = ensure_log(&root, seconds);
     let short = ensure_log(&root, (seconds / 10).max(1));
+    let longer = benchmarking.then(|| ensure_log(&root, seconds * 2));
 
     // The first pass warms the page cache, so every figure below reads from memory.
     decode_floor(&long);
@@ -42,16 +47,16 @@ fn main() {
         long.display()
     );
     println!(
-        "{:<34} {:>14} {:>14} {:>12} {:>10}",
+        "{:<40} {:>14} {:>14} {:>12} {:>10}",
         "measurement", "events/s", "per core", "peak MB", "vs floor"
     );
     println!(
-        "{:<34} {:>14.0} {:>14.0} {:>12} {:>10}",
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10}",
         "decode floor (1 core)", floor, floor, "-", "1.00"
     );
     let hand = hand_written_w(&long);
     println!(
-        "{:<34} {:>14.0} {:>14.0} {:>12} {:>10.2}",
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
         "hand-written W loop (1 core)",
         hand,
         hand,
@@ -67,8 +72,8 @@ fn main() {
             peak_long_1 = peak;
         }
         println!(
-            "{:<34} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
-            format!("replay W, {workers} worker(s)"),
+            "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
+            format!("replay W→A→F→D→V, {workers} worker(s)"),
             eps,
             eps / workers as f64,
             peak,
@@ -85,6 +90,16 @@ fn main() {
         rows,
         (peak_long_1 / peak_short - 1.0) * 100.0
     );
+    if let Some(longer) = longer {
+        let s = replay(&longer, &root.join("out-longer"), 1);
+        let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "memory: peak {:.1} MB at {} events: {:+.1}% for 2× the events",
+            peak,
+            s["events_in"],
+            (peak / peak_long_1 - 1.0) * 100.0
+        );
+    }
 }
 
 /// Generates (once) a TwinBench log of `seconds`, returning its directory.

@@ -53,7 +53,10 @@ pub const ASSETS_FILE: &str = "assets.csv";
 pub const SENSORS_FILE: &str = "sensors.csv";
 
 impl Catalog {
-    /// Builds a catalog, checking names are unique and every sensor's asset exists.
+    /// Builds a catalog, checking names are unique, every sensor's asset
+    /// exists, and no asset has two sensors on one channel (a channel is one
+    /// column of the asset's aligned rows; redundant sensors are channels of
+    /// the same kind, like TwinBench's `temp-1` … `temp-3`).
     pub fn new(
         assets: Vec<AssetRecord>,
         sensors: Vec<SensorRecord>,
@@ -66,9 +69,16 @@ impl Catalog {
         }
         let mut sensor_ids = HashMap::with_capacity(sensors.len());
         let mut sensor_asset = Vec::with_capacity(sensors.len());
+        let mut channels = std::collections::HashSet::with_capacity(sensors.len());
         for (i, s) in sensors.iter().enumerate() {
             if sensor_ids.insert(s.sensor.clone(), i as SensorId).is_some() {
                 return Err(format!("sensor {:?} is listed twice", s.sensor));
+            }
+            if !channels.insert((s.asset.as_str(), s.channel.as_str())) {
+                return Err(format!(
+                    "sensor {:?}: asset {:?} already has a sensor on channel {:?}",
+                    s.sensor, s.asset, s.channel
+                ));
             }
             let asset = *asset_ids.get(&s.asset).ok_or_else(|| {
                 format!("sensor {:?} names unknown asset {:?}", s.sensor, s.asset)
@@ -218,6 +228,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         assert!(Catalog::new(assets.clone(), vec![sensor("a/t", "b")]).is_err());
-        assert!(Catalog::new(assets, vec![sensor("a/t", "a"), sensor("a/t", "a")]).is_err());
+        assert!(
+            Catalog::new(assets.clone(), vec![sensor("a/t", "a"), sensor("a/t", "a")]).is_err()
+        );
+        // Two sensors of one asset on one channel would share a column.
+        let error = Catalog::new(assets, vec![sensor("a/t", "a"), sensor("a/u", "a")]).unwrap_err();
+        assert!(error.contains("channel \"temp-1\""), "{error}");
     }
 }

@@ -75,7 +75,9 @@ impl ParquetFile {
         let tmp = path.with_file_name(format!(".{file_name}.tmp"));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
+            // Column chunks come in large writes, which pass the buffer by;
+            // it only gathers the small ones (headers, footers).
+            BufWriter::with_capacity(256 << 10, file),
             schema,
             Some(properties),
         )
@@ -118,8 +120,15 @@ impl ParquetFile {
     }
 }
 
-/// Rows per row group in dataset part files.
-pub const PART_ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Values (rows × columns) per row group in dataset part files: the writer
+/// holds a whole row group in memory, so wide datasets get fewer rows per
+/// group, and a worker's dozen open parts stay within a few megabytes.
+pub const PART_ROW_GROUP_CELLS: usize = 256 * 1024;
+
+/// Rows per row group of a part file with `columns` columns.
+fn part_row_group_rows(columns: usize) -> usize {
+    (PART_ROW_GROUP_CELLS / columns.max(1)).clamp(4 * 1024, 64 * 1024)
+}
 
 /// Rows buffered by a [`PartWriter`] before they are encoded and written.
 const PART_BATCH_ROWS: usize = 8 * 1024;
@@ -144,9 +153,7 @@ impl<T> PartWriter<T> {
         encode: impl FnMut(&[T]) -> RecordBatch + 'static,
     ) -> Result<Self> {
         let path = dir.join(format!("part-{index:05}.parquet"));
-        // Smaller row groups than raw logs: the writer buffers a whole row group,
-        // and derived datasets should not hold megabytes per worker in memory.
-        let properties = writer_properties(&schema, PART_ROW_GROUP_ROWS);
+        let properties = writer_properties(&schema, part_row_group_rows(schema.fields().len()));
         Ok(PartWriter {
             file: ParquetFile::create_with(&path, schema, properties)?,
             buffer: Vec::new(),

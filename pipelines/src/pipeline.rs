@@ -28,7 +28,7 @@
 use std::sync::Arc;
 
 use twinflow_engine::catalog::{Catalog, SensorId};
-use twinflow_engine::error::Result;
+use twinflow_engine::error::{Error, Result};
 use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{Alignment, Fill};
 use twinflow_operators::detect::{Detector, EwmaZScore};
@@ -85,7 +85,9 @@ impl Pipeline {
         self
     }
 
-    /// How one channel (a name in the sensor table's `channel` column) is filled.
+    /// How one channel (a name in the sensor table's `channel` column) is
+    /// filled; replaying a plant without that channel is an error, so a typo
+    /// never passes silently.
     pub fn fill_channel(mut self, channel: impl Into<String>, fill: Fill) -> Self {
         self.channel_fills.push((channel.into(), fill));
         self
@@ -102,6 +104,8 @@ impl Pipeline {
 
     /// The detector of each sensor's windows (a [`Detector`], or any closure
     /// `FnMut(window_start_us, value) -> Option<score>`), made per sensor.
+    /// Give a closure's parameter types (`|_start: Micros, x: f64|`): Rust
+    /// cannot infer them through the `Detector` bound.
     pub fn detect<D: Detector>(
         mut self,
         make: impl Fn(&Catalog, SensorId) -> D + Send + Sync + 'static,
@@ -123,16 +127,20 @@ impl Pipeline {
     }
 
     /// The alignment this pipeline uses for `catalog`.
-    pub fn alignment(&self, catalog: &Catalog) -> Alignment {
+    pub fn alignment(&self, catalog: &Catalog) -> Result<Alignment> {
         let mut alignment = Alignment::from_catalog(catalog, self.window_size, self.default_fill);
         for (channel, fill) in &self.channel_fills {
-            // A channel this plant does not have is not an error: one pipeline
-            // can serve plants with different channel sets.
-            if alignment.channel_index(channel).is_some() {
-                alignment = alignment.with_fill(channel, *fill);
+            if alignment.channel_index(channel).is_none() {
+                return Err(Error::Config(format!(
+                    "pipeline {:?} fills channel {channel:?}, which the plant does not have \
+                     (its channels: {})",
+                    self.name,
+                    alignment.channels().join(", ")
+                )));
             }
+            alignment = alignment.with_fill(channel, *fill);
         }
-        alignment
+        Ok(alignment)
     }
 
     /// The fusion this pipeline uses for `catalog`.
@@ -162,4 +170,24 @@ pub fn twinbench() -> Pipeline {
         })
         .fuse(InverseVariance::from_catalog)
         .detect(|_catalog, _sensor| EwmaZScore::twinbench())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filling_a_channel_the_plant_lacks_is_an_error() {
+        let catalog = Catalog::discovered(&[("p/flow".into(), "p".into(), "flow".into())]).unwrap();
+        let fill = Fill::CarryForward { max_age: SECOND };
+        let pipeline = Pipeline::new("p", "1").fill_channel("flwo", fill);
+        let error = pipeline.alignment(&catalog).unwrap_err().to_string();
+        assert!(
+            error.contains("\"flwo\"") && error.contains("flow"),
+            "{error}"
+        );
+        let pipeline = Pipeline::new("p", "1").fill_channel("flow", fill);
+        let alignment = pipeline.alignment(&catalog).unwrap();
+        assert_eq!(alignment.channels(), ["flow"]);
+    }
 }

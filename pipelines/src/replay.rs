@@ -229,7 +229,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         Some(path) => read_catalog_changes(path, &catalog)?,
         None => Vec::new(),
     };
-    let alignment = pipeline.alignment(&catalog);
+    let alignment = pipeline.alignment(&catalog)?;
     let fusion = pipeline.fusion(&catalog, &alignment);
     let layout = Layout {
         catalog: Arc::clone(&catalog),
