@@ -142,7 +142,8 @@ impl RawLogWriter {
         csv_path: Option<&Path>,
         rows: usize,
     ) -> Result<Self> {
-        let properties = crate::sink::writer_properties(&raw_log_schema(), rows);
+        let properties =
+            crate::sink::writer_properties(&raw_log_schema(), rows, crate::sink::Codec::Zstd);
         let parquet = ParquetFile::create_with(parquet_path, raw_log_schema(), properties)?;
         let csv = match csv_path {
             Some(p) => {

@@ -23,16 +23,30 @@ use crate::time::Micros;
 /// Rows per Parquet row group in files twinflow writes.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// Writer properties shared by every file twinflow writes: zstd, row groups
-/// of `rows` rows, column statistics and page indexes (readers plan and prune
-/// with them), and dictionary encoding for string columns only: names repeat,
-/// measurements and timestamps hardly ever do, and hashing them into a
-/// dictionary that is then thrown away costs more than it saves.
-pub fn writer_properties(schema: &Schema, rows: usize) -> WriterProperties {
+/// How a file twinflow writes is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// zstd level 1: raw logs, written once and read by every benchmark.
+    Zstd,
+    /// LZ4 (raw): derived datasets, written at pipeline speed; a tenth larger
+    /// than zstd, and without zstd's per-column-chunk context setup, which
+    /// cost a tenth of the whole pipeline's time. Every Parquet reader we
+    /// target (DuckDB, Arrow, Polars) reads it.
+    Lz4,
+}
+
+/// Writer properties shared by every file twinflow writes: `codec`, row
+/// groups of `rows` rows, column statistics and page indexes (readers plan
+/// and prune with them), and dictionary encoding for string columns only:
+/// names repeat, measurements and timestamps hardly ever do, and hashing them
+/// into a dictionary that is then thrown away costs more than it saves.
+pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterProperties {
+    let compression = match codec {
+        Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")),
+        Codec::Lz4 => Compression::LZ4_RAW,
+    };
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid zstd level"),
-        ))
+        .set_compression(compression)
         .set_max_row_group_row_count(Some(rows.max(1)))
         .set_dictionary_enabled(false);
     for field in schema.fields() {
@@ -55,7 +69,7 @@ pub struct ParquetFile {
 
 impl ParquetFile {
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        let properties = writer_properties(&schema, ROW_GROUP_ROWS);
+        let properties = writer_properties(&schema, ROW_GROUP_ROWS, Codec::Zstd);
         Self::create_with(path, schema, properties)
     }
 
@@ -153,7 +167,8 @@ impl<T> PartWriter<T> {
         encode: impl FnMut(&[T]) -> RecordBatch + 'static,
     ) -> Result<Self> {
         let path = dir.join(format!("part-{index:05}.parquet"));
-        let properties = writer_properties(&schema, part_row_group_rows(schema.fields().len()));
+        let rows = part_row_group_rows(schema.fields().len());
+        let properties = writer_properties(&schema, rows, Codec::Lz4);
         Ok(PartWriter {
             file: ParquetFile::create_with(&path, schema, properties)?,
             buffer: Vec::new(),
