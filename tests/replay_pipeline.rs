@@ -532,7 +532,17 @@ fn sorted_contents(dir: &Path) -> (Vec<(String, DataType)>, Vec<Vec<Value>>) {
     (columns, rows)
 }
 
-const COMPARED_DATASETS: [&str; 4] = ["aligned", "fused", "flags", "twins/assets"];
+const COMPARED_DATASETS: [&str; 9] = [
+    "aligned",
+    "fused",
+    "flags",
+    "twins/assets",
+    "twins/lines",
+    "twins/sites",
+    "twin_changes/assets",
+    "twin_changes/lines",
+    "twin_changes/sites",
+];
 
 // ---------------------------------------------------------------------------
 // Tests against a generated plant
