@@ -56,9 +56,17 @@ where
                 match data.first().and_then(|d| step.record_time(d)) {
                     None => stash.entry(time).or_default().append(data),
                     Some(_) => {
-                        for record in data.drain(..) {
+                        // Runs of records of one time are common: one lookup a run.
+                        let mut records = data.drain(..).peekable();
+                        while let Some(record) = records.next() {
                             let own = step.record_time(&record).unwrap_or(time);
-                            stash.entry(own).or_default().push(record);
+                            let bucket = stash.entry(own).or_default();
+                            bucket.push(record);
+                            while let Some(next) =
+                                records.next_if(|r| step.record_time(r).unwrap_or(time) == own)
+                            {
+                                bucket.push(next);
+                            }
                         }
                     }
                 }

@@ -7,10 +7,10 @@
 //! another is one retraction and one insertion that flows through every view.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, VecCollection};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 use timely::dataflow::channels::pact::Pipeline;
@@ -525,31 +525,34 @@ fn summarize(members: &[&Member]) -> Rollup {
     }
 }
 
-/// The contents of a collection once its input is exhausted (records with a
-/// positive count, in order), emitted at the last frontier: the final state
-/// of a view, beside its change stream.
-pub fn final_state<'s, D>(collection: VecCollection<'s, Micros, D>) -> Stream<'s, Micros, Vec<D>>
+/// The contents of a keyed collection once its input is exhausted (records
+/// with a positive count, by key), emitted at the last frontier: the final
+/// state of a view, beside its change stream. Kept per key, as a view has
+/// one row or a few per key, so an update touches only its key's rows.
+pub fn final_state<'s, K, V>(
+    collection: VecCollection<'s, Micros, (K, V)>,
+) -> Stream<'s, Micros, Vec<(K, V)>>
 where
-    D: ExchangeData + Ord + Clone,
+    K: ExchangeData + Ord + std::hash::Hash + Clone,
+    V: ExchangeData + Eq + Clone,
 {
     collection
         .inner
         .unary_frontier(Pipeline, "FinalState", |capability, _info| {
             let mut capability = Some(capability);
-            let mut state: BTreeMap<D, isize> = BTreeMap::new();
+            let mut state: FxHashMap<K, Vec<(V, isize)>> = FxHashMap::default();
             move |(input, frontier), output| {
                 input.for_each(|_, changes| {
-                    for (record, _time, diff) in changes.drain(..) {
-                        match state.entry(record) {
-                            Entry::Vacant(entry) => {
-                                entry.insert(diff);
-                            }
-                            Entry::Occupied(mut entry) => {
-                                *entry.get_mut() += diff;
-                                if *entry.get() == 0 {
-                                    entry.remove();
+                    for ((key, value), _time, diff) in changes.drain(..) {
+                        let rows = state.entry(key).or_default();
+                        match rows.iter_mut().position(|(v, _)| *v == value) {
+                            Some(i) => {
+                                rows[i].1 += diff;
+                                if rows[i].1 == 0 {
+                                    rows.swap_remove(i);
                                 }
                             }
+                            None => rows.push((value, diff)),
                         }
                     }
                 });
@@ -560,12 +563,14 @@ where
                     Some(&next) if *cap.time() < next => cap.downgrade(&next),
                     Some(_) => {}
                     None => {
-                        let records =
-                            std::mem::take(&mut state)
-                                .into_iter()
-                                .flat_map(|(record, count)| {
-                                    std::iter::repeat_n(record, count.max(0) as usize)
-                                });
+                        let mut keys: Vec<(K, Vec<(V, isize)>)> =
+                            std::mem::take(&mut state).into_iter().collect();
+                        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                        let records = keys.into_iter().flat_map(|(key, rows)| {
+                            rows.into_iter().flat_map(move |(value, count)| {
+                                std::iter::repeat_n((key.clone(), value), count.max(0) as usize)
+                            })
+                        });
                         output.session(&*cap).give_iterator(records);
                         capability = None;
                     }
