@@ -19,9 +19,9 @@ use twinflow::engine::catalog::{AssetRecord, Catalog, SensorRecord};
 use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
 use twinflow::engine::time::{Micros, SECOND};
 use twinflow::operators::align::Fill;
+use twinflow::pipelines::dataset::read_dataset;
 use twinflow::pipelines::pipeline::Pipeline;
 use twinflow::pipelines::replay::ReplayOptions;
-use twinflow::pipelines::show::read_dataset;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 

@@ -8,6 +8,7 @@ use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::pipelines::replay::{ReplayOptions, replay};
+use twinflow::pipelines::report::write_report;
 use twinflow::pipelines::show::twin_table;
 use twinflow::pipelines::twinbench::{GenerateOptions, generate};
 
@@ -64,8 +65,17 @@ enum Command {
         /// After the run, print a result for people to read: `twins`, the final twin view.
         #[arg(long, value_enum)]
         show: Option<Show>,
+        /// After the run, write OUT/report.html: the twin view, rollups, and
+        /// charts of the flagged assets' fused values and sensors.
+        #[arg(long)]
+        report: bool,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Write OUT/report.html for the results of an earlier replay into OUT.
+    Report {
+        /// The output directory of a replay.
+        out: PathBuf,
     },
 }
 
@@ -139,6 +149,7 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
             run_rows,
             catalog_changes,
             show,
+            report,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -170,7 +181,14 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                 if let Some(Show::Twins) = show {
                     println!("\n{}", twin_table(&out)?);
                 }
+                if report {
+                    eprintln!("wrote {}", write_report(&out)?.display());
+                }
             }
+            Ok(())
+        }
+        Command::Report { out } => {
+            eprintln!("wrote {}", write_report(&out)?.display());
             Ok(())
         }
     }

@@ -2,8 +2,10 @@
 //! `replay` job that runs a pipeline over a Parquet log.
 
 pub mod columns;
+pub mod dataset;
 pub mod pipeline;
 pub mod replay;
+pub mod report;
 pub mod schemas;
 pub mod show;
 pub mod twinbench;

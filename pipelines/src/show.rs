@@ -1,34 +1,13 @@
 //! The final twin views as text tables for people to read (`replay --show twins`).
 
 use std::fmt::Write;
-use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use twinflow_engine::error::{Error, Result};
+use twinflow_engine::error::Result;
 
-/// Every record batch of a dataset directory (`part-*.parquet`), in part order.
-pub fn read_dataset(dir: &Path) -> Result<Vec<RecordBatch>> {
-    let mut parts: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    parts.sort();
-    let mut batches = Vec::new();
-    for part in parts {
-        let file = File::open(&part).map_err(|e| Error::io(&part, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| Error::parquet(&part, e))?;
-        for batch in reader {
-            batches.push(batch.map_err(|e| Error::format(&part, e))?);
-        }
-    }
-    Ok(batches)
-}
+use crate::dataset::read_dataset;
 
 /// The final asset view (`OUT/twins/assets/`) as a table, one asset a line,
 /// sorted by line and asset, followed by the line rollups.
