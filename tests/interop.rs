@@ -1,7 +1,9 @@
 //! Interop: Python's pyarrow and DuckDB (pinned in tests/interop/requirements.txt,
 //! installed into target/interop-venv by tests/interop/setup.sh) read every
-//! Parquet output, and a DuckDB SQL computation of TwinBench W straight from
-//! events.parquet equals what `twinflow replay` wrote.
+//! Parquet output, and a DuckDB SQL computation of TwinBench's reference
+//! pipeline (W, A, F, D and the final view V) straight from events.parquet and
+//! the catalog equals what `twinflow replay` wrote, row by row and in the
+//! summary's checksums; the twin change streams rebuild the views.
 
 use std::path::Path;
 use std::process::Command;
