@@ -5,8 +5,8 @@
 //! measures, in one run so the figures compare as ratios:
 //! - the floor: decoding the log's `ts_us`, `sensor` and `value` columns on one core;
 //! - a hand-written single-threaded loop computing step W alone;
-//! - `twinflow replay` end to end (Parquet in; W → A → F → D → V; every
-//!   dataset out as Parquet) with 1 and 2 workers;
+//! - `twinflow replay` end to end (Parquet in, Parquet out) with 1 and 2
+//!   workers, for step W alone and for the whole pipeline W → A → F → D → V;
 //! - peak memory of the same replay over logs 10× shorter and 2× longer, to
 //!   show it is flat in log length.
 //!
@@ -63,42 +63,51 @@ fn main() {
         "-",
         hand / floor
     );
-    let mut peak_long_1 = 0.0;
-    for workers in [1usize, 2] {
-        let s = replay(&long, &root.join(format!("out-w{workers}")), workers);
-        let eps = s["events_per_s"].as_f64().unwrap();
-        let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-        if workers == 1 {
-            peak_long_1 = peak;
+    const MODES: [(&str, bool); 2] = [("W", true), ("W→A→F→D→V", false)];
+    // Peak memory of each mode's 1-worker run over the 10M-event log.
+    let mut peak_long = [0.0; 2];
+    for (mode, (steps, windows_only)) in MODES.into_iter().enumerate() {
+        for workers in [1usize, 2] {
+            let out = root.join(format!("out-w{workers}"));
+            let s = replay(&long, &out, workers, windows_only);
+            let eps = s["events_per_s"].as_f64().unwrap();
+            let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+            if workers == 1 {
+                peak_long[mode] = peak;
+            }
+            println!(
+                "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
+                format!("replay {steps}, {workers} worker(s)"),
+                eps,
+                eps / workers as f64,
+                peak,
+                eps / workers as f64 / floor
+            );
         }
-        println!(
-            "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
-            format!("replay W→A→F→D→V, {workers} worker(s)"),
-            eps,
-            eps / workers as f64,
-            peak,
-            eps / workers as f64 / floor
-        );
     }
-    let s = replay(&short, &root.join("out-short"), 1);
-    let peak_short = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "memory: peak {:.1} MB at {} events vs {:.1} MB at {} events: {:+.1}% for 10× the events",
-        peak_short,
-        s["events_in"],
-        peak_long_1,
-        rows,
-        (peak_long_1 / peak_short - 1.0) * 100.0
-    );
-    if let Some(longer) = longer {
-        let s = replay(&longer, &root.join("out-longer"), 1);
-        let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-        println!(
-            "memory: peak {:.1} MB at {} events: {:+.1}% for 2× the events",
-            peak,
+    // Memory is flat in log length: peak RSS over a log 10× shorter and
+    // (when benchmarking) 2× longer, on 1 worker.
+    for (mode, (steps, windows_only)) in MODES.into_iter().enumerate() {
+        let s = replay(&short, &root.join("out-short"), 1, windows_only);
+        let peak_short = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+        print!(
+            "memory, replay {steps}: {:.1} MB at {} events, {:.1} MB at {rows} ({:+.1}% for 10×)",
+            peak_short,
             s["events_in"],
-            (peak / peak_long_1 - 1.0) * 100.0
+            peak_long[mode],
+            (peak_long[mode] / peak_short - 1.0) * 100.0
         );
+        if let Some(longer) = &longer {
+            let s = replay(longer, &root.join("out-longer"), 1, windows_only);
+            let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+            print!(
+                ", {:.1} MB at {} ({:+.1}% for 2×)",
+                peak,
+                s["events_in"],
+                (peak / peak_long[mode] - 1.0) * 100.0
+            );
+        }
+        println!();
     }
 }
 
@@ -192,7 +201,7 @@ fn hand_written_w(log: &Path) -> f64 {
 }
 
 /// Runs `twinflow replay` in its own process (so its peak memory is its own).
-fn replay(log: &Path, out: &Path, workers: usize) -> serde_json::Value {
+fn replay(log: &Path, out: &Path, workers: usize, windows_only: bool) -> serde_json::Value {
     let _ = std::fs::remove_dir_all(out);
     let output = Command::new(env!("CARGO_BIN_EXE_twinflow"))
         .args([
@@ -203,6 +212,7 @@ fn replay(log: &Path, out: &Path, workers: usize) -> serde_json::Value {
             "--workers",
             &workers.to_string(),
         ])
+        .args(windows_only.then_some("--windows-only"))
         .output()
         .expect("run twinflow replay");
     assert!(

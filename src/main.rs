@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
-use twinflow::pipelines::replay::{ReplayOptions, replay};
+use twinflow::pipelines::pipeline::twinbench;
+use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::write_report;
 use twinflow::pipelines::show::twin_table;
 use twinflow::pipelines::twinbench::{GenerateOptions, generate};
@@ -65,6 +66,9 @@ enum Command {
         /// After the run, print a result for people to read: `twins`, the final twin view.
         #[arg(long, value_enum)]
         show: Option<Show>,
+        /// Run step W alone (per-sensor windows, late and quarantined rows).
+        #[arg(long)]
+        windows_only: bool,
         /// After the run, write OUT/report.html: the twin view, rollups, and
         /// charts of the flagged assets' fused values and sensors.
         #[arg(long)]
@@ -150,6 +154,7 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
             catalog_changes,
             show,
             report,
+            windows_only,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -173,7 +178,11 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                 catalog_changes,
                 ..ReplayOptions::new(log, out.clone())
             };
-            if let Some(summary) = replay(&options)? {
+            let mut pipeline = twinbench();
+            if windows_only {
+                pipeline = pipeline.windows_only();
+            }
+            if let Some(summary) = pipeline.replay(&options)? {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&summary).expect("summary serializes")

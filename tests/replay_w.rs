@@ -220,3 +220,31 @@ fn rerun_into_same_directory_replaces_the_earlier_run() {
     check_synthetic(&rows, &log, &out, &summary);
     assert_eq!(dataset_rows(&out.join("windows")) as u64, summary.windows);
 }
+
+/// `windows_only` runs step W alone: the same windows as the whole pipeline,
+/// and no part of the later steps' datasets left from an earlier run.
+#[test]
+fn windows_only_writes_step_w_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 1 << 20);
+    let out = dir.path().join("out");
+    let whole = replay_with(&log, &out, 2, None);
+    assert!(whole.aligned_rows > 0);
+    let full_windows = read_windows(&out);
+    let options = ReplayOptions {
+        cluster: Cluster::threads(2),
+        ..ReplayOptions::new(&log, &out)
+    };
+    let pipeline = twinflow::pipelines::pipeline::twinbench().windows_only();
+    let alone = pipeline.replay(&options).unwrap().unwrap();
+    check_synthetic(&rows, &log, &out, &alone);
+    assert_eq!(read_windows(&out), full_windows);
+    assert_eq!(
+        (alone.aligned_rows, alone.flags, alone.assets_in_view),
+        (0, 0, 0)
+    );
+    for dataset in twinflow::pipelines::replay::LATER_DATASETS {
+        assert_eq!(dataset_rows(&out.join(dataset)), 0, "{dataset}");
+    }
+}

@@ -137,7 +137,7 @@ impl ParquetFile {
 /// Values (rows × columns) per row group in dataset part files: the writer
 /// holds a whole row group in memory, so wide datasets get fewer rows per
 /// group, and a worker's dozen open parts stay within a few megabytes.
-pub const PART_ROW_GROUP_CELLS: usize = 256 * 1024;
+pub const PART_ROW_GROUP_CELLS: usize = 128 * 1024;
 
 /// Rows per row group of a part file with `columns` columns.
 fn part_row_group_rows(columns: usize) -> usize {

@@ -50,6 +50,7 @@ pub struct Pipeline {
     channel_fills: Vec<(String, Fill)>,
     fusion: Arc<MakeFusion>,
     detector: Arc<MakeDetector>,
+    windows_only: bool,
 }
 
 impl Pipeline {
@@ -69,6 +70,7 @@ impl Pipeline {
                 Arc::new(InverseVariance::from_catalog(catalog, alignment))
             }),
             detector: Arc::new(|_, _| Box::new(EwmaZScore::twinbench())),
+            windows_only: false,
         }
     }
 
@@ -112,6 +114,18 @@ impl Pipeline {
     ) -> Self {
         self.detector = Arc::new(move |catalog, sensor| Box::new(make(catalog, sensor)));
         self
+    }
+
+    /// Stops after step W: per-sensor windows (and late and quarantined
+    /// rows) only, for users who want just the aggregates, and to measure
+    /// step W alone.
+    pub fn windows_only(mut self) -> Self {
+        self.windows_only = true;
+        self
+    }
+
+    pub fn is_windows_only(&self) -> bool {
+        self.windows_only
     }
 
     pub fn name(&self) -> &str {

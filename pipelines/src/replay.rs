@@ -159,11 +159,17 @@ pub fn replay(options: &ReplayOptions) -> Result<Option<Summary>> {
     crate::pipeline::twinbench().replay(options)
 }
 
-/// The datasets every worker writes a part of.
+/// The datasets every worker writes a part of: step W's always, the later
+/// steps' when the pipeline runs them.
 struct Parts {
     windows: Rc<SharedPart<SensorWindow>>,
     late: Rc<SharedPart<LateReading>>,
     quarantine: Rc<SharedPart<Quarantined>>,
+    later: Option<LaterParts>,
+}
+
+/// The datasets of steps A, F, D and V.
+struct LaterParts {
     aligned: Rc<SharedPart<AlignedRow>>,
     fused: Rc<SharedPart<FusedRow>>,
     flags: Rc<SharedPart<Flag<SensorId>>>,
@@ -176,12 +182,33 @@ struct Parts {
 }
 
 impl Parts {
-    fn create(out: &Path, worker: usize, layout: &Layout) -> Result<Self> {
+    fn create(out: &Path, worker: usize, layout: &Layout, later_steps: bool) -> Result<Self> {
         let catalog = &layout.catalog;
         Ok(Parts {
             windows: SharedPart::new(schemas::windows_writer(out, worker, catalog)?),
             late: SharedPart::new(schemas::late_writer(out, worker, catalog)?),
             quarantine: SharedPart::new(schemas::quarantine_writer(out, worker)?),
+            later: later_steps
+                .then(|| LaterParts::create(out, worker, layout))
+                .transpose()?,
+        })
+    }
+
+    /// Commits every part, in order; the first error wins.
+    fn finish(&self) -> Result<()> {
+        self.windows.finish()?;
+        self.late.finish()?;
+        self.quarantine.finish()?;
+        if let Some(later) = &self.later {
+            later.finish()?;
+        }
+        Ok(())
+    }
+}
+
+impl LaterParts {
+    fn create(out: &Path, worker: usize, layout: &Layout) -> Result<Self> {
+        Ok(LaterParts {
             aligned: SharedPart::new(schemas::aligned_writer(out, worker, layout)?),
             fused: SharedPart::new(schemas::fused_writer(out, worker, layout)?),
             flags: SharedPart::new(schemas::flags_writer(out, worker, layout)?),
@@ -198,11 +225,7 @@ impl Parts {
         })
     }
 
-    /// Commits every part, in order; the first error wins.
     fn finish(&self) -> Result<()> {
-        self.windows.finish()?;
-        self.late.finish()?;
-        self.quarantine.finish()?;
         self.aligned.finish()?;
         self.fused.finish()?;
         self.flags.finish()?;
@@ -241,7 +264,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
     if options.cluster.is_leader_process() {
         let workers = options.cluster.workers * options.cluster.processes;
-        remove_stale_outputs(&options.out, workers)?;
+        remove_stale_outputs(&options.out, workers, pipeline.is_windows_only())?;
     }
 
     let progress = Arc::new(AtomicU64::new(0));
@@ -252,11 +275,12 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let lateness = options.lateness;
     let out = options.out.clone();
     let name = format!("{} {}", pipeline.name(), pipeline.version());
+    let windows_only = pipeline.is_windows_only();
     let pipeline = pipeline.clone();
     let results = {
         let (log, progress) = (Arc::clone(&log), Arc::clone(&progress));
         options.cluster.run(move |worker| {
-            let parts = Parts::create(&out, worker.index(), &layout)?;
+            let parts = Parts::create(&out, worker.index(), &layout, !windows_only)?;
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
@@ -306,6 +330,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                             .entry(row.reason.code().to_owned())
                             .or_default() += 1;
                     });
+
+                let Some(parts) = &parts.later else {
+                    windows.probe_with(&probe);
+                    return;
+                };
 
                 // A, F, D
                 let aligned = windows.clone().align(alignment.clone());
@@ -453,11 +482,11 @@ pub fn read_catalog_changes(path: &Path, catalog: &Catalog) -> Result<Vec<Catalo
         .collect()
 }
 
-/// Every dataset `replay` writes, as a path under `OUT`.
-pub const DATASETS: [&str; 12] = [
-    "windows",
-    "late",
-    "quarantine",
+/// The datasets of step W, as paths under `OUT`: always written.
+pub const WINDOW_DATASETS: [&str; 3] = ["windows", "late", "quarantine"];
+
+/// The datasets of steps A, F, D and V, as paths under `OUT`.
+pub const LATER_DATASETS: [&str; 9] = [
     "aligned",
     "fused",
     "flags",
@@ -470,15 +499,22 @@ pub const DATASETS: [&str; 12] = [
 ];
 
 /// Removes what an earlier run into `out` left that this run will not
-/// overwrite: part files of workers beyond this run's `workers`, and the
+/// overwrite: part files of workers beyond this run's `workers` (all of the
+/// later steps' parts when this run is of step W alone), and the
 /// summary (written again at the end, and absent if this run fails). Each
 /// worker replaces its own part atomically, so no process races another here.
-fn remove_stale_outputs(out: &Path, workers: usize) -> Result<()> {
+fn remove_stale_outputs(out: &Path, workers: usize, windows_only: bool) -> Result<()> {
     let summary = out.join("summary.json");
     if summary.exists() {
         std::fs::remove_file(&summary).map_err(|e| Error::io(&summary, e))?;
     }
-    for dataset in DATASETS {
+    // A run of step W alone leaves no part of the later steps' datasets.
+    let later_parts = if windows_only { 0 } else { workers };
+    let datasets = WINDOW_DATASETS.map(|d| (d, workers));
+    for (dataset, keep) in datasets
+        .into_iter()
+        .chain(LATER_DATASETS.map(|d| (d, later_parts)))
+    {
         let dir = out.join(dataset);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -494,7 +530,7 @@ fn remove_stale_outputs(out: &Path, workers: usize) -> Result<()> {
                 .and_then(|n| n.strip_suffix(".parquet"));
             if index
                 .and_then(|i| i.parse::<usize>().ok())
-                .is_some_and(|i| i >= workers)
+                .is_some_and(|i| i >= keep)
             {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
