@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod runtime;
 pub mod source;
 pub mod time;
+pub mod verify;

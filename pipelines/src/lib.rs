@@ -1,5 +1,7 @@
-//! twinflow pipelines: the reference TwinBench workload and pipeline, and the
-//! `replay` job that runs a pipeline over a Parquet log.
+//! twinflow pipelines: the [`pipeline::Pipeline`] API a user declares a
+//! pipeline with, the reference TwinBench pipeline and workload generator,
+//! the `replay` job that runs a pipeline over a Parquet log, and what reads
+//! its results back for people (`show`, `report`).
 
 pub mod columns;
 pub mod dataset;
