@@ -170,12 +170,37 @@ impl Health {
 
 /// An asset's state: its latest aligned and fused row, its flags so far and
 /// its health.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssetState {
     /// Shared, not copied, as the state flows through the views.
     pub latest: Arc<FusedRow>,
     pub flags: u64,
     pub health: Health,
+}
+
+// Compared by content; a retraction carries the very row its insertion did,
+// so two states sharing one row compare without looking into it.
+impl PartialEq for AssetState {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for AssetState {}
+impl PartialOrd for AssetState {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for AssetState {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let rows = if Arc::ptr_eq(&self.latest, &other.latest) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.latest.cmp(&other.latest)
+        };
+        rows.then(self.flags.cmp(&other.flags))
+            .then(self.health.cmp(&other.health))
+    }
 }
 
 impl AssetState {
