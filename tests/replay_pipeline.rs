@@ -532,17 +532,8 @@ fn sorted_contents(dir: &Path) -> (Vec<(String, DataType)>, Vec<Vec<Value>>) {
     (columns, rows)
 }
 
-const COMPARED_DATASETS: [&str; 9] = [
-    "aligned",
-    "fused",
-    "flags",
-    "twins/assets",
-    "twins/lines",
-    "twins/sites",
-    "twin_changes/assets",
-    "twin_changes/lines",
-    "twin_changes/sites",
-];
+/// The datasets of steps A, F, D and V, every view and change stream among them.
+const COMPARED_DATASETS: [&str; 9] = twinflow::pipelines::replay::LATER_DATASETS;
 
 // ---------------------------------------------------------------------------
 // Tests against a generated plant

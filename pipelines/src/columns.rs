@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{
+    ArrayRef, BinaryArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt32Array,
+    UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
@@ -44,6 +47,18 @@ impl Columns {
 
     pub fn u32(&mut self, name: &str, values: impl Iterator<Item = u32>) -> &mut Self {
         self.push(name, Arc::new(values.collect::<UInt32Array>()), false)
+    }
+
+    pub fn u8(&mut self, name: &str, values: impl Iterator<Item = u8>) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<UInt8Array>()), false)
+    }
+
+    pub fn binary_opt<'a>(
+        &mut self,
+        name: &str,
+        values: impl Iterator<Item = Option<&'a [u8]>>,
+    ) -> &mut Self {
+        self.push(name, Arc::new(values.collect::<BinaryArray>()), true)
     }
 
     pub fn f64(&mut self, name: &str, values: impl Iterator<Item = f64>) -> &mut Self {

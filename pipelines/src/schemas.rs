@@ -14,18 +14,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt64Array,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use twinflow_engine::catalog::Catalog;
+use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::error::Result;
 use twinflow_engine::event::{LateReading, Quarantined};
-use twinflow_engine::raw_log::raw_log_schema;
 use twinflow_engine::sink::PartWriter;
-
-use twinflow_engine::catalog::{AssetId, SensorId};
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::AlignedRow;
 use twinflow_operators::detect::Flag;
@@ -35,21 +27,6 @@ use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup};
 use crate::columns::Columns;
 use crate::replay::SensorWindow;
 
-pub fn windows_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("sensor", DataType::Utf8, false),
-        Field::new("asset", DataType::Utf8, false),
-        Field::new("window_start_us", DataType::Int64, false),
-        Field::new("window_end_us", DataType::Int64, false),
-        Field::new("count", DataType::UInt64, false),
-        Field::new("mean", DataType::Float64, false),
-        Field::new("min", DataType::Float64, false),
-        Field::new("max", DataType::Float64, false),
-        Field::new("last", DataType::Float64, false),
-        Field::new("variance", DataType::Float64, false),
-    ]))
-}
-
 /// The part file of `out/windows/` for one worker.
 pub fn windows_writer(
     out: &Path,
@@ -57,55 +34,25 @@ pub fn windows_writer(
     catalog: &Arc<Catalog>,
 ) -> Result<PartWriter<SensorWindow>> {
     let catalog = Arc::clone(catalog);
-    let schema = windows_schema();
-    let encoder_schema = Arc::clone(&schema);
-    PartWriter::create(
+    PartWriter::from_encoder(
         &out.join("windows"),
         worker,
-        schema,
         move |rows: &[SensorWindow]| {
-            let sensor: StringArray = rows
-                .iter()
-                .map(|w| Some(catalog.sensor(w.key).sensor.as_str()))
-                .collect();
-            let asset: StringArray = rows
-                .iter()
-                .map(|w| Some(catalog.sensor(w.key).asset.as_str()))
-                .collect();
-            let f64s = |f: &dyn Fn(&SensorWindow) -> f64| -> ArrayRef {
-                Arc::new(rows.iter().map(f).collect::<Float64Array>())
-            };
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(sensor),
-                Arc::new(asset),
-                Arc::new(rows.iter().map(|w| w.start_us).collect::<Int64Array>()),
-                Arc::new(rows.iter().map(|w| w.end_us).collect::<Int64Array>()),
-                Arc::new(
-                    rows.iter()
-                        .map(|w| w.aggregate.count)
-                        .collect::<UInt64Array>(),
-                ),
-                f64s(&|w| w.aggregate.mean()),
-                f64s(&|w| w.aggregate.min),
-                f64s(&|w| w.aggregate.max),
-                f64s(&|w| w.aggregate.last),
-                f64s(&|w| w.aggregate.variance()),
-            ];
-            RecordBatch::try_new(Arc::clone(&encoder_schema), columns)
-                .expect("columns match the windows schema")
+            let sensor = |w: &SensorWindow| catalog.sensor(w.key);
+            Columns::new()
+                .utf8("sensor", rows.iter().map(|w| sensor(w).sensor.as_str()))
+                .utf8("asset", rows.iter().map(|w| sensor(w).asset.as_str()))
+                .i64("window_start_us", rows.iter().map(|w| w.start_us))
+                .i64("window_end_us", rows.iter().map(|w| w.end_us))
+                .u64("count", rows.iter().map(|w| w.aggregate.count))
+                .f64("mean", rows.iter().map(|w| w.aggregate.mean()))
+                .f64("min", rows.iter().map(|w| w.aggregate.min))
+                .f64("max", rows.iter().map(|w| w.aggregate.max))
+                .f64("last", rows.iter().map(|w| w.aggregate.last))
+                .f64("variance", rows.iter().map(|w| w.aggregate.variance()))
+                .finish()
         },
     )
-}
-
-pub fn late_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("position", DataType::UInt64, false),
-        Field::new("ts_us", DataType::Int64, false),
-        Field::new("asset", DataType::Utf8, false),
-        Field::new("sensor", DataType::Utf8, false),
-        Field::new("value", DataType::Float64, false),
-        Field::new("watermark_us", DataType::Int64, false),
-    ]))
 }
 
 /// The part file of `out/late/` for one worker. Late rows keep what W needs
@@ -116,101 +63,40 @@ pub fn late_writer(
     catalog: &Arc<Catalog>,
 ) -> Result<PartWriter<LateReading>> {
     let catalog = Arc::clone(catalog);
-    let schema = late_schema();
-    let encoder_schema = Arc::clone(&schema);
-    PartWriter::create(
-        &out.join("late"),
-        worker,
-        schema,
-        move |rows: &[LateReading]| {
-            let sensor = |r: &LateReading| catalog.sensor(r.reading.sensor);
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(rows.iter().map(|r| r.position).collect::<UInt64Array>()),
-                Arc::new(rows.iter().map(|r| r.reading.ts_us).collect::<Int64Array>()),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(sensor(r).asset.as_str()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(sensor(r).sensor.as_str()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| r.reading.value)
-                        .collect::<Float64Array>(),
-                ),
-                Arc::new(rows.iter().map(|r| r.watermark_us).collect::<Int64Array>()),
-            ];
-            RecordBatch::try_new(Arc::clone(&encoder_schema), columns)
-                .expect("columns match the late schema")
-        },
-    )
+    PartWriter::from_encoder(&out.join("late"), worker, move |rows: &[LateReading]| {
+        let sensor = |r: &LateReading| catalog.sensor(r.reading.sensor);
+        Columns::new()
+            .u64("position", rows.iter().map(|r| r.position))
+            .i64("ts_us", rows.iter().map(|r| r.reading.ts_us))
+            .utf8("asset", rows.iter().map(|r| sensor(r).asset.as_str()))
+            .utf8("sensor", rows.iter().map(|r| sensor(r).sensor.as_str()))
+            .f64("value", rows.iter().map(|r| r.reading.value))
+            .i64("watermark_us", rows.iter().map(|r| r.watermark_us))
+            .finish()
+    })
 }
 
-pub fn quarantine_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = raw_log_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("reason", DataType::Utf8, false));
-    fields.push(Field::new("watermark_us", DataType::Int64, false));
-    fields.push(Field::new("position", DataType::UInt64, false));
-    Arc::new(Schema::new(fields))
-}
-
-/// The part file of `out/quarantine/` for one worker: every original field.
+/// The part file of `out/quarantine/` for one worker: every original field
+/// (with the raw log's types), then why, when and where.
 pub fn quarantine_writer(out: &Path, worker: usize) -> Result<PartWriter<Quarantined>> {
-    let schema = quarantine_schema();
-    let encoder_schema = Arc::clone(&schema);
-    PartWriter::create(
+    PartWriter::from_encoder(
         &out.join("quarantine"),
         worker,
-        schema,
         move |rows: &[Quarantined]| {
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(rows.iter().map(|r| r.row.ts_us).collect::<Int64Array>()),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| r.row.arrival_us)
-                        .collect::<Int64Array>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.row.asset.as_str()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.row.sensor.as_str()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.row.kind.as_str()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(rows.iter().map(|r| r.row.value).collect::<Float64Array>()),
-                Arc::new(rows.iter().map(|r| r.row.seq).collect::<UInt64Array>()),
-                Arc::new(rows.iter().map(|r| r.row.quality).collect::<UInt8Array>()),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| r.row.tag.as_deref())
-                        .collect::<BinaryArray>(),
-                ),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.reason.code()))
-                        .collect::<StringArray>(),
-                ),
-                Arc::new(rows.iter().map(|r| r.watermark_us).collect::<Int64Array>()),
-                Arc::new(rows.iter().map(|r| r.position).collect::<UInt64Array>()),
-            ];
-            RecordBatch::try_new(Arc::clone(&encoder_schema), columns)
-                .expect("columns match the quarantine schema")
+            Columns::new()
+                .i64("ts_us", rows.iter().map(|r| r.row.ts_us))
+                .i64("arrival_us", rows.iter().map(|r| r.row.arrival_us))
+                .utf8("asset", rows.iter().map(|r| r.row.asset.as_str()))
+                .utf8("sensor", rows.iter().map(|r| r.row.sensor.as_str()))
+                .utf8("kind", rows.iter().map(|r| r.row.kind.as_str()))
+                .f64("value", rows.iter().map(|r| r.row.value))
+                .u64("seq", rows.iter().map(|r| r.row.seq))
+                .u8("quality", rows.iter().map(|r| r.row.quality))
+                .binary_opt("tag", rows.iter().map(|r| r.row.tag.as_deref()))
+                .utf8("reason", rows.iter().map(|r| r.reason.code()))
+                .i64("watermark_us", rows.iter().map(|r| r.watermark_us))
+                .u64("position", rows.iter().map(|r| r.position))
+                .finish()
         },
     )
 }
@@ -506,5 +392,33 @@ impl Layout {
                 "newest_window_start_us",
                 rows.iter().map(|(_, r)| r.newest_us),
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use twinflow_engine::raw_log::raw_log_schema;
+
+    /// Quarantined rows keep every raw-log column with the raw log's own
+    /// name, type and nullability, so they can be replayed or compared as they came.
+    #[test]
+    fn quarantine_starts_with_the_raw_log_columns() {
+        let dir = std::env::temp_dir().join(format!("twinflow-schemas-{}", std::process::id()));
+        quarantine_writer(&dir, 0).unwrap().finish().unwrap();
+        let file = std::fs::File::open(dir.join("quarantine/part-00000.parquet")).unwrap();
+        let schema = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .schema()
+            .clone();
+        let raw = raw_log_schema();
+        assert_eq!(&schema.fields()[..raw.fields().len()], &raw.fields()[..]);
+        let rest: Vec<&str> = schema.fields()[raw.fields().len()..]
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(rest, ["reason", "watermark_us", "position"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
