@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt32Array,
+    ArrayRef, BinaryArray, Float64Array, Int64Array, StringBuilder, UInt8Array, UInt32Array,
     UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
@@ -29,8 +29,12 @@ impl Columns {
     }
 
     pub fn utf8<'a>(&mut self, name: &str, values: impl Iterator<Item = &'a str>) -> &mut Self {
-        let array: StringArray = values.map(Some).collect();
-        self.push(name, Arc::new(array), false)
+        // Sized up front: most string columns are short codes and names, and
+        // growing the buffers value by value cost more than the values.
+        let rows = values.size_hint().0;
+        let mut builder = StringBuilder::with_capacity(rows, rows * 12);
+        values.for_each(|v| builder.append_value(v));
+        self.push(name, Arc::new(builder.finish()), false)
     }
 
     pub fn i64(&mut self, name: &str, values: impl Iterator<Item = i64>) -> &mut Self {
