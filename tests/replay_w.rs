@@ -3,25 +3,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::runtime::Cluster;
-use twinflow::pipelines::replay::{ReplayOptions, Summary, replay};
-
-fn replay_with(log: &Path, out: &Path, workers: usize, run_rows: Option<usize>) -> Summary {
-    let options = ReplayOptions {
-        cluster: Cluster::threads(workers),
-        split: SplitOptions {
-            max_run_rows: run_rows,
-        },
-        ..ReplayOptions::new(log, out)
-    };
-    replay(&options).unwrap().expect("single process leads")
-}
+use twinflow::pipelines::replay::{ReplayOptions, Summary};
 
 fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
     let known = |s: &str| !s.starts_with("asset-9999");
@@ -78,11 +64,11 @@ fn generated_log_matches_batch_on_one_and_three_workers() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let rows = generate_small_plant(&log, 5);
-    let default_split = replay_with(&log, &dir.path().join("default"), 1, None);
+    let default_split = replay_threads(&log, &dir.path().join("default"), 1, None);
     check(&rows, &log, &dir.path().join("default"), &default_split);
     // The same split on 1 and 3 workers gives bit-identical results.
-    let one = replay_with(&log, &dir.path().join("w1"), 1, Some(4000));
-    let three = replay_with(&log, &dir.path().join("w3"), 3, Some(4000));
+    let one = replay_threads(&log, &dir.path().join("w1"), 1, Some(4000));
+    let three = replay_threads(&log, &dir.path().join("w3"), 3, Some(4000));
     check(&rows, &log, &dir.path().join("w3"), &three);
     assert_eq!(
         read_windows(&dir.path().join("w1")),
@@ -105,7 +91,7 @@ fn one_worker_matches_batch() {
     let dir = tempfile::tempdir().unwrap();
     let rows = write_synthetic_log(&dir.path().join("log"), 1 << 20);
     let out = dir.path().join("out");
-    let summary = replay_with(&dir.path().join("log"), &out, 1, None);
+    let summary = replay_threads(&dir.path().join("log"), &out, 1, None);
     check_synthetic(&rows, &dir.path().join("log"), &out, &summary);
 }
 
@@ -115,19 +101,11 @@ fn three_workers_over_row_groups_and_split_runs_match_batch() {
     let log = dir.path().join("log");
     // Row groups of 700 rows: lateness across groups comes from the statistics ...
     let rows = write_synthetic_log(&log, 700);
-    let by_groups = replay_with(&log, &dir.path().join("groups"), 3, None);
+    let by_groups = replay_threads(&log, &dir.path().join("groups"), 3, None);
     check_synthetic(&rows, &log, &dir.path().join("groups"), &by_groups);
     // ... and from a pass over `ts_us` when runs cut row groups.
-    let by_runs = replay_with(&log, &dir.path().join("runs"), 3, Some(250));
+    let by_runs = replay_threads(&log, &dir.path().join("runs"), 3, Some(250));
     check_synthetic(&rows, &log, &dir.path().join("runs"), &by_runs);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -135,64 +113,19 @@ fn two_processes_on_loopback_match_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let rows = generate_small_plant(&log, 6);
-    let hostfile = dir.path().join("hosts.txt");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
     let out = dir.path().join("out");
-    let spawn = |process: usize| {
-        let args: Vec<String> = [
-            "replay",
-            log.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--workers",
-            "2",
-            "--processes",
-            "2",
-            "--process",
-            &process.to_string(),
-            "--hostfile",
-            hostfile.to_str().unwrap(),
-            "--run-rows",
-            "3000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        std::thread::spawn(move || {
-            Command::new(env!("CARGO_BIN_EXE_twinflow"))
-                .args(args)
-                .output()
-                .unwrap()
-        })
-    };
-    let (first, second) = (spawn(0), spawn(1));
-    let first = first.join().unwrap();
-    let second = second.join().unwrap();
-    assert!(
-        first.status.success(),
-        "process 0: {}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        second.status.success(),
-        "process 1: {}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let outputs = replay_processes(&log, &out, 2, 2, 3000);
     let summary: Summary =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary.processes, 2);
     check(&rows, &log, &out, &summary);
     // Bit-identical to one worker in one process with the same split.
-    let single = replay_with(&log, &dir.path().join("single"), 1, Some(3000));
+    let single = replay_threads(&log, &dir.path().join("single"), 1, Some(3000));
     assert_eq!(read_windows(&out), read_windows(&dir.path().join("single")));
     assert_eq!(single.sum_window_means, summary.sum_window_means);
     // The printed summary equals the file (timely's cluster set-up prints a
     // line of its own first).
-    let stdout = String::from_utf8(first.stdout).unwrap();
+    let stdout = String::from_utf8(outputs[0].stdout.clone()).unwrap();
     let printed: Summary =
         serde_json::from_str(&stdout[stdout.find('{').expect("summary printed")..]).unwrap();
     assert_eq!(printed, summary);
@@ -203,7 +136,7 @@ fn four_workers_match_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 500);
-    let summary = replay_with(&log, &dir.path().join("out"), 4, None);
+    let summary = replay_threads(&log, &dir.path().join("out"), 4, None);
     check_synthetic(&rows, &log, &dir.path().join("out"), &summary);
 }
 
@@ -215,8 +148,8 @@ fn rerun_into_same_directory_replaces_the_earlier_run() {
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 500);
     let out = dir.path().join("out");
-    replay_with(&log, &out, 4, None);
-    let summary = replay_with(&log, &out, 1, None);
+    replay_threads(&log, &out, 4, None);
+    let summary = replay_threads(&log, &out, 1, None);
     check_synthetic(&rows, &log, &out, &summary);
     assert_eq!(dataset_rows(&out.join("windows")) as u64, summary.windows);
 }
@@ -229,7 +162,7 @@ fn windows_only_writes_step_w_alone() {
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 1 << 20);
     let out = dir.path().join("out");
-    let whole = replay_with(&log, &out, 2, None);
+    let whole = replay_threads(&log, &out, 2, None);
     assert!(whole.aligned_rows > 0);
     let full_windows = read_windows(&out);
     let options = ReplayOptions {

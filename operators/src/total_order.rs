@@ -15,22 +15,7 @@ pub fn total_bits(x: f64) -> u64 {
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct TotalF64(pub f64);
 
-impl PartialEq for TotalF64 {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.to_bits() == other.0.to_bits()
-    }
-}
-impl Eq for TotalF64 {}
-impl PartialOrd for TotalF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for TotalF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
+crate::total_order_by_key!(TotalF64, |x: &TotalF64| total_bits(x.0));
 
 /// Implements `PartialEq`, `Eq`, `PartialOrd` and `Ord` for `$type` by
 /// comparing `$key(self)`: equality is bitwise on floats, the order total.
@@ -59,6 +44,15 @@ macro_rules! total_order_by_key {
 #[cfg(test)]
 mod tests {
     use super::total_bits;
+
+    #[test]
+    fn total_f64_orders_like_total_cmp_and_equals_bitwise() {
+        use super::TotalF64;
+        assert!(TotalF64(-0.0) < TotalF64(0.0));
+        assert_ne!(TotalF64(-0.0), TotalF64(0.0));
+        assert_eq!(TotalF64(f64::NAN), TotalF64(f64::NAN));
+        assert!(TotalF64(1.0) < TotalF64(2.0));
+    }
 
     #[test]
     fn bits_order_like_total_cmp() {

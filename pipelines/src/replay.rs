@@ -173,12 +173,30 @@ struct LaterParts {
     aligned: Rc<SharedPart<AlignedRow>>,
     fused: Rc<SharedPart<FusedRow>>,
     flags: Rc<SharedPart<Flag<SensorId>>>,
-    asset_twins: Rc<SharedPart<schemas::AssetTwinRow>>,
-    asset_changes: Rc<SharedPart<schemas::Change<schemas::AssetTwinRow>>>,
-    line_twins: Rc<SharedPart<schemas::RollupRow>>,
-    line_changes: Rc<SharedPart<schemas::Change<schemas::RollupRow>>>,
-    site_twins: Rc<SharedPart<schemas::RollupRow>>,
-    site_changes: Rc<SharedPart<schemas::Change<schemas::RollupRow>>>,
+    assets: SharedView<schemas::AssetTwinRow>,
+    lines: SharedView<schemas::RollupRow>,
+    sites: SharedView<schemas::RollupRow>,
+}
+
+/// A twin view's final-state and change-stream parts.
+struct SharedView<D> {
+    state: Rc<SharedPart<D>>,
+    changes: Rc<SharedPart<schemas::Change<D>>>,
+}
+
+impl<D> SharedView<D> {
+    fn new(writers: schemas::ViewWriters<D>) -> Self {
+        SharedView {
+            state: SharedPart::new(writers.state),
+            changes: SharedPart::new(writers.changes),
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.state.finish()?;
+        self.changes.finish()?;
+        Ok(())
+    }
 }
 
 impl Parts {
@@ -212,16 +230,9 @@ impl LaterParts {
             aligned: SharedPart::new(schemas::aligned_writer(out, worker, layout)?),
             fused: SharedPart::new(schemas::fused_writer(out, worker, layout)?),
             flags: SharedPart::new(schemas::flags_writer(out, worker, layout)?),
-            asset_twins: SharedPart::new(schemas::asset_twins_writer(out, worker, layout)?),
-            asset_changes: SharedPart::new(schemas::asset_changes_writer(out, worker, layout)?),
-            line_twins: SharedPart::new(schemas::rollups_writer(out, worker, layout, "line")?),
-            line_changes: SharedPart::new(schemas::rollup_changes_writer(
-                out, worker, layout, "line",
-            )?),
-            site_twins: SharedPart::new(schemas::rollups_writer(out, worker, layout, "site")?),
-            site_changes: SharedPart::new(schemas::rollup_changes_writer(
-                out, worker, layout, "site",
-            )?),
+            assets: SharedView::new(schemas::asset_view_writers(out, worker, layout)?),
+            lines: SharedView::new(schemas::rollup_view_writers(out, worker, layout, "line")?),
+            sites: SharedView::new(schemas::rollup_view_writers(out, worker, layout, "site")?),
         })
     }
 
@@ -229,12 +240,9 @@ impl LaterParts {
         self.aligned.finish()?;
         self.fused.finish()?;
         self.flags.finish()?;
-        self.asset_twins.finish()?;
-        self.asset_changes.finish()?;
-        self.line_twins.finish()?;
-        self.line_changes.finish()?;
-        self.site_twins.finish()?;
-        self.site_changes.finish()?;
+        self.assets.finish()?;
+        self.lines.finish()?;
+        self.sites.finish()?;
         Ok(())
     }
 }
@@ -364,24 +372,22 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 // V
                 let places = layout.hierarchy.places(scope);
                 let views = fused.twin_views(flag_assets, places);
-                // Reduce outputs come consolidated: one retraction and one
-                // insertion per changed row and time.
+                // The views come consolidated (the twin operator nets the
+                // asset view; reduces net the rollups): one retraction and
+                // one insertion per changed row and time.
                 let asset_changes = views.assets.clone().inner;
-                asset_changes.write_part(Rc::clone(&parts.asset_changes), |_| {});
+                asset_changes.write_part(Rc::clone(&parts.assets.changes), |_| {});
                 let in_view = count(|t| t.assets_in_view += 1);
                 final_state(views.assets)
-                    .write_part(Rc::clone(&parts.asset_twins), move |_| in_view());
-                for (view, twins, changes) in [
-                    (views.lines, &parts.line_twins, &parts.line_changes),
-                    (views.sites, &parts.site_twins, &parts.site_changes),
-                ] {
+                    .write_part(Rc::clone(&parts.assets.state), move |_| in_view());
+                for (view, parts) in [(views.lines, &parts.lines), (views.sites, &parts.sites)] {
                     // The rollups come last: their frontier is the pipeline's,
                     // which paces the readers.
                     view.clone()
                         .inner
                         .probe_with(&probe)
-                        .write_part(Rc::clone(changes), |_| {});
-                    final_state(view).write_part(Rc::clone(twins), |_| {});
+                        .write_part(Rc::clone(&parts.changes), |_| {});
+                    final_state(view).write_part(Rc::clone(&parts.state), |_| {});
                 }
             });
             // Park when there is nothing to do, so an idle worker leaves its core to the

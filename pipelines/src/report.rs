@@ -12,14 +12,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
-};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use twinflow_engine::error::{Error, Result};
 
-use crate::dataset::{read_dataset, scan};
+use crate::dataset::{
+    count_at, counts, float_at, floats, int_at, ints, read_dataset, required, scan, string_at,
+    strings,
+};
 
 /// The page's file name inside `OUT`.
 pub const REPORT_FILE: &str = "report.html";
@@ -45,7 +44,7 @@ const PALETTE: [&str; 8] = [
 /// Line colour of a sensor's window means.
 const SENSOR_COLOUR: &str = "#34495e";
 
-const SECOND_US: i64 = 1_000_000;
+const SECOND_US: i64 = twinflow_engine::time::SECOND;
 const DAY_US: i64 = 86_400 * SECOND_US;
 
 /// Writes `OUT/report.html` from the datasets of a replay into `out` and
@@ -119,53 +118,6 @@ fn read_optional(dir: &Path) -> Result<Vec<RecordBatch>> {
     } else {
         Ok(Vec::new())
     }
-}
-
-/// A column cast to `ty` (strings may be large, views or dictionaries).
-fn column_as(batch: &RecordBatch, name: &str, ty: &DataType) -> Option<ArrayRef> {
-    let array = batch.column_by_name(name)?;
-    if array.data_type() == ty {
-        Some(array.clone())
-    } else {
-        cast(array, ty).ok()
-    }
-}
-
-fn strings(batch: &RecordBatch, name: &str) -> Option<StringArray> {
-    column_as(batch, name, &DataType::Utf8).map(|a| a.as_string::<i32>().clone())
-}
-
-fn floats(batch: &RecordBatch, name: &str) -> Option<Float64Array> {
-    column_as(batch, name, &DataType::Float64).map(|a| a.as_primitive::<Float64Type>().clone())
-}
-
-fn ints(batch: &RecordBatch, name: &str) -> Option<Int64Array> {
-    column_as(batch, name, &DataType::Int64).map(|a| a.as_primitive::<Int64Type>().clone())
-}
-
-fn counts(batch: &RecordBatch, name: &str) -> Option<UInt64Array> {
-    column_as(batch, name, &DataType::UInt64).map(|a| a.as_primitive::<UInt64Type>().clone())
-}
-
-/// A column the dataset must have.
-fn required<T>(column: Option<T>, dir: &Path, name: &str) -> Result<T> {
-    column.ok_or_else(|| Error::schema(dir, format!("no readable column `{name}`")))
-}
-
-fn string_at(array: &StringArray, i: usize) -> Option<&str> {
-    array.is_valid(i).then(|| array.value(i))
-}
-
-fn float_at(array: Option<&Float64Array>, i: usize) -> Option<f64> {
-    array.filter(|a| a.is_valid(i)).map(|a| a.value(i))
-}
-
-fn int_at(array: Option<&Int64Array>, i: usize) -> Option<i64> {
-    array.filter(|a| a.is_valid(i)).map(|a| a.value(i))
-}
-
-fn count_at(array: Option<&UInt64Array>, i: usize) -> Option<u64> {
-    array.filter(|a| a.is_valid(i)).map(|a| a.value(i))
 }
 
 /// `OUT/summary.json`, if the run wrote one.
@@ -1477,7 +1429,7 @@ fn time_ticks(t0: i64, t1: i64, target: usize) -> (Vec<i64>, i64) {
 
 /// A time label for ticks `step` apart: time of day to the precision the
 /// step needs, or the date for steps of days.
-fn clock(us: i64, step: i64) -> String {
+pub(crate) fn clock(us: i64, step: i64) -> String {
     let ms = us.div_euclid(1_000);
     let day_ms = ms.rem_euclid(86_400_000);
     let (h, m, s) = (
@@ -1734,6 +1686,9 @@ mod tests {
         assert_eq!(clock(1_767_272_645_250_000, 60 * SECOND_US), "13:04");
         assert_eq!(clock(1_767_272_645_250_000, 500_000), "13:04:05.250");
         assert_eq!(clock(1_767_272_645_250_000, DAY_US), "2026-01-01");
+        // The twin table's clock: seconds, UTC, and times before 1970 too.
+        assert_eq!(clock(1_767_272_645_000_000, SECOND_US), "13:04:05");
+        assert_eq!(clock(-1_000_000, SECOND_US), "23:59:59");
         assert_eq!(group(0), "0");
         assert_eq!(group(999), "999");
         assert_eq!(group(1_329_063), "1,329,063");

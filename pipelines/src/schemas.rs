@@ -202,83 +202,73 @@ pub type RollupRow = (u32, Rollup);
 /// A change of a view: the row, the time it changed at, +1 or −1.
 pub type Change<D> = (D, Micros, isize);
 
-/// The part file of `out/twins/assets/` (the final view).
-pub fn asset_twins_writer(
+/// The two datasets of a twin view: its final state (`twins/<view>/`) and
+/// its change stream (`twin_changes/<view>/`: `time_us` and `diff`, then the
+/// same columns), encoded alike by `columns`.
+pub struct ViewWriters<D> {
+    pub state: PartWriter<D>,
+    pub changes: PartWriter<Change<D>>,
+}
+
+/// The part files of view `view` for one worker; `columns` appends a batch
+/// of rows' columns.
+pub fn view_writers<D: 'static>(
+    out: &Path,
+    worker: usize,
+    view: &str,
+    columns: impl Fn(&mut Columns, &[&D]) + Clone + 'static,
+) -> Result<ViewWriters<D>> {
+    let state_columns = columns.clone();
+    let state = PartWriter::from_encoder(
+        &out.join("twins").join(view),
+        worker,
+        move |rows: &[D]| {
+            let rows: Vec<&D> = rows.iter().collect();
+            let mut batch = Columns::new();
+            state_columns(&mut batch, &rows);
+            batch.finish()
+        },
+    )?;
+    let changes = PartWriter::from_encoder(
+        &out.join("twin_changes").join(view),
+        worker,
+        move |changes: &[Change<D>]| {
+            let mut batch = Columns::new();
+            batch
+                .i64("time_us", changes.iter().map(|(_, t, _)| *t))
+                .i64("diff", changes.iter().map(|(_, _, d)| *d as i64));
+            let rows: Vec<&D> = changes.iter().map(|(row, _, _)| row).collect();
+            columns(&mut batch, &rows);
+            batch.finish()
+        },
+    )?;
+    Ok(ViewWriters { state, changes })
+}
+
+/// The writers of the asset view (`twins/assets/`, `twin_changes/assets/`).
+pub fn asset_view_writers(
     out: &Path,
     worker: usize,
     layout: &Layout,
-) -> Result<PartWriter<AssetTwinRow>> {
+) -> Result<ViewWriters<AssetTwinRow>> {
     let layout = layout.clone();
-    PartWriter::from_encoder(
-        &out.join("twins/assets"),
-        worker,
-        move |rows: &[AssetTwinRow]| {
-            let rows: Vec<&AssetTwinRow> = rows.iter().collect();
-            layout
-                .asset_twin_columns(&mut Columns::new(), &rows)
-                .finish()
-        },
-    )
+    view_writers(out, worker, "assets", move |columns, rows| {
+        layout.asset_twin_columns(columns, rows);
+    })
 }
 
-/// The part file of `out/twin_changes/assets/`: time_us and diff, then the
-/// columns of `twins/assets/`.
-pub fn asset_changes_writer(
-    out: &Path,
-    worker: usize,
-    layout: &Layout,
-) -> Result<PartWriter<Change<AssetTwinRow>>> {
-    let layout = layout.clone();
-    PartWriter::from_encoder(
-        &out.join("twin_changes/assets"),
-        worker,
-        move |changes: &[Change<AssetTwinRow>]| {
-            let mut columns = Columns::new();
-            change_columns(&mut columns, changes);
-            let rows: Vec<&AssetTwinRow> = changes.iter().map(|(row, _, _)| row).collect();
-            layout.asset_twin_columns(&mut columns, &rows).finish()
-        },
-    )
-}
-
-/// The part file of `out/twins/<group>s/` for a rollup by `group` (line, site).
-pub fn rollups_writer(
+/// The writers of the rollups by `group` (`line` or `site`: `twins/<group>s/`,
+/// `twin_changes/<group>s/`).
+pub fn rollup_view_writers(
     out: &Path,
     worker: usize,
     layout: &Layout,
     group: &'static str,
-) -> Result<PartWriter<RollupRow>> {
+) -> Result<ViewWriters<RollupRow>> {
     let layout = layout.clone();
-    let dir = out.join(format!("twins/{group}s"));
-    PartWriter::from_encoder(&dir, worker, move |rows: &[RollupRow]| {
-        let rows: Vec<&RollupRow> = rows.iter().collect();
-        layout
-            .rollup_columns(&mut Columns::new(), group, &rows)
-            .finish()
+    view_writers(out, worker, &format!("{group}s"), move |columns, rows| {
+        layout.rollup_columns(columns, group, rows);
     })
-}
-
-/// The part file of `out/twin_changes/<group>s/`.
-pub fn rollup_changes_writer(
-    out: &Path,
-    worker: usize,
-    layout: &Layout,
-    group: &'static str,
-) -> Result<PartWriter<Change<RollupRow>>> {
-    let layout = layout.clone();
-    let dir = out.join(format!("twin_changes/{group}s"));
-    PartWriter::from_encoder(&dir, worker, move |changes: &[Change<RollupRow>]| {
-        let mut columns = Columns::new();
-        change_columns(&mut columns, changes);
-        let rows: Vec<&RollupRow> = changes.iter().map(|(row, _, _)| row).collect();
-        layout.rollup_columns(&mut columns, group, &rows).finish()
-    })
-}
-
-fn change_columns<D>(columns: &mut Columns, changes: &[Change<D>]) {
-    columns
-        .i64("time_us", changes.iter().map(|(_, t, _)| *t))
-        .i64("diff", changes.iter().map(|(_, _, d)| *d as i64));
 }
 
 impl Layout {

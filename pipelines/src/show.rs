@@ -3,19 +3,22 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::array::StringArray;
 use twinflow_engine::error::Result;
+use twinflow_engine::time::SECOND;
 
-use crate::dataset::read_dataset;
+use crate::dataset::{
+    count_at, counts, float_at, floats, int_at, ints, read_dataset, required, string_at, strings,
+};
+use crate::report::clock;
 
 /// The final asset view (`OUT/twins/assets/`) as a table, one asset a line,
 /// sorted by line and asset, followed by the line rollups.
 pub fn twin_table(out: &Path) -> Result<String> {
-    let assets = read_dataset(&out.join("twins/assets"))?;
+    let dir = out.join("twins/assets");
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut quantities: Vec<String> = Vec::new();
-    for batch in &assets {
+    for batch in &read_dataset(&dir)? {
         quantities = batch
             .schema()
             .fields()
@@ -24,22 +27,39 @@ pub fn twin_table(out: &Path) -> Result<String> {
             .filter(|q| !q.ends_with("_variance"))
             .map(str::to_owned)
             .collect();
+        let text = |name| required(strings(batch, name), &dir, name);
+        let (asset, line, site, health) = (
+            text("asset")?,
+            text("line")?,
+            text("site")?,
+            text("health")?,
+        );
+        let start = required(ints(batch, "window_start_us"), &dir, "window_start_us")?;
+        let flags = required(counts(batch, "flags"), &dir, "flags")?;
+        let fused: Vec<_> = quantities
+            .iter()
+            .map(|q| {
+                let value = floats(batch, &format!("fused_{q}"));
+                (value, floats(batch, &format!("fused_{q}_variance")))
+            })
+            .collect();
         for i in 0..batch.num_rows() {
+            let cell = |column: &StringArray| string_at(column, i).unwrap_or("–").to_owned();
             let mut row = vec![
-                text(batch, "asset", i),
-                text(batch, "line", i),
-                text(batch, "site", i),
-                clock(int(batch, "window_start_us", i)),
-                text(batch, "health", i),
-                unsigned(batch, "flags", i).to_string(),
+                cell(&asset),
+                cell(&line),
+                cell(&site),
+                int_at(Some(&start), i).map_or("–".into(), |t| clock(t, SECOND)),
+                cell(&health),
+                count_at(Some(&flags), i).map_or("–".into(), |n| n.to_string()),
             ];
-            for q in &quantities {
-                let value = float(batch, &format!("fused_{q}"), i);
-                let variance = float(batch, &format!("fused_{q}_variance"), i);
-                row.push(match (value, variance) {
-                    (Some(v), Some(var)) => format!("{v:.2} ± {:.2}", var.sqrt()),
-                    _ => "–".to_owned(),
-                });
+            for (value, variance) in &fused {
+                row.push(
+                    match (float_at(value.as_ref(), i), float_at(variance.as_ref(), i)) {
+                        (Some(v), Some(var)) => format!("{v:.2} ± {:.2}", var.sqrt()),
+                        _ => "–".to_owned(),
+                    },
+                );
             }
             rows.push(row);
         }
@@ -51,20 +71,32 @@ pub fn twin_table(out: &Path) -> Result<String> {
     header.extend(quantities.iter().cloned());
     let mut table = format_table(&header, &rows);
 
-    let lines = read_dataset(&out.join("twins/lines"))?;
+    let dir = out.join("twins/lines");
     let mut summaries: Vec<String> = Vec::new();
-    for batch in &lines {
+    for batch in &read_dataset(&dir)? {
+        let text = |name| required(strings(batch, name), &dir, name);
+        let count = |name| required(counts(batch, name), &dir, name);
+        let (line, worst) = (text("line")?, text("worst_health")?);
+        let (assets, reporting, flagged) = (
+            count("assets")?,
+            count("assets_reporting")?,
+            count("assets_with_flags")?,
+        );
+        let means: Vec<_> = quantities
+            .iter()
+            .map(|q| (q, floats(batch, &format!("mean_fused_{q}"))))
+            .collect();
         for i in 0..batch.num_rows() {
             let mut summary = format!(
                 "{}: {} assets, {} reporting, {} with flags, worst {}",
-                text(batch, "line", i),
-                unsigned(batch, "assets", i),
-                unsigned(batch, "assets_reporting", i),
-                unsigned(batch, "assets_with_flags", i),
-                text(batch, "worst_health", i),
+                string_at(&line, i).unwrap_or("–"),
+                assets.value(i),
+                reporting.value(i),
+                flagged.value(i),
+                string_at(&worst, i).unwrap_or("–"),
             );
-            for q in &quantities {
-                if let Some(mean) = float(batch, &format!("mean_fused_{q}"), i) {
+            for (q, mean) in &means {
+                if let Some(mean) = float_at(mean.as_ref(), i) {
                     let _ = write!(summary, ", mean {q} {mean:.2}");
                 }
             }
@@ -104,52 +136,9 @@ fn format_table(header: &[String], rows: &[Vec<String>]) -> String {
     table
 }
 
-/// Time of day (UTC) of a timestamp in microseconds since the epoch.
-fn clock(us: i64) -> String {
-    let seconds = us.div_euclid(1_000_000).rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-fn text(batch: &RecordBatch, column: &str, row: usize) -> String {
-    let array = batch.column_by_name(column).expect("column in schema");
-    match array.data_type() {
-        DataType::Utf8 => array.as_string::<i32>().value(row).to_owned(),
-        DataType::LargeUtf8 => array.as_string::<i64>().value(row).to_owned(),
-        other => format!("<{other}>"),
-    }
-}
-
-fn int(batch: &RecordBatch, column: &str, row: usize) -> i64 {
-    let array = batch.column_by_name(column).expect("column in schema");
-    array.as_primitive::<Int64Type>().value(row)
-}
-
-fn unsigned(batch: &RecordBatch, column: &str, row: usize) -> u64 {
-    let array = batch.column_by_name(column).expect("column in schema");
-    array.as_primitive::<UInt64Type>().value(row)
-}
-
-fn float(batch: &RecordBatch, column: &str, row: usize) -> Option<f64> {
-    let array = batch.column_by_name(column)?;
-    let values = array.as_primitive::<Float64Type>();
-    (!values.is_null(row)).then(|| values.value(row))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clock_is_utc_time_of_day() {
-        // 2026-01-01T13:04:05Z
-        assert_eq!(clock(1_767_272_645_000_000), "13:04:05");
-        assert_eq!(clock(-1_000_000), "23:59:59");
-    }
 
     #[test]
     fn table_columns_line_up() {
