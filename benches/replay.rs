@@ -5,8 +5,11 @@
 //! measures, in one run so the figures compare as ratios:
 //! - the floor: decoding the log's `ts_us`, `sensor` and `value` columns on one core;
 //! - a hand-written single-threaded loop computing step W alone;
+//! - verification's stateless checks (tag, clock, range: one HMAC-SHA256 per
+//!   event) alone, on one core;
 //! - `twinflow replay` end to end (Parquet in, Parquet out) with 1 and 2
-//!   workers, for step W alone and for the whole pipeline W → A → F → D → V;
+//!   workers, for step W alone and for the whole pipeline W → A → F → D → V,
+//!   each without verification (`--no-verify`) and with it (the default);
 //! - peak memory of the same replay over logs 10× shorter and 2× longer, to
 //!   show it is flat in log length.
 //!
@@ -16,7 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use twinflow::engine::log_source::{LogSource, SplitOptions};
+use twinflow::engine::auth::{KEYS_FILE, read_keys};
+use twinflow::engine::catalog::Catalog;
+use twinflow::engine::log_source::{Fields, LogSource, SplitOptions};
+use twinflow::engine::run_checks::check_run;
+use twinflow::engine::verify::{Untagged, Verification};
+use twinflow::pipelines::pipeline::twinbench;
 
 const ASSETS: usize = 200;
 
@@ -63,13 +71,28 @@ fn main() {
         "-",
         hand / floor
     );
-    const MODES: [(&str, bool); 2] = [("W", true), ("W→A→F→D→V", false)];
+    let checks = stateless_checks(&long);
+    println!(
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
+        "verification: tag+clock+range (1 core)",
+        checks,
+        checks,
+        "-",
+        checks / floor
+    );
+    // (steps, windows only, verified)
+    const MODES: [(&str, bool, bool); 4] = [
+        ("W", true, false),
+        ("W→A→F→D→V", false, false),
+        ("verified W", true, true),
+        ("verified W→A→F→D→V", false, true),
+    ];
     // Peak memory of each mode's 1-worker run over the 10M-event log.
-    let mut peak_long = [0.0; 2];
-    for (mode, (steps, windows_only)) in MODES.into_iter().enumerate() {
+    let mut peak_long = [0.0; MODES.len()];
+    for (mode, (steps, windows_only, verified)) in MODES.into_iter().enumerate() {
         for workers in [1usize, 2] {
             let out = root.join(format!("out-w{workers}"));
-            let s = replay(&long, &out, workers, windows_only);
+            let s = replay(&long, &out, workers, windows_only, verified);
             let eps = s["events_per_s"].as_f64().unwrap();
             let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
             if workers == 1 {
@@ -87,8 +110,8 @@ fn main() {
     }
     // Memory is flat in log length: peak RSS over a log 10× shorter and
     // (when benchmarking) 2× longer, on 1 worker.
-    for (mode, (steps, windows_only)) in MODES.into_iter().enumerate() {
-        let s = replay(&short, &root.join("out-short"), 1, windows_only);
+    for (mode, (steps, windows_only, verified)) in MODES.into_iter().enumerate() {
+        let s = replay(&short, &root.join("out-short"), 1, windows_only, verified);
         let peak_short = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
         print!(
             "memory, replay {steps}: {:.1} MB at {} events, {:.1} MB at {rows} ({:+.1}% for 10×)",
@@ -98,7 +121,7 @@ fn main() {
             (peak_long[mode] / peak_short - 1.0) * 100.0
         );
         if let Some(longer) = &longer {
-            let s = replay(longer, &root.join("out-longer"), 1, windows_only);
+            let s = replay(longer, &root.join("out-longer"), 1, windows_only, verified);
             let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
             print!(
                 ", {:.1} MB at {} ({:+.1}% for 2×)",
@@ -139,7 +162,7 @@ fn decode_floor(log: &Path) -> (u64, f64) {
     let mut rows = 0u64;
     let mut checksum = 0i64;
     for run in source.runs() {
-        let mut reader = source.read_run(run).expect("read run");
+        let mut reader = source.read_run(run, Fields::Windowing).expect("read run");
         while let Some(batch) = reader.next_batch().expect("decode") {
             rows += batch.ts.len() as u64;
             checksum = checksum.wrapping_add(batch.ts.values()[0]);
@@ -163,7 +186,7 @@ fn hand_written_w(log: &Path) -> f64 {
     let mut windows: HashMap<(i32, i64), Acc> = HashMap::new();
     let mut closed = 0u64;
     for run in source.runs() {
-        let mut reader = source.read_run(run).expect("read run");
+        let mut reader = source.read_run(run, Fields::Windowing).expect("read run");
         while let Some(batch) = reader.next_batch().expect("decode") {
             let (ts, keys, values) = (
                 batch.ts.values(),
@@ -200,8 +223,39 @@ fn hand_written_w(log: &Path) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Verification's stateless checks over every run of the log, on this
+/// thread; returns events per second.
+fn stateless_checks(log: &Path) -> f64 {
+    let source = LogSource::open(&log.join("events.parquet"), SplitOptions::default()).unwrap();
+    let catalog = Catalog::read_dir(log).unwrap();
+    let keys = read_keys(&log.join(KEYS_FILE)).unwrap();
+    let pipeline = twinbench();
+    let verification =
+        Verification::new(&catalog, &keys, |s| pipeline.rate_of(s), Untagged::Reject).unwrap();
+    let started = Instant::now();
+    let mut rejected = 0;
+    for run in source.runs() {
+        rejected += check_run(&source, run, &catalog, &verification)
+            .unwrap()
+            .verdicts
+            .len();
+    }
+    let rate = source.rows() as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        rejected < source.rows() as usize / 100,
+        "a TwinBench log is mostly genuine"
+    );
+    rate
+}
+
 /// Runs `twinflow replay` in its own process (so its peak memory is its own).
-fn replay(log: &Path, out: &Path, workers: usize, windows_only: bool) -> serde_json::Value {
+fn replay(
+    log: &Path,
+    out: &Path,
+    workers: usize,
+    windows_only: bool,
+    verified: bool,
+) -> serde_json::Value {
     let _ = std::fs::remove_dir_all(out);
     let output = Command::new(env!("CARGO_BIN_EXE_twinflow"))
         .args([
@@ -213,6 +267,7 @@ fn replay(log: &Path, out: &Path, workers: usize, windows_only: bool) -> serde_j
             &workers.to_string(),
         ])
         .args(windows_only.then_some("--windows-only"))
+        .args((!verified).then_some("--no-verify"))
         .output()
         .expect("run twinflow replay");
     assert!(

@@ -15,6 +15,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use twinflow::engine::auth::{EventMac, KEYS_FILE, SensorKey, write_keys};
 use twinflow::engine::catalog::{AssetRecord, Catalog, SensorRecord};
 use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
 use twinflow::engine::time::{Micros, SECOND};
@@ -95,9 +96,8 @@ fn station() -> Result<Catalog> {
         kind: "centrifugal-pump".into(),
     });
     let sensors = pumps.iter().flat_map(|(pump, _)| {
-        CHANNELS
-            .iter()
-            .map(move |&(channel, kind, _, sigma, (min, max))| SensorRecord {
+        CHANNELS.iter().map(
+            move |&(channel, kind, rate_hz, sigma, (min, max))| SensorRecord {
                 sensor: format!("{pump}/{channel}"),
                 asset: pump.clone(),
                 channel: channel.into(),
@@ -105,7 +105,10 @@ fn station() -> Result<Catalog> {
                 sigma,
                 min,
                 max,
-            })
+                // The rated rate sets verification's flooding budget.
+                rate_hz: Some(rate_hz),
+            },
+        )
     });
     Ok(Catalog::new(assets.collect(), sensors.collect())?)
 }
@@ -114,7 +117,20 @@ fn station() -> Result<Catalog> {
 fn write_plant(dir: &Path, catalog: &Catalog) -> Result<u64> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2026);
     let mut events = Vec::new();
+    // Every sensor signs what it sends with a key of its own (keys.json).
+    let keys: Vec<SensorKey> = catalog
+        .sensors()
+        .iter()
+        .map(|s| SensorKey {
+            sensor: s.sensor.clone(),
+            key_id: "2026-1".into(),
+            key: (0..32)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect(),
+        })
+        .collect();
     for (id, sensor) in catalog.sensors().iter().enumerate() {
+        let mac = EventMac::new(&keys[id].key_bytes()?);
         let pump = id / CHANNELS.len();
         let (channel, _, rate_hz, sigma, (min, max)) = CHANNELS[id % CHANNELS.len()];
         let period = (SECOND as f64 / rate_hz) as Micros;
@@ -142,29 +158,38 @@ fn write_plant(dir: &Path, catalog: &Catalog) -> Result<u64> {
                 0.0
             };
             let clean = signal(pump, channel, t as f64 / SECOND as f64, cavitation);
-            events.push(RawEvent {
-                ts_us: T0 + t,
-                // Up to 300 ms in transit: well within the 2 s lateness, but out of order.
-                arrival_us: T0 + t + rng.random_range(0..300_000),
-                asset: &sensor.asset,
-                sensor: &sensor.sensor,
-                kind: &sensor.kind,
-                value: (clean + sigma * gaussian(&mut rng)).clamp(min, max),
-                seq: sent,
-                quality: 0,
-                tag: None,
-            });
+            let value = (clean + sigma * gaussian(&mut rng)).clamp(min, max);
+            let tag = mac.tag(&sensor.sensor, T0 + t, value, sent, 0);
+            events.push((
+                RawEvent {
+                    ts_us: T0 + t,
+                    // Up to 300 ms in transit: well within the 2 s lateness, but out of order.
+                    arrival_us: T0 + t + rng.random_range(0..300_000),
+                    asset: &sensor.asset,
+                    sensor: &sensor.sensor,
+                    kind: &sensor.kind,
+                    value,
+                    seq: sent,
+                    quality: 0,
+                    tag: None,
+                },
+                tag,
+            ));
         }
     }
     // A raw log is in arrival order.
-    events.sort_by_key(|e| (e.arrival_us, e.ts_us, e.sensor));
+    events.sort_by_key(|(e, _)| (e.arrival_us, e.ts_us, e.sensor));
     let mut log = RawLogWriter::create(&dir.join("events.parquet"), None)?;
-    for event in &events {
-        log.push(event)?;
+    for (event, tag) in &events {
+        log.push(&RawEvent {
+            tag: Some(tag),
+            ..*event
+        })?;
     }
     let written = log.finish()?;
-    // Beside the log, so replay finds the catalog without being told.
+    // Beside the log, so replay finds the catalog and keys without being told.
     catalog.write_dir(dir)?;
+    write_keys(&dir.join(KEYS_FILE), &keys)?;
     Ok(written)
 }
 
@@ -296,12 +321,13 @@ fn run(dir: &Path) -> Result<Vec<String>> {
     let options = ReplayOptions::new(dir.join("events.parquet"), &out);
     let summary = pipeline().replay(&options)?.expect("one process leads");
     println!(
-        "{} in {:.2} s: {} events ({} late, {} quarantined)",
+        "{} in {:.2} s: {} events ({} late, {} quarantined, {} lost on the radio)",
         summary.pipeline,
         summary.elapsed_s,
         summary.events_in,
         summary.late_events,
         summary.quarantined,
+        summary.missing_seq,
     );
     println!(
         "  -> {} windows, {} aligned rows, {} flags, {} assets in view",

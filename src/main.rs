@@ -5,13 +5,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use twinflow::engine::log_source::SplitOptions;
+use twinflow::engine::manifest::{
+    MANIFEST_FILE, public_key_hex, read_public_key, read_signing_key, record_files, verify,
+};
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
+use twinflow::engine::verify::Untagged;
 use twinflow::pipelines::pipeline::twinbench;
 use twinflow::pipelines::replay::ReplayOptions;
-use twinflow::pipelines::report::write_report;
+use twinflow::pipelines::report::{REPORT_FILE, write_report};
 use twinflow::pipelines::show::twin_table;
-use twinflow::pipelines::twinbench::{GenerateOptions, generate};
+use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +43,10 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// Multiply the spec's rates of faults and attacks (forged, replayed,
+        /// flooding, ...) by this, to exercise detection and verification.
+        #[arg(long, default_value_t = 1.0)]
+        incident_scale: f64,
         /// Also write events.csv.
         #[arg(long)]
         csv: bool,
@@ -69,10 +77,25 @@ enum Command {
         /// Run step W alone (per-sensor windows, late and quarantined rows).
         #[arg(long)]
         windows_only: bool,
+        /// Process every event unverified (no tag, replay or plausibility
+        /// checks), as before verification existed.
+        #[arg(long)]
+        no_verify: bool,
+        /// The sensor keys (default: keys.json beside the log).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// What verification does with events that carry no tag: quarantine
+        /// them as bad_tag, or accept them counted as unauthenticated.
+        #[arg(long, value_enum, default_value_t = UntaggedArg::Reject)]
+        untagged: UntaggedArg,
         /// After the run, write OUT/report.html: the twin view, rollups, and
         /// charts of the flagged assets' fused values and sensors.
         #[arg(long)]
         report: bool,
+        /// Sign what this run appends to OUT/_manifest.jsonl with this Ed25519
+        /// key: a file of 64 hex digits, the 32-byte seed.
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -80,7 +103,27 @@ enum Command {
     Report {
         /// The output directory of a replay.
         out: PathBuf,
+        /// Sign the manifest line recording the report with this Ed25519 key.
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
     },
+    /// Check a directory twinflow wrote against its history (DIR/_manifest.jsonl):
+    /// one line per file modified, truncated, deleted or added, and per damage
+    /// to the manifest; exits non-zero on any finding.
+    Verify {
+        /// The directory, e.g. the output of a replay.
+        dir: PathBuf,
+        /// An Ed25519 public key file (64 hex digits): every manifest line must
+        /// be covered by a signature of this key (repeat for rotated keys).
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UntaggedArg {
+    Reject,
+    Accept,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -108,7 +151,7 @@ struct ClusterArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("twinflow: error: {e}");
             ExitCode::FAILURE
@@ -116,23 +159,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> twinflow::engine::Result<()> {
+fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
     match command {
         Command::Generate {
             assets,
             seconds,
             seed,
             out,
+            incident_scale,
             csv,
         } => {
-            let report = generate(&GenerateOptions {
+            if !(incident_scale.is_finite() && incident_scale >= 0.0) {
+                return Err(twinflow::engine::Error::Config(
+                    "--incident-scale must be a non-negative number".into(),
+                ));
+            }
+            let options = GenerateOptions {
                 assets,
                 seconds,
                 seed,
                 out: out.clone(),
                 csv,
                 progress: true,
-            })?;
+            };
+            let rates = IncidentRates::twinbench().scaled(incident_scale);
+            let report = generate_with_rates(&options, &rates)?;
             eprintln!(
                 "wrote {} events ({} late, {} forged, {} replayed, {} flooding; {} labels) to {}",
                 report.events,
@@ -143,7 +194,7 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                 report.labels,
                 out.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Replay {
             log,
@@ -154,7 +205,11 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
             catalog_changes,
             show,
             report,
+            sign_key,
             windows_only,
+            no_verify,
+            keys,
+            untagged,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -176,8 +231,16 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                 },
                 progress: true,
                 catalog_changes,
+                sign_key: sign_key.clone(),
+                verify: !no_verify,
+                keys,
+                untagged: match untagged {
+                    UntaggedArg::Reject => Untagged::Reject,
+                    UntaggedArg::Accept => Untagged::Accept,
+                },
                 ..ReplayOptions::new(log, out.clone())
             };
+            let key = sign_key.as_deref().map(read_signing_key).transpose()?;
             let mut pipeline = twinbench();
             if windows_only {
                 pipeline = pipeline.windows_only();
@@ -192,13 +255,45 @@ fn run(command: Command) -> twinflow::engine::Result<()> {
                 }
                 if report {
                     eprintln!("wrote {}", write_report(&out)?.display());
+                    let by = format!("twinflow {} report", env!("CARGO_PKG_VERSION"));
+                    record_files(&out, &by, &[REPORT_FILE], key.as_ref())?;
+                }
+                if let Some(key) = &key {
+                    eprintln!(
+                        "signed {} with Ed25519 public key {}",
+                        out.join(MANIFEST_FILE).display(),
+                        public_key_hex(&key.verifying_key())
+                    );
                 }
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Report { out } => {
+        Command::Report { out, sign_key } => {
+            let key = sign_key.as_deref().map(read_signing_key).transpose()?;
             eprintln!("wrote {}", write_report(&out)?.display());
-            Ok(())
+            let by = format!("twinflow {} report", env!("CARGO_PKG_VERSION"));
+            record_files(&out, &by, &[REPORT_FILE], key.as_ref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { dir, public_key } => {
+            let keys = public_key
+                .iter()
+                .map(|path| read_public_key(path))
+                .collect::<twinflow::engine::Result<Vec<_>>>()?;
+            let verification = verify(&dir, &keys)?;
+            for finding in &verification.findings {
+                println!("{finding}");
+            }
+            if verification.is_ok() {
+                println!("{}", verification.ok_line());
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "twinflow verify: {} finding(s) in {}",
+                verification.findings.len(),
+                dir.display()
+            );
+            Ok(ExitCode::FAILURE)
         }
     }
 }

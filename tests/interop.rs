@@ -45,6 +45,9 @@ fn duckdb_and_pyarrow_agree_with_replay() {
         "90",
         "--seed",
         "3",
+        // Enough attacks that every verification rule has events to reject.
+        "--incident-scale",
+        "20",
         "--out",
         log_s,
         "--csv",

@@ -39,7 +39,18 @@ fn plant(dir: &Path, seed: u64) -> (PathBuf, Reference) {
     };
     generate_with_rates(&options, &IncidentRates::twinbench().scaled(20.0)).unwrap();
     let rows = read_log_rows(&log.join("events.parquet"));
-    let reference = reference::compute(&rows, &Tables::read_dir(&log), LATENESS_US);
+    // The spec's checksums cover the verified events: verify first, the plain way.
+    let checked = verification::verify(&rows, &verification::Rules::read_dir(&log));
+    let fates = verification::verified_fates(&checked);
+    let mut reference = reference::compute(&rows, &fates, &Tables::read_dir(&log), LATENESS_US);
+    reference.quarantined_by_reason = verification::count_reasons(&checked);
+    assert!(
+        ["replayed", "flooding", "bad_tag"]
+            .iter()
+            .all(|r| reference.quarantined_by_reason.contains_key(*r)),
+        "the log must exercise verification: {:?}",
+        reference.quarantined_by_reason
+    );
     assert_exercises_every_case(&reference);
     (log, reference)
 }
@@ -377,6 +388,12 @@ fn check_summary(out: &Path, r: &Reference) {
         "aligned_rows"
     );
     assert_eq!(int("flags"), r.checksums.flags, "flags");
+    let quarantined: BTreeMap<String, u64> =
+        serde_json::from_value(summary["quarantined_by_reason"].clone()).unwrap();
+    assert_eq!(
+        quarantined, r.quarantined_by_reason,
+        "quarantined by reason"
+    );
     assert_eq!(
         int("assets_in_view"),
         r.checksums.assets_in_view,
@@ -558,7 +575,7 @@ fn two_processes_on_loopback_match_reference() {
     let dir = tempfile::tempdir().unwrap();
     let (log, reference) = plant(dir.path(), 22);
     let out = dir.path().join("out");
-    replay_processes(&log, &out, 2, 2, 3000);
+    replay_processes(&log, &out, 2, 2, 3000, &[]);
     assert_eq!(read_summary(&out)["processes"], 2);
     check_against_reference(&out, &reference);
     check_views(&out, &reference);
@@ -721,6 +738,8 @@ fn hand_rows() -> Vec<Row> {
         sensor: sensor.into(),
         value,
         seq: 0,
+        quality: 0,
+        tag: None,
     };
     let mut rows: Vec<Row> = events
         .iter()
@@ -791,7 +810,14 @@ fn assert_fused(r: &Reference, asset: &str, k: i64, quantity: &str, expected: Op
 #[test]
 fn reference_matches_hand_computed_example() {
     let tables = hand_tables();
-    let r = reference::compute(&hand_rows(), &tables, LATENESS_US);
+    let rows = hand_rows();
+    let known = |s: &str| tables.sensors.iter().any(|e| e.sensor == s);
+    let r = reference::compute(
+        &rows,
+        &unverified_fates(&rows, &known),
+        &tables,
+        LATENESS_US,
+    );
 
     // W: the late a/p row is late; the unknown sensor and the NaN are set aside.
     assert_eq!((r.w.late, r.w.quarantined), (1, 2));

@@ -9,9 +9,9 @@ use common::*;
 use twinflow::engine::runtime::Cluster;
 use twinflow::pipelines::replay::{ReplayOptions, Summary};
 
-fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
-    let known = |s: &str| !s.starts_with("asset-9999");
-    let expected = expected_w(rows, &known, 2_000_000);
+/// W of `out` equals the batch path over `rows` with their `fates`.
+fn check(rows: &[Row], fates: &[Fate], out: &Path, summary: &Summary) {
+    let expected = expected_w_of(rows, fates, 2_000_000);
     assert!(
         expected.late > 10,
         "the log must have late rows ({})",
@@ -30,12 +30,24 @@ fn check(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
         dataset_rows(&out.join("quarantine")) as u64,
         expected.quarantined
     );
-    let _ = log;
 }
 
-/// The synthetic log holds one NaN and one unknown sensor.
-fn check_synthetic(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
-    check(rows, log, out, summary);
+/// A generated (signed) log, replayed with verification: the batch path
+/// verifies first, the plain way.
+fn check_verified(rows: &[Row], log: &Path, out: &Path, summary: &Summary) {
+    let checked = verification::verify(rows, &verification::Rules::read_dir(log));
+    check(rows, &verification::verified_fates(&checked), out, summary);
+    assert_eq!(
+        summary.quarantined_by_reason,
+        verification::count_reasons(&checked)
+    );
+}
+
+/// The synthetic log (unsigned, replayed without verification) holds one NaN
+/// and one unknown sensor.
+fn check_synthetic(rows: &[Row], out: &Path, summary: &Summary) {
+    let known = |s: &str| !s.starts_with("asset-9999");
+    check(rows, &unverified_fates(rows, &known), out, summary);
     assert_eq!(summary.quarantined_by_reason.get("not_finite"), Some(&1));
     assert_eq!(
         summary.quarantined_by_reason.get("unknown_sensor"),
@@ -65,11 +77,11 @@ fn generated_log_matches_batch_on_one_and_three_workers() {
     let log = dir.path().join("log");
     let rows = generate_small_plant(&log, 5);
     let default_split = replay_threads(&log, &dir.path().join("default"), 1, None);
-    check(&rows, &log, &dir.path().join("default"), &default_split);
+    check_verified(&rows, &log, &dir.path().join("default"), &default_split);
     // The same split on 1 and 3 workers gives bit-identical results.
     let one = replay_threads(&log, &dir.path().join("w1"), 1, Some(4000));
     let three = replay_threads(&log, &dir.path().join("w3"), 3, Some(4000));
-    check(&rows, &log, &dir.path().join("w3"), &three);
+    check_verified(&rows, &log, &dir.path().join("w3"), &three);
     assert_eq!(
         read_windows(&dir.path().join("w1")),
         read_windows(&dir.path().join("w3"))
@@ -91,8 +103,8 @@ fn one_worker_matches_batch() {
     let dir = tempfile::tempdir().unwrap();
     let rows = write_synthetic_log(&dir.path().join("log"), 1 << 20);
     let out = dir.path().join("out");
-    let summary = replay_threads(&dir.path().join("log"), &out, 1, None);
-    check_synthetic(&rows, &dir.path().join("log"), &out, &summary);
+    let summary = replay_threads_unverified(&dir.path().join("log"), &out, 1, None);
+    check_synthetic(&rows, &out, &summary);
 }
 
 #[test]
@@ -101,11 +113,11 @@ fn three_workers_over_row_groups_and_split_runs_match_batch() {
     let log = dir.path().join("log");
     // Row groups of 700 rows: lateness across groups comes from the statistics ...
     let rows = write_synthetic_log(&log, 700);
-    let by_groups = replay_threads(&log, &dir.path().join("groups"), 3, None);
-    check_synthetic(&rows, &log, &dir.path().join("groups"), &by_groups);
+    let by_groups = replay_threads_unverified(&log, &dir.path().join("groups"), 3, None);
+    check_synthetic(&rows, &dir.path().join("groups"), &by_groups);
     // ... and from a pass over `ts_us` when runs cut row groups.
-    let by_runs = replay_threads(&log, &dir.path().join("runs"), 3, Some(250));
-    check_synthetic(&rows, &log, &dir.path().join("runs"), &by_runs);
+    let by_runs = replay_threads_unverified(&log, &dir.path().join("runs"), 3, Some(250));
+    check_synthetic(&rows, &dir.path().join("runs"), &by_runs);
 }
 
 #[test]
@@ -114,11 +126,11 @@ fn two_processes_on_loopback_match_batch() {
     let log = dir.path().join("log");
     let rows = generate_small_plant(&log, 6);
     let out = dir.path().join("out");
-    let outputs = replay_processes(&log, &out, 2, 2, 3000);
+    let outputs = replay_processes(&log, &out, 2, 2, 3000, &[]);
     let summary: Summary =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary.processes, 2);
-    check(&rows, &log, &out, &summary);
+    check_verified(&rows, &log, &out, &summary);
     // Bit-identical to one worker in one process with the same split.
     let single = replay_threads(&log, &dir.path().join("single"), 1, Some(3000));
     assert_eq!(read_windows(&out), read_windows(&dir.path().join("single")));
@@ -136,8 +148,8 @@ fn four_workers_match_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 500);
-    let summary = replay_threads(&log, &dir.path().join("out"), 4, None);
-    check_synthetic(&rows, &log, &dir.path().join("out"), &summary);
+    let summary = replay_threads_unverified(&log, &dir.path().join("out"), 4, None);
+    check_synthetic(&rows, &dir.path().join("out"), &summary);
 }
 
 /// Replaying into the directory of an earlier run with more workers leaves no
@@ -148,9 +160,9 @@ fn rerun_into_same_directory_replaces_the_earlier_run() {
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 500);
     let out = dir.path().join("out");
-    replay_threads(&log, &out, 4, None);
-    let summary = replay_threads(&log, &out, 1, None);
-    check_synthetic(&rows, &log, &out, &summary);
+    replay_threads_unverified(&log, &out, 4, None);
+    let summary = replay_threads_unverified(&log, &out, 1, None);
+    check_synthetic(&rows, &out, &summary);
     assert_eq!(dataset_rows(&out.join("windows")) as u64, summary.windows);
 }
 
@@ -162,16 +174,17 @@ fn windows_only_writes_step_w_alone() {
     let log = dir.path().join("log");
     let rows = write_synthetic_log(&log, 1 << 20);
     let out = dir.path().join("out");
-    let whole = replay_threads(&log, &out, 2, None);
+    let whole = replay_threads_unverified(&log, &out, 2, None);
     assert!(whole.aligned_rows > 0);
     let full_windows = read_windows(&out);
     let options = ReplayOptions {
         cluster: Cluster::threads(2),
+        verify: false,
         ..ReplayOptions::new(&log, &out)
     };
     let pipeline = twinflow::pipelines::pipeline::twinbench().windows_only();
     let alone = pipeline.replay(&options).unwrap().unwrap();
-    check_synthetic(&rows, &log, &out, &alone);
+    check_synthetic(&rows, &out, &alone);
     assert_eq!(read_windows(&out), full_windows);
     assert_eq!(
         (alone.aligned_rows, alone.flags, alone.assets_in_view),

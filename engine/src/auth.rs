@@ -21,6 +21,9 @@ pub const KEY_LEN: usize = 32;
 /// An event tag.
 pub type Tag = [u8; TAG_LEN];
 
+/// File name of the sensor keys inside a log directory.
+pub const KEYS_FILE: &str = "keys.json";
+
 /// One entry of `keys.json`: a sensor's key, hex encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SensorKey {
@@ -48,10 +51,16 @@ impl SensorKey {
 
 /// Reads `keys.json` (a JSON list of [`SensorKey`]), validating every key.
 pub fn read_keys(path: &Path) -> Result<Vec<SensorKey>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let keys: Vec<SensorKey> = serde_json::from_str(&text).map_err(|e| Error::format(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_keys(&bytes).map_err(|e| Error::format(path, e))
+}
+
+/// Parses the contents of a key file (see [`read_keys`]), validating every
+/// key. The input is untrusted: any bytes give a list or an error, never a panic.
+pub fn parse_keys(bytes: &[u8]) -> std::result::Result<Vec<SensorKey>, String> {
+    let keys: Vec<SensorKey> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     for k in &keys {
-        k.key_bytes().map_err(|e| Error::format(path, e))?;
+        k.key_bytes()?;
     }
     Ok(keys)
 }

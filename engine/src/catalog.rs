@@ -5,6 +5,8 @@
 //! look the name up only when they write output.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,10 @@ pub struct SensorRecord {
     pub sigma: f64,
     pub min: f64,
     pub max: f64,
+    /// The rated sampling rate, if the table gives one (an optional column
+    /// beyond TwinBench's): verification's flooding budget is twice it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_hz: Option<f64>,
 }
 
 /// Assets and sensors with dense ids (their position in the tables).
@@ -125,6 +131,7 @@ impl Catalog {
                 sigma: f64::NAN,
                 min: f64::NEG_INFINITY,
                 max: f64::INFINITY,
+                rate_hz: None,
             })
             .collect();
         Catalog::new(assets, sensors)
@@ -132,10 +139,30 @@ impl Catalog {
 
     /// Reads `assets.csv` and `sensors.csv` from a directory.
     pub fn read_dir(dir: &Path) -> Result<Self> {
-        let assets: Vec<AssetRecord> = read_csv(&dir.join(ASSETS_FILE))?;
+        let assets_path = dir.join(ASSETS_FILE);
         let sensors_path = dir.join(SENSORS_FILE);
-        let sensors: Vec<SensorRecord> = read_csv(&sensors_path)?;
-        Catalog::new(assets, sensors).map_err(|e| Error::format(&sensors_path, e))
+        let open = |path: &Path| File::open(path).map_err(|e| Error::io(path, e));
+        Catalog::from_csv(
+            open(&assets_path)?,
+            &assets_path,
+            open(&sensors_path)?,
+            &sensors_path,
+        )
+    }
+
+    /// Parses and validates the asset and sensor tables from any readers (the
+    /// contents of `assets.csv` and `sensors.csv`); the paths only name them
+    /// in errors. The input is untrusted: any bytes give a catalog or an
+    /// error, never a panic.
+    pub fn from_csv(
+        assets: impl Read,
+        assets_path: &Path,
+        sensors: impl Read,
+        sensors_path: &Path,
+    ) -> Result<Self> {
+        let assets: Vec<AssetRecord> = read_csv_from(assets, assets_path)?;
+        let sensors: Vec<SensorRecord> = read_csv_from(sensors, sensors_path)?;
+        Catalog::new(assets, sensors).map_err(|e| Error::format(sensors_path, e))
     }
 
     /// Writes `assets.csv` and `sensors.csv` into a directory.
@@ -170,7 +197,16 @@ impl Catalog {
 
 /// Reads a headed CSV file into records.
 pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    read_csv_from(file, path)
+}
+
+/// Reads headed CSV records from any reader; `path` names the input in errors.
+pub fn read_csv_from<T: for<'de> Deserialize<'de>>(
+    input: impl Read,
+    path: &Path,
+) -> Result<Vec<T>> {
+    let mut reader = csv::Reader::from_reader(input);
     let mut out = Vec::new();
     for row in reader.deserialize() {
         out.push(row.map_err(|e| csv_error(path, e))?);
@@ -207,6 +243,7 @@ mod tests {
             sigma: 0.2,
             min: -50.0,
             max: 250.0,
+            rate_hz: None,
         }
     }
 

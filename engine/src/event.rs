@@ -47,14 +47,28 @@ pub struct LateReading {
     pub watermark_us: Micros,
 }
 
-/// Why a row was quarantined.
+/// Why a row was quarantined. The first five are TwinBench's verification
+/// verdicts (spec, "Plausibility"), checked in this order; the last three are
+/// what a replay without verification sets aside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum QuarantineReason {
-    /// The sensor is not in the catalog.
+    /// No valid tag under any of the sensor's keys, no tag where one is
+    /// required, or a sensor without keys (an unknown sensor has none).
+    BadTag,
+    /// Its `seq` was accepted before, or is too far behind the greatest.
+    Replayed,
+    /// Its event time is more than 5 s ahead of its arrival, or 1 h behind.
+    Clock,
+    /// Its value is outside the sensor's physical range, or not finite.
+    OutOfRange,
+    /// Beyond twice the sensor's rated count in its 1 s event-time window.
+    Flooding,
+    /// The sensor is not in the catalog (without verification).
     UnknownSensor,
-    /// The value is NaN or infinite.
+    /// The value is NaN or infinite (without verification).
     NotFinite,
-    /// A required field (event time, sensor or value) is null.
+    /// A required field (event time, sensor or value; with verification also
+    /// arrival time, `seq` or `quality`) is null: the row cannot be checked.
     NullField,
 }
 
@@ -62,6 +76,11 @@ impl QuarantineReason {
     /// The reason code written to outputs and summaries.
     pub fn code(self) -> &'static str {
         match self {
+            QuarantineReason::BadTag => "bad_tag",
+            QuarantineReason::Replayed => "replayed",
+            QuarantineReason::Clock => "clock",
+            QuarantineReason::OutOfRange => "out_of_range",
+            QuarantineReason::Flooding => "flooding",
             QuarantineReason::UnknownSensor => "unknown_sensor",
             QuarantineReason::NotFinite => "not_finite",
             QuarantineReason::NullField => "null_field",
@@ -79,4 +98,19 @@ pub struct Quarantined {
     /// The watermark when the row arrived.
     pub watermark_us: Micros,
     pub row: RawRow,
+}
+
+/// A reading that passed verification's stateless checks (tag, clock,
+/// range), on its way to the per-sensor ones (replay window, flooding) that
+/// must see each sensor's events in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Arrival {
+    pub reading: Reading,
+    pub seq: u64,
+    pub arrival_us: Micros,
+    /// Position of the row in the log's arrival order (0-based, across files).
+    pub position: u64,
+    /// The watermark when the row arrived; the reading is late if its event
+    /// time is below it.
+    pub watermark_us: Micros,
 }

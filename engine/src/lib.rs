@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod error;
+pub mod manifest;
 pub mod raw_log;
 pub mod sink;
 
@@ -12,7 +13,9 @@ pub mod event;
 pub mod exact_sum;
 pub mod log_source;
 pub mod metrics;
+pub mod run_checks;
 pub mod runtime;
+pub mod sensor_checks;
 pub mod source;
 pub mod time;
 pub mod verify;

@@ -25,7 +25,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
@@ -62,6 +62,13 @@ pub struct Run {
     pub first_position: u64,
     /// The greatest event time of all rows before this run (`Micros::MIN` if none).
     pub prefix_max_ts: Micros,
+}
+
+impl Run {
+    /// Rows in the run.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
 }
 
 /// Column positions of the raw-log columns in one file's schema.
@@ -190,11 +197,19 @@ impl LogSource {
             .collect())
     }
 
-    /// A reader of a run's `ts_us`, `sensor` (as a dictionary) and `value`, in order.
-    pub fn read_run(&self, run: &Run) -> Result<RunReader> {
+    /// A reader of a run's `fields` (`sensor` as a dictionary), in order.
+    pub fn read_run(&self, run: &Run, fields: Fields) -> Result<RunReader> {
         let file = &self.files[run.file];
         let c = file.columns;
-        let mask = ProjectionMask::roots(file.hot.parquet_schema(), [c.ts, c.sensor, c.value]);
+        let mut columns = vec![c.ts, c.sensor, c.value];
+        if fields != Fields::Windowing {
+            columns.extend([c.arrival, c.seq]);
+        }
+        if fields == Fields::Checked {
+            columns.push(c.quality);
+            columns.extend(c.tag);
+        }
+        let mask = ProjectionMask::roots(file.hot.parquet_schema(), columns);
         let reader = file.reader(&file.hot, run, mask, None)?;
         Ok(RunReader {
             path: file.path.clone(),
@@ -235,11 +250,30 @@ pub struct RunReader {
     reader: ParquetRecordBatchReader,
 }
 
-/// One decoded batch of a run: event times, sensor dictionary and values.
+/// Which columns of a run are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// `ts_us`, `sensor` and `value`: all windowing needs.
+    Windowing,
+    /// Also `arrival_us` and `seq`: what the per-sensor checks of
+    /// verification need (the replay window, the flooding budget).
+    Sequenced,
+    /// Also `quality` and `tag`: every field the tag covers, for the
+    /// stateless checks of verification.
+    Checked,
+}
+
+/// One decoded batch of a run: event times, sensor dictionary and values,
+/// and the other columns its [`Fields`] asked for.
 pub struct RunBatch {
     pub ts: Int64Array,
     pub sensor: DictionaryArray<Int32Type>,
     pub value: Float64Array,
+    pub arrival: Option<Int64Array>,
+    pub seq: Option<UInt64Array>,
+    pub quality: Option<UInt8Array>,
+    /// `None` also when the log has no `tag` column.
+    pub tag: Option<BinaryArray>,
 }
 
 impl RunReader {
@@ -249,11 +283,53 @@ impl RunReader {
             return Ok(None);
         };
         let batch = batch.map_err(|e| Error::parquet(&self.path, e))?;
+        // Projected columns keep the file's order, which a foreign file may
+        // choose freely: find them by name.
+        let column = |name: &str| batch.column_by_name(name);
+        let required = |name: &str| {
+            column(name).ok_or_else(|| Error::parquet(&self.path, format!("no column {name}")))
+        };
         Ok(Some(RunBatch {
-            ts: batch.column(0).as_primitive().clone(),
-            sensor: batch.column(1).as_dictionary::<Int32Type>().clone(),
-            value: batch.column(2).as_primitive().clone(),
+            ts: required(col::TS_US)?.as_primitive().clone(),
+            sensor: required(col::SENSOR)?.as_dictionary::<Int32Type>().clone(),
+            value: required(col::VALUE)?.as_primitive().clone(),
+            arrival: column(col::ARRIVAL_US).map(|a| a.as_primitive().clone()),
+            seq: column(col::SEQ).map(|a| a.as_primitive().clone()),
+            quality: column(col::QUALITY).map(|a| a.as_primitive().clone()),
+            tag: column(col::TAG).map(|a| a.as_binary().clone()),
         }))
+    }
+}
+
+/// Sensor ids for the entries of a sensor dictionary, resolved once per
+/// dictionary rather than once per row. Batches of one column chunk carry the
+/// same dictionary (as fresh copies), so comparing the raw bytes — a memcmp of
+/// a few kilobytes per batch — finds it again.
+#[derive(Default)]
+pub(crate) struct SensorIdCache {
+    names: Option<StringArray>,
+    ids: Vec<Option<crate::catalog::SensorId>>,
+}
+
+impl SensorIdCache {
+    pub(crate) fn resolve(
+        &mut self,
+        names: &StringArray,
+        catalog: &crate::catalog::Catalog,
+    ) -> &[Option<crate::catalog::SensorId>] {
+        let same = self.names.as_ref().is_some_and(|cached| {
+            cached.null_count() == 0
+                && names.null_count() == 0
+                && cached.value_offsets() == names.value_offsets()
+                && cached.value_data() == names.value_data()
+        });
+        if !same {
+            self.ids.clear();
+            self.ids
+                .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));
+            self.names = Some(names.clone());
+        }
+        &self.ids
     }
 }
 
@@ -263,6 +339,8 @@ impl LogFile {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let plain =
             ArrowReaderMetadata::load(&handle, options).map_err(|e| Error::parquet(path, e))?;
+        let file_len = handle.metadata().map_err(|e| Error::io(path, e))?.len();
+        check_layout(plain.metadata(), file_len).map_err(|e| Error::parquet(path, e))?;
         let columns = Columns::find(path, plain.schema())?;
         let hot_schema = dictionary_sensor_schema(plain.schema(), columns.sensor);
         let hot = ArrowReaderMetadata::try_new(
@@ -486,6 +564,39 @@ impl Columns {
             });
         }
     }
+}
+
+/// Checks what the Parquet reader takes on trust from a file's footer, so a
+/// damaged footer gives an error rather than a panic: the reader asserts that
+/// every column chunk's offset and size are non-negative
+/// (`ColumnChunkMetaData::byte_range` panics otherwise, found by fuzzing), and
+/// planning takes row counts as sizes. A chunk must also lie inside the file.
+fn check_layout(meta: &ParquetMetaData, file_len: u64) -> std::result::Result<(), String> {
+    for (r, group) in meta.row_groups().iter().enumerate() {
+        if group.num_rows() < 0 {
+            return Err(format!(
+                "row group {r} has a negative row count ({})",
+                group.num_rows()
+            ));
+        }
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or(chunk.data_page_offset());
+            let len = chunk.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(start, len)| start.checked_add(len));
+            if end.is_none_or(|end| end > file_len) {
+                return Err(format!(
+                    "row group {r}, column {c}: chunk of {len} bytes at offset {start} \
+                     lies outside the file ({file_len} bytes)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn expected_columns() -> String {

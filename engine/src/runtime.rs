@@ -8,6 +8,7 @@ use std::rc::Rc;
 use timely::communication::Config as CommunicationConfig;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandle;
+use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::worker::Worker;
 use timely::{Config, WorkerConfig};
@@ -129,14 +130,36 @@ pub fn gather_to_leader<T>(worker: &mut Worker, value: T) -> Option<Vec<T>>
 where
     T: timely::ExchangeData + Ord + Clone,
 {
+    let all = collect(worker, value, false);
+    (worker.index() == 0).then_some(all)
+}
+
+/// Sends `value` from every worker to every worker: each receives all of
+/// them, sorted. Every worker must call it.
+pub fn all_gather<T>(worker: &mut Worker, value: T) -> Vec<T>
+where
+    T: timely::ExchangeData + Ord + Clone,
+{
+    collect(worker, value, true)
+}
+
+/// What every worker's `value` reaches: worker 0 only, or every worker.
+fn collect<T>(worker: &mut Worker, value: T, everyone: bool) -> Vec<T>
+where
+    T: timely::ExchangeData + Ord + Clone,
+{
     let gathered = Rc::new(RefCell::new(Vec::new()));
     let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<T>>>::new();
     let probe = {
         let gathered = Rc::clone(&gathered);
         worker.dataflow::<u64, _, _>(|scope| {
-            input
-                .to_stream(scope)
-                .exchange(|_| 0)
+            let stream = input.to_stream(scope);
+            let routed = if everyone {
+                stream.broadcast()
+            } else {
+                stream.exchange(|_| 0)
+            };
+            routed
                 .inspect(move |x| gathered.borrow_mut().push(x.clone()))
                 .probe()
                 .0
@@ -147,11 +170,7 @@ where
     while !probe.done() {
         worker.step();
     }
-    if worker.index() == 0 {
-        let mut all = gathered.take();
-        all.sort();
-        Some(all)
-    } else {
-        None
-    }
+    let mut all = gathered.take();
+    all.sort();
+    all
 }

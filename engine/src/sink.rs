@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -13,6 +13,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
@@ -58,12 +60,45 @@ pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterPr
     builder.build()
 }
 
+/// A file as committed: its final path, size in bytes, data rows and SHA-256,
+/// for the directory's manifest ([`crate::manifest`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Committed {
+    pub path: PathBuf,
+    pub size: u64,
+    pub rows: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Counts and hashes the bytes on their way to the file, so recording a
+/// committed file in the manifest costs no second read of it.
+struct Hashing<W> {
+    inner: W,
+    sha256: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A Parquet file being written; it appears under its final name only after
 /// [`ParquetFile::finish`].
 pub struct ParquetFile {
     path: PathBuf,
     tmp: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    // The hasher sits below the buffer, so it sees the few large writes the
+    // buffer makes rather than every small header and footer write.
+    writer: ArrowWriter<BufWriter<Hashing<File>>>,
     rows: u64,
 }
 
@@ -91,7 +126,14 @@ impl ParquetFile {
         let writer = ArrowWriter::try_new(
             // Column chunks come in large writes, which pass the buffer by;
             // it only gathers the small ones (headers, footers).
-            BufWriter::with_capacity(256 << 10, file),
+            BufWriter::with_capacity(
+                256 << 10,
+                Hashing {
+                    inner: file,
+                    sha256: Sha256::new(),
+                    bytes: 0,
+                },
+            ),
             schema,
             Some(properties),
         )
@@ -116,8 +158,14 @@ impl ParquetFile {
         self.rows
     }
 
-    /// Closes the file, syncs it to disk and moves it to its final name.
+    /// Closes the file, syncs it to disk and moves it to its final name;
+    /// returns its row count.
     pub fn finish(self) -> Result<u64> {
+        self.commit().map(|c| c.rows)
+    }
+
+    /// Like [`ParquetFile::finish`]; returns what was committed.
+    pub fn commit(self) -> Result<Committed> {
         let ParquetFile {
             path,
             tmp,
@@ -125,12 +173,21 @@ impl ParquetFile {
             rows,
         } = self;
         let buffered = writer.into_inner().map_err(|e| Error::parquet(&tmp, e))?;
-        let file = buffered
+        let Hashing {
+            inner: file,
+            sha256,
+            bytes,
+        } = buffered
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        Ok(rows)
+        Ok(Committed {
+            path,
+            size: bytes,
+            rows,
+            sha256: sha256.finalize().into(),
+        })
     }
 }
 
@@ -205,9 +262,14 @@ impl<T> PartWriter<T> {
     }
 
     /// Writes what is buffered and commits the file; returns its row count.
-    pub fn finish(mut self) -> Result<u64> {
+    pub fn finish(self) -> Result<u64> {
+        self.commit().map(|c| c.rows)
+    }
+
+    /// Like [`PartWriter::finish`]; returns what was committed.
+    pub fn commit(mut self) -> Result<Committed> {
         self.flush()?;
-        self.file.finish()
+        self.file.commit()
     }
 }
 
@@ -239,13 +301,13 @@ impl<T> SharedPart<T> {
         }
     }
 
-    /// Commits the part file; returns its row count, or the first write error.
-    pub fn finish(&self) -> Result<u64> {
+    /// Commits the part file; returns what was committed, or the first write error.
+    pub fn finish(&self) -> Result<Committed> {
         if let Some(e) = self.error.borrow_mut().take() {
             return Err(e);
         }
         match self.writer.borrow_mut().take() {
-            Some(writer) => writer.finish(),
+            Some(writer) => writer.commit(),
             None => Err(Error::Runtime("dataset part finished twice".into())),
         }
     }

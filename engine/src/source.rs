@@ -8,23 +8,32 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, AsArray, StringArray};
-use timely::dataflow::operators::Capability;
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::{Capability, Concat};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use crate::catalog::{Catalog, SensorId};
+use crate::catalog::Catalog;
 use crate::error::Error;
-use crate::event::{LateReading, QuarantineReason, Quarantined, Reading};
-use crate::log_source::{LogSource, Run, RunBatch, RunReader};
+use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::log_source::{Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache};
+use crate::run_checks::{RunChecks, Verdicts, VerifiedPrefix};
+use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors, target_of};
 use crate::time::{Micros, Watermark};
+use crate::verify::Verification;
 
 /// What a log-reading worker reports when it is done (or failed).
 #[derive(Debug, Default)]
 pub struct ReaderStatus {
     /// Rows read by this worker.
     pub rows: u64,
+    /// Rows without a tag that verification let through (see
+    /// [`crate::verify::Untagged`]).
+    pub unauthenticated: u64,
     /// The first error met; reading stops at it.
     pub error: Option<Error>,
 }
@@ -39,6 +48,20 @@ pub struct LogReadOptions {
     /// has passed the start of the run before it, so no reader races ahead of
     /// the others and in-flight data stays bounded (backpressure).
     pub pace: Option<ProbeHandle<Micros>>,
+    /// Verify events (TwinBench's "Authentication tag", "Replay window" and
+    /// "Plausibility"); `None` reads every event as before verification.
+    pub verify: Option<Verifying>,
+}
+
+/// What a worker needs to read its runs with verification: the rules, where
+/// each run's watermark starts, and its own runs' stateless verdicts (from
+/// [`crate::run_checks`]).
+#[derive(Clone)]
+pub struct Verifying {
+    pub verification: Arc<Verification>,
+    pub prefix: Arc<VerifiedPrefix>,
+    /// By run index, for the runs this worker reads.
+    pub checks: BTreeMap<u32, RunChecks>,
 }
 
 /// The streams a log source produces. Their timestamps are watermarks: a
@@ -50,6 +73,8 @@ pub struct LogStreams<'s> {
     pub late: Stream<'s, Micros, Vec<LateReading>>,
     /// Rows set aside, with their original fields and a reason.
     pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
+    /// Gaps in sensors' sequence numbers (with verification only).
+    pub gaps: Option<Stream<'s, Micros, Vec<SeqGap>>>,
 }
 
 /// Reads this worker's share of `log`.
@@ -65,21 +90,36 @@ pub fn read_log<'s>(
     let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
     let (late_out, late) = builder.new_output::<Vec<LateReading>>();
     let (quarantined_out, quarantined) = builder.new_output::<Vec<Quarantined>>();
-    let mut readings_out = OutputBuilder::from(readings_out);
-    let mut late_out = OutputBuilder::from(late_out);
-    let mut quarantined_out = OutputBuilder::from(quarantined_out);
+    let (arrivals_out, arrivals) = builder.new_output::<Vec<ToSensorChecks>>();
+    let mut outputs = ReaderOutputs {
+        readings: OutputBuilder::from(readings_out),
+        late: OutputBuilder::from(late_out),
+        quarantined: OutputBuilder::from(quarantined_out),
+        arrivals: OutputBuilder::from(arrivals_out),
+    };
 
-    let runs: Vec<Run> = log
-        .runs_for(scope.index(), scope.peers())
-        .cloned()
-        .collect();
+    let peers = scope.peers();
+    let runs: Vec<Run> = log.runs_for(scope.index(), peers).cloned().collect();
+    let verify = options.verify.clone();
+    let reader_log = Arc::clone(&log);
+    let reader_status = Rc::clone(&status);
     builder.build(move |capabilities| {
+        let (log, status) = (reader_log, reader_status);
         let mut caps: Option<Vec<Capability<Micros>>> = Some(capabilities);
         let mut runs = runs.into_iter().peekable();
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
-        let mut buffer: Vec<Reading> = Vec::new();
-        let mut late_buffer: Vec<LateReading> = Vec::new();
+        let mut out = RowsOut::default();
+        let mut checks = options.verify.as_ref().map(|v| v.checks.clone());
+        // Where run `r`'s watermark starts: after the greatest event time
+        // before it (of verified events only, when verifying).
+        let prefix = {
+            let verified = options.verify.as_ref().map(|v| Arc::clone(&v.prefix));
+            move |run: &Run| match &verified {
+                Some(prefix) => prefix.before(run.index),
+                None => run.prefix_max_ts,
+            }
+        };
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
             // One step: open the next run (when the pace allows) or read one batch.
@@ -90,23 +130,38 @@ pub fn read_log<'s>(
                         return Ok(false);
                     };
                     // Nothing this worker sends from now on is behind its next run's start.
-                    advance(held, run.prefix_max_ts.saturating_sub(options.lateness));
+                    advance(held, prefix(run).saturating_sub(options.lateness));
                     if let Some(pace) = options.pace.as_ref()
                         && run.index > 0
                     {
                         let previous = &log.runs()[run.index as usize - 1];
-                        if pace.less_than(&previous.prefix_max_ts.saturating_sub(options.lateness))
-                        {
+                        if pace.less_than(&prefix(previous).saturating_sub(options.lateness)) {
                             return Ok(true);
                         }
                     }
                     let run = runs.next().expect("peeked");
+                    let verdicts = match checks.as_mut() {
+                        Some(checks) => {
+                            let run_checks = checks.remove(&run.index).ok_or_else(|| {
+                                Error::Runtime(format!("run {} was not checked", run.index))
+                            })?;
+                            status.borrow_mut().unauthenticated += run_checks.unauthenticated;
+                            Some(run_checks.into_verdicts())
+                        }
+                        None => None,
+                    };
+                    let fields = match verdicts {
+                        Some(_) => Fields::Sequenced,
+                        None => Fields::Windowing,
+                    };
                     cursor = Some(RunCursor {
-                        reader: log.read_run(&run)?,
-                        watermark: Watermark::starting_at(run.prefix_max_ts, options.lateness),
+                        reader: log.read_run(&run, fields)?,
+                        watermark: Watermark::starting_at(prefix(&run), options.lateness),
                         run,
                         offset: 0,
                         rejects: Vec::new(),
+                        verdicts,
+                        sent: vec![0; peers],
                     });
                 }
                 let current = cursor.as_mut().expect("a run is open");
@@ -114,37 +169,25 @@ pub fn read_log<'s>(
                 match current.reader.next_batch()? {
                     Some(batch) => {
                         let rows = batch.ts.len() as u64;
-                        current.accept(
-                            &batch,
-                            &catalog,
-                            &mut sensor_ids,
-                            &mut buffer,
-                            &mut late_buffer,
-                        );
+                        current.accept(&batch, &catalog, &mut sensor_ids, &mut out)?;
                         status.borrow_mut().rows += rows;
                         options.progress.fetch_add(rows, Ordering::Relaxed);
-                        if !buffer.is_empty() {
-                            readings_out
-                                .activate()
-                                .session(&held[0])
-                                .give_container(&mut buffer);
-                        }
-                        if !late_buffer.is_empty() {
-                            late_out
-                                .activate()
-                                .session(&held[1])
-                                .give_container(&mut late_buffer);
-                        }
+                        out.send(held, &mut outputs);
                     }
                     None => {
-                        let mut quarantined =
-                            cursor.take().expect("a run is open").quarantined(&log)?;
-                        if !quarantined.is_empty() {
-                            quarantined_out
-                                .activate()
-                                .session(&held[2])
-                                .give_container(&mut quarantined);
+                        let done = cursor.take().expect("a run is open");
+                        if done.verdicts.is_some() {
+                            // Tell every checking worker how much of this run to expect.
+                            for (to, &arrivals) in done.sent.iter().enumerate() {
+                                out.arrivals.push(ToSensorChecks::RunEnd {
+                                    run: done.run.index,
+                                    to: to as u32,
+                                    arrivals,
+                                });
+                            }
                         }
+                        out.quarantined = done.quarantined(&log)?;
+                        out.send(held, &mut outputs);
                     }
                 }
                 Ok(true)
@@ -153,16 +196,62 @@ pub fn read_log<'s>(
                 Ok(true) => activator.activate(),
                 Ok(false) => caps = None,
                 Err(e) => {
-                    status.borrow_mut().error = Some(e);
+                    status.borrow_mut().error.get_or_insert(e);
                     caps = None;
                 }
             }
         }
     });
-    LogStreams {
-        readings,
-        late,
-        quarantined,
+    match verify {
+        None => LogStreams {
+            readings,
+            late,
+            quarantined,
+            gaps: None,
+        },
+        Some(verify) => {
+            let checked = check_sensors(scope, arrivals, log, verify.verification, status);
+            LogStreams {
+                readings: checked.readings,
+                late: checked.late,
+                quarantined: quarantined.concat(checked.quarantined),
+                gaps: Some(checked.gaps),
+            }
+        }
+    }
+}
+
+/// A reader's outgoing rows of one step, one buffer per output.
+#[derive(Default)]
+struct RowsOut {
+    readings: Vec<Reading>,
+    late: Vec<LateReading>,
+    quarantined: Vec<Quarantined>,
+    arrivals: Vec<ToSensorChecks>,
+}
+
+type Out<D> = OutputBuilder<Micros, CapacityContainerBuilder<Vec<D>>>;
+
+/// The reader's outputs, in the order of its capabilities.
+struct ReaderOutputs {
+    readings: Out<Reading>,
+    late: Out<LateReading>,
+    quarantined: Out<Quarantined>,
+    arrivals: Out<ToSensorChecks>,
+}
+
+impl RowsOut {
+    /// Sends every non-empty buffer on its output, at its held capability.
+    fn send(&mut self, held: &[Capability<Micros>], outputs: &mut ReaderOutputs) {
+        fn give<D: Clone + 'static>(out: &mut Out<D>, cap: &Capability<Micros>, data: &mut Vec<D>) {
+            if !data.is_empty() {
+                out.activate().session(cap).give_container(data);
+            }
+        }
+        give(&mut outputs.readings, &held[0], &mut self.readings);
+        give(&mut outputs.late, &held[1], &mut self.late);
+        give(&mut outputs.quarantined, &held[2], &mut self.quarantined);
+        give(&mut outputs.arrivals, &held[3], &mut self.arrivals);
     }
 }
 
@@ -185,25 +274,80 @@ struct RunCursor {
     /// Rows quarantined so far: offset in run, reason, watermark at arrival.
     /// Their other fields are read back when the run ends (they are rare).
     rejects: Vec<(usize, QuarantineReason, Micros)>,
+    /// With verification: the run's stateless verdicts.
+    verdicts: Option<Verdicts>,
+    /// With verification: arrivals sent to each checking worker.
+    sent: Vec<u64>,
 }
 
 impl RunCursor {
-    /// Sorts a batch's rows into accepted readings (appended to `out`) and rejects.
+    /// Sorts a batch's rows into accepted readings, late readings, arrivals
+    /// for the per-sensor checks, and rejects.
     fn accept(
         &mut self,
         batch: &RunBatch,
         catalog: &Catalog,
         ids: &mut SensorIdCache,
-        out: &mut Vec<Reading>,
-        late: &mut Vec<LateReading>,
-    ) {
+        out: &mut RowsOut,
+    ) -> crate::Result<()> {
         let ids = ids.resolve(batch.sensor.values().as_string::<i32>(), catalog);
         let ts = batch.ts.values();
         let keys = batch.sensor.keys().values();
         let values = batch.value.values();
+        if let Some(verdicts) = &mut self.verdicts {
+            let (Some(seq), Some(arrival)) = (&batch.seq, &batch.arrival) else {
+                return Err(Error::Runtime("verified runs are read with seq".into()));
+            };
+            let (seq, arrival) = (seq.values(), arrival.values());
+            let peers = self.sent.len();
+            out.arrivals.reserve(ts.len());
+            for i in 0..ts.len() {
+                let offset = self.offset + i;
+                let watermark = self.watermark.current();
+                let implausible = match verdicts.at(offset) {
+                    None => None,
+                    Some(reason @ (QuarantineReason::Clock | QuarantineReason::OutOfRange)) => {
+                        Some(reason)
+                    }
+                    Some(reason) => {
+                        self.rejects.push((offset, reason, watermark));
+                        continue;
+                    }
+                };
+                // The stateless checks found the row complete and its sensor known.
+                let Some(sensor) = ids[keys[i] as usize] else {
+                    return Err(Error::Runtime(
+                        "a checked row names an unknown sensor".into(),
+                    ));
+                };
+                self.sent[target_of(sensor, peers) as usize] += 1;
+                out.arrivals.push(ToSensorChecks::Arrival {
+                    arrival: Arrival {
+                        reading: Reading {
+                            sensor,
+                            run: self.run.index,
+                            ts_us: ts[i],
+                            value: values[i],
+                        },
+                        seq: seq[i],
+                        arrival_us: arrival[i],
+                        position: self.run.first_position + offset as u64,
+                        watermark_us: watermark,
+                    },
+                    implausible,
+                });
+                // Only events that pass the stateless checks move the watermark.
+                if implausible.is_none() {
+                    self.watermark.observe(ts[i]);
+                }
+            }
+            self.offset += ts.len();
+            return Ok(());
+        }
+
         let any_null =
             batch.ts.null_count() + batch.sensor.keys().null_count() + batch.value.null_count() > 0;
-        out.reserve(ts.len());
+        out.readings.reserve(ts.len());
         for i in 0..ts.len() {
             let offset = self.offset + i;
             let watermark = self.watermark.current();
@@ -234,13 +378,13 @@ impl RunCursor {
                         value: v,
                     };
                     if t < watermark {
-                        late.push(LateReading {
+                        out.late.push(LateReading {
                             reading,
                             position: self.run.first_position + offset as u64,
                             watermark_us: watermark,
                         });
                     } else {
-                        out.push(reading);
+                        out.readings.push(reading);
                     }
                 }
             }
@@ -248,56 +392,39 @@ impl RunCursor {
             self.watermark.observe(t);
         }
         self.offset += ts.len();
+        Ok(())
     }
 
     /// Re-reads the quarantined rows with all their fields.
     fn quarantined(self, log: &LogSource) -> crate::Result<Vec<Quarantined>> {
-        let offsets: Vec<usize> = self.rejects.iter().map(|r| r.0).collect();
-        let rows = log.read_rows(&self.run, &offsets)?;
-        if rows.len() != offsets.len() {
-            return Err(Error::parquet(
-                log.path_of(&self.run),
-                format!("re-read {} of {} set-aside rows", rows.len(), offsets.len()),
-            ));
-        }
-        Ok(self
-            .rejects
-            .into_iter()
-            .zip(rows)
-            .map(|((offset, reason, watermark_us), row)| Quarantined {
-                reason,
-                position: self.run.first_position + offset as u64,
-                watermark_us,
-                row,
-            })
-            .collect())
+        quarantine_rows(log, &self.run, self.rejects)
     }
 }
 
-/// Sensor ids for the entries of a sensor dictionary, resolved once per
-/// dictionary rather than once per row. Batches of one column chunk carry the
-/// same dictionary (as fresh copies), so comparing the raw bytes — a memcmp of
-/// a few kilobytes per batch — finds it again.
-#[derive(Default)]
-struct SensorIdCache {
-    names: Option<StringArray>,
-    ids: Vec<Option<SensorId>>,
-}
-
-impl SensorIdCache {
-    fn resolve(&mut self, names: &StringArray, catalog: &Catalog) -> &[Option<SensorId>] {
-        let same = self.names.as_ref().is_some_and(|cached| {
-            cached.null_count() == 0
-                && names.null_count() == 0
-                && cached.value_offsets() == names.value_offsets()
-                && cached.value_data() == names.value_data()
-        });
-        if !same {
-            self.ids.clear();
-            self.ids
-                .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));
-            self.names = Some(names.clone());
-        }
-        &self.ids
+/// Rows of `run` set aside, as (offset in the run, reason, watermark at
+/// arrival), with all their fields re-read from the log.
+pub(crate) fn quarantine_rows(
+    log: &LogSource,
+    run: &Run,
+    mut rejects: Vec<(usize, QuarantineReason, Micros)>,
+) -> crate::Result<Vec<Quarantined>> {
+    rejects.sort_by_key(|r| r.0);
+    let offsets: Vec<usize> = rejects.iter().map(|r| r.0).collect();
+    let rows = log.read_rows(run, &offsets)?;
+    if rows.len() != offsets.len() {
+        return Err(Error::parquet(
+            log.path_of(run),
+            format!("re-read {} of {} set-aside rows", rows.len(), offsets.len()),
+        ));
     }
+    Ok(rejects
+        .into_iter()
+        .zip(rows)
+        .map(|((offset, reason, watermark_us), row)| Quarantined {
+            reason,
+            position: run.first_position + offset as u64,
+            watermark_us,
+            row,
+        })
+        .collect())
 }

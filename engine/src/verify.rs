@@ -7,38 +7,13 @@
 //! flooding budget keep per-sensor state and must see a sensor's events in
 //! arrival order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::auth::{EventMac, SensorKey};
-use crate::catalog::{Catalog, SensorId};
+use crate::catalog::{Catalog, SensorId, SensorRecord};
+use crate::event::QuarantineReason;
 use crate::time::{Micros, SECOND};
-
-/// Why an event is rejected, with the spec's reason codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Rejection {
-    /// No valid tag under any of the sensor's keys (or an unknown sensor).
-    BadTag,
-    /// Its `seq` was accepted before, or is too far behind the greatest.
-    Replayed,
-    /// Its event time is more than 5 s ahead of its arrival, or 1 h behind.
-    Clock,
-    /// Its value is outside the sensor's physical range, or not finite.
-    OutOfRange,
-    /// Beyond twice the sensor's rated count in its 1 s event-time window.
-    Flooding,
-}
-
-impl Rejection {
-    pub fn code(self) -> &'static str {
-        match self {
-            Rejection::BadTag => "bad_tag",
-            Rejection::Replayed => "replayed",
-            Rejection::Clock => "clock",
-            Rejection::OutOfRange => "out_of_range",
-            Rejection::Flooding => "flooding",
-        }
-    }
-}
 
 /// Every sensor's valid keys, each keyed into a MAC once: a tag is valid if
 /// it verifies under any of them, so keys rotate without downtime.
@@ -91,42 +66,79 @@ pub const REPLAY_WINDOW: u64 = 1024;
 
 /// One sensor's anti-replay window (as IPsec's): the greatest `seq` accepted
 /// and which of the [`REPLAY_WINDOW`] below it were accepted.
+///
+/// It also sees drops: a `seq` that leaves the window without ever having
+/// been accepted will never be (it would be too old), so it is lost. Lost
+/// numbers are reported as ranges when they leave, and the rest by
+/// [`ReplayWindow::finish`] when the stream ends. Numbers below the least
+/// one accepted are not reported: where a sensor's count started is unknown.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayWindow {
     /// Greatest accepted `seq`, if any.
     top: Option<u64>,
+    /// The least accepted `seq`.
+    floor: u64,
     /// Bit `i` (from the least significant of word 0) set: `top - i` accepted.
     seen: [u64; (REPLAY_WINDOW as usize + 1).div_ceil(64)],
 }
 
-/// What the replay window made of a `seq` it accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted {
-    /// `seq`s skipped between the previous greatest and this one: a gap, which
-    /// is how dropped events show (0 when `seq` is not a new greatest).
-    pub gap: u64,
-}
-
 impl ReplayWindow {
-    /// Accepts `seq` into the window, or says it is replayed.
-    pub fn accept(&mut self, seq: u64) -> Result<Accepted, Rejection> {
+    /// Accepts `seq` into the window, or says it is replayed; appends the
+    /// ranges of `seq`s found lost to `lost`.
+    pub fn accept(&mut self, seq: u64, lost: &mut Vec<Range<u64>>) -> Result<(), QuarantineReason> {
         let Some(top) = self.top else {
             self.top = Some(seq);
+            self.floor = seq;
             self.set(0);
-            return Ok(Accepted { gap: 0 });
+            return Ok(());
         };
         if seq > top {
+            if let Some(last_leaving) = seq.checked_sub(REPLAY_WINDOW + 1) {
+                self.leave(top, last_leaving, lost);
+            }
             self.shift(seq - top);
             self.top = Some(seq);
             self.set(0);
-            return Ok(Accepted { gap: seq - top - 1 });
+            return Ok(());
         }
         let behind = top - seq;
         if behind > REPLAY_WINDOW || self.get(behind) {
-            return Err(Rejection::Replayed);
+            return Err(QuarantineReason::Replayed);
         }
         self.set(behind);
-        Ok(Accepted { gap: 0 })
+        self.floor = self.floor.min(seq);
+        Ok(())
+    }
+
+    /// The numbers still in the window that were never accepted, when the
+    /// stream has ended.
+    pub fn finish(&self, lost: &mut Vec<Range<u64>>) {
+        if let Some(top) = self.top {
+            self.leave(top, top, lost);
+        }
+    }
+
+    /// Reports the never-accepted numbers up to `last_leaving` (inclusive)
+    /// that leave a window whose greatest is `top`: those inside it whose bit
+    /// is unset, and those above `top` that it skipped.
+    fn leave(&self, top: u64, last_leaving: u64, lost: &mut Vec<Range<u64>>) {
+        let mut open: Option<u64> = None;
+        let lowest = top.saturating_sub(REPLAY_WINDOW).max(self.floor);
+        for s in lowest..=top.min(last_leaving) {
+            match (self.get(top - s), open) {
+                (false, None) => open = Some(s),
+                (true, Some(start)) => {
+                    lost.push(start..s);
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        match open {
+            Some(start) => lost.push(start..last_leaving + 1),
+            None if last_leaving > top => lost.push(top + 1..last_leaving + 1),
+            None => {}
+        }
     }
 
     fn get(&self, behind: u64) -> bool {
@@ -166,22 +178,22 @@ pub const MAX_BEHIND: Micros = 3600 * SECOND;
 
 /// The spec's clock check: `ts_us` at most 5 s after `arrival_us` and at most
 /// 1 h before it.
-pub fn check_clock(ts_us: Micros, arrival_us: Micros) -> Result<(), Rejection> {
+pub fn check_clock(ts_us: Micros, arrival_us: Micros) -> Result<(), QuarantineReason> {
     let ahead = ts_us.saturating_sub(arrival_us);
     let behind = arrival_us.saturating_sub(ts_us);
     if ahead > MAX_AHEAD || behind > MAX_BEHIND {
-        Err(Rejection::Clock)
+        Err(QuarantineReason::Clock)
     } else {
         Ok(())
     }
 }
 
 /// The spec's range check: finite and within `[min, max]`, bounds included.
-pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), Rejection> {
+pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), QuarantineReason> {
     if value.is_finite() && value >= min && value <= max {
         Ok(())
     } else {
-        Err(Rejection::OutOfRange)
+        Err(QuarantineReason::OutOfRange)
     }
 }
 
@@ -204,7 +216,7 @@ impl FloodBudget {
 
     /// Counts an event at `ts_us` that passed every earlier check, arriving at
     /// `arrival_us`; rejects it when its window's budget is spent.
-    pub fn admit(&mut self, ts_us: Micros, arrival_us: Micros) -> Result<(), Rejection> {
+    pub fn admit(&mut self, ts_us: Micros, arrival_us: Micros) -> Result<(), QuarantineReason> {
         // Windows more than the clock check's reach behind the arrival can take
         // no more events: forget them, so state stays bounded.
         let horizon = (arrival_us - MAX_BEHIND).div_euclid(SECOND) - 1;
@@ -216,29 +228,184 @@ impl FloodBudget {
         }
         let count = self.counts.entry(ts_us.div_euclid(SECOND)).or_default();
         if *count >= self.budget {
-            return Err(Rejection::Flooding);
+            return Err(QuarantineReason::Flooding);
         }
         *count += 1;
         Ok(())
     }
 }
 
-/// Per-sensor replay windows and flooding budgets, created on first use.
-#[derive(Debug, Default)]
-pub struct SensorStates {
-    replay: HashMap<SensorId, ReplayWindow>,
-    flood: HashMap<SensorId, FloodBudget>,
+/// What a source does with an event that carries no tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Untagged {
+    /// Quarantine it as `bad_tag` (the default: a plant that signs its
+    /// events should notice one that does not).
+    #[default]
+    Reject,
+    /// Let it through the tag check, counted as unauthenticated (for sources
+    /// whose devices cannot sign yet).
+    Accept,
 }
 
-impl SensorStates {
-    pub fn replay_window(&mut self, sensor: SensorId) -> &mut ReplayWindow {
-        self.replay.entry(sensor).or_default()
+/// The outcome of the tag check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagCheck {
+    Valid,
+    /// No tag, accepted by [`Untagged::Accept`].
+    Unauthenticated,
+    Invalid,
+}
+
+/// Everything verification knows about a plant: each sensor's keys, physical
+/// range and flooding budget, and the policy for untagged events.
+pub struct Verification {
+    keys: KeyRing,
+    /// Per sensor id: the physical range, bounds included.
+    ranges: Vec<(f64, f64)>,
+    /// Per sensor id: events allowed per 1 s event-time window (twice the
+    /// rated count), or `None` when the sensor's rate is unknown.
+    budgets: Vec<Option<u32>>,
+    untagged: Untagged,
+}
+
+impl Verification {
+    /// Verification of `catalog`'s sensors under `keys`; `rate_hz` gives a
+    /// sensor's rated rate (the flooding budget is twice its count per second,
+    /// rounded up; a sensor without a rate is never flooding).
+    pub fn new(
+        catalog: &Catalog,
+        keys: &[SensorKey],
+        rate_hz: impl Fn(&SensorRecord) -> Option<f64>,
+        untagged: Untagged,
+    ) -> Result<Self, String> {
+        let mut budgets = Vec::with_capacity(catalog.sensors().len());
+        for sensor in catalog.sensors() {
+            let budget = match rate_hz(sensor) {
+                Some(rate) if rate.is_finite() && rate > 0.0 && rate < 1e9 => {
+                    Some((2.0 * rate).ceil() as u32)
+                }
+                None => None,
+                Some(rate) => {
+                    return Err(format!(
+                        "sensor {:?}: rated rate {rate} Hz is not a positive number",
+                        sensor.sensor
+                    ));
+                }
+            };
+            budgets.push(budget);
+        }
+        Ok(Verification {
+            keys: KeyRing::new(catalog, keys)?,
+            ranges: catalog.sensors().iter().map(|s| (s.min, s.max)).collect(),
+            budgets,
+            untagged,
+        })
     }
 
-    pub fn flood_budget(&mut self, sensor: SensorId, budget: u32) -> &mut FloodBudget {
-        self.flood
-            .entry(sensor)
-            .or_insert_with(|| FloodBudget::new(budget))
+    /// The tag check; `sensor` is `None` for a sensor the catalog does not
+    /// know, which has no keys.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_tag(
+        &self,
+        sensor: Option<SensorId>,
+        name: &str,
+        ts_us: Micros,
+        value: f64,
+        seq: u64,
+        quality: u8,
+        tag: Option<&[u8]>,
+    ) -> TagCheck {
+        let Some(sensor) = sensor else {
+            return TagCheck::Invalid;
+        };
+        if tag.is_none() && self.untagged == Untagged::Accept {
+            return TagCheck::Unauthenticated;
+        }
+        match self
+            .keys
+            .verify(sensor, name, ts_us, value, seq, quality, tag)
+        {
+            Some(_) => TagCheck::Valid,
+            None => TagCheck::Invalid,
+        }
+    }
+
+    /// The stateless plausibility checks, in the spec's order: clock, then range.
+    pub fn check_plausible(
+        &self,
+        sensor: SensorId,
+        ts_us: Micros,
+        arrival_us: Micros,
+        value: f64,
+    ) -> Result<(), QuarantineReason> {
+        check_clock(ts_us, arrival_us)?;
+        let (min, max) = self.ranges[sensor as usize];
+        check_range(value, min, max)
+    }
+
+    /// The flooding budget of a sensor, if its rate is known.
+    pub fn budget(&self, sensor: SensorId) -> Option<u32> {
+        self.budgets[sensor as usize]
+    }
+
+    /// Sensors whose flooding budget is unknown (no rated rate).
+    pub fn sensors_without_budget(&self) -> usize {
+        self.budgets.iter().filter(|b| b.is_none()).count()
+    }
+}
+
+/// The per-sensor state of verification: every sensor's replay window and
+/// flooding budget. It must see each sensor's events in arrival order.
+pub struct SensorChecks {
+    replay: Vec<ReplayWindow>,
+    flood: Vec<Option<FloodBudget>>,
+}
+
+impl SensorChecks {
+    pub fn new(verification: &Verification) -> Self {
+        SensorChecks {
+            replay: vec![ReplayWindow::default(); verification.budgets.len()],
+            flood: verification
+                .budgets
+                .iter()
+                .map(|b| b.map(FloodBudget::new))
+                .collect(),
+        }
+    }
+
+    /// The stateful checks of an event whose tag passed, in the spec's order:
+    /// the replay window, then `implausible` (the stateless clock or range
+    /// verdict, decided earlier), then the flooding budget. A `seq` enters
+    /// the replay window whatever the later checks say; `seq`s found lost
+    /// are appended to `lost`.
+    pub fn check(
+        &mut self,
+        sensor: SensorId,
+        seq: u64,
+        ts_us: Micros,
+        arrival_us: Micros,
+        implausible: Option<QuarantineReason>,
+        lost: &mut Vec<Range<u64>>,
+    ) -> Result<(), QuarantineReason> {
+        self.replay[sensor as usize].accept(seq, lost)?;
+        if let Some(reason) = implausible {
+            return Err(reason);
+        }
+        if let Some(flood) = &mut self.flood[sensor as usize] {
+            flood.admit(ts_us, arrival_us)?;
+        }
+        Ok(())
+    }
+
+    /// Every sensor's `seq`s never accepted, when the stream has ended.
+    pub fn finish(&self, mut lost: impl FnMut(SensorId, Range<u64>)) {
+        let mut ranges = Vec::new();
+        for (sensor, window) in self.replay.iter().enumerate() {
+            window.finish(&mut ranges);
+            for range in ranges.drain(..) {
+                lost(sensor as SensorId, range);
+            }
+        }
     }
 }
 
@@ -249,24 +416,31 @@ mod tests {
 
     #[test]
     fn replay_window_follows_the_spec() {
+        let mut lost = Vec::new();
         let mut w = ReplayWindow::default();
-        assert_eq!(w.accept(5), Ok(Accepted { gap: 0 }));
-        // 6 and 7 never came: a gap of 2.
-        assert_eq!(w.accept(8), Ok(Accepted { gap: 2 }));
+        assert_eq!(w.accept(5, &mut lost), Ok(()));
+        assert_eq!(w.accept(8, &mut lost), Ok(()));
         // A late genuine event inside the window is accepted once.
-        assert_eq!(w.accept(6), Ok(Accepted { gap: 0 }));
-        assert_eq!(w.accept(6), Err(Rejection::Replayed));
-        assert_eq!(w.accept(8), Err(Rejection::Replayed));
+        assert_eq!(w.accept(6, &mut lost), Ok(()));
+        assert_eq!(w.accept(6, &mut lost), Err(QuarantineReason::Replayed));
+        assert_eq!(w.accept(8, &mut lost), Err(QuarantineReason::Replayed));
         // Exactly 1024 below the greatest is inside; 1025 below is not.
         let mut w = ReplayWindow::default();
-        w.accept(2000).unwrap();
-        assert!(w.accept(2000 - 1024).is_ok());
-        assert_eq!(w.accept(2000 - 1025), Err(Rejection::Replayed));
+        w.accept(2000, &mut lost).unwrap();
+        assert!(w.accept(2000 - 1024, &mut lost).is_ok());
+        assert_eq!(
+            w.accept(2000 - 1025, &mut lost),
+            Err(QuarantineReason::Replayed)
+        );
+        // Below the first accepted number nothing is reported lost.
+        assert!(lost.is_empty(), "{lost:?}");
     }
 
+    /// An independent model: remember every accepted seq; a number is lost
+    /// when it is between the first accepted and the greatest, never
+    /// accepted, and (once the stream ends) every such number is reported.
     #[test]
     fn replay_window_equals_a_set_of_everything_accepted() {
-        // An independent model: remember every accepted seq.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             state ^= state << 13;
@@ -276,22 +450,39 @@ mod tests {
         };
         let mut window = ReplayWindow::default();
         let mut accepted = std::collections::BTreeSet::new();
+        let mut lost = Vec::new();
         let mut top = 0u64;
         for i in 0..20_000u64 {
-            // Mostly moving forward, with reorderings, repeats and long jumps.
+            // Mostly moving forward, with reorderings, repeats, drops and long jumps.
             let seq = match next() % 10 {
-                0 => i.saturating_sub(next() % 1500),
-                1 => i + next() % 3000,
-                _ => i,
+                0 => (i + 1000).saturating_sub(next() % 1500),
+                1 => i + 1000 + next() % 3000,
+                2 => continue,
+                _ => i + 1000,
             };
             let expected_replayed = accepted.contains(&seq) || top.saturating_sub(seq) > 1024;
-            let got = window.accept(seq);
+            let got = window.accept(seq, &mut lost);
             assert_eq!(got.is_err(), expected_replayed, "seq {seq} at step {i}");
             if got.is_ok() {
                 accepted.insert(seq);
                 top = top.max(seq);
             }
         }
+        window.finish(&mut lost);
+        let first = *accepted.first().unwrap();
+        let expected: Vec<u64> = (first..=top).filter(|s| !accepted.contains(s)).collect();
+        let mut reported: Vec<u64> = lost.iter().flat_map(|r| r.clone()).collect();
+        reported.sort_unstable();
+        let first_difference = reported
+            .iter()
+            .zip(&expected)
+            .position(|(r, e)| r != e)
+            .map(|i| (i, reported[i], expected[i]));
+        assert_eq!(
+            (reported.len(), first_difference),
+            (expected.len(), None),
+            "reported vs expected lost seqs: (count, first difference)"
+        );
     }
 
     #[test]
@@ -299,15 +490,18 @@ mod tests {
         assert!(check_clock(10 * SECOND, 5 * SECOND).is_ok());
         assert_eq!(
             check_clock(10 * SECOND + 1, 5 * SECOND),
-            Err(Rejection::Clock)
+            Err(QuarantineReason::Clock)
         );
         assert!(check_clock(0, 3600 * SECOND).is_ok());
-        assert_eq!(check_clock(-1, 3600 * SECOND), Err(Rejection::Clock));
+        assert_eq!(check_clock(-1, 3600 * SECOND), Err(QuarantineReason::Clock));
         assert!(check_range(250.0, -50.0, 250.0).is_ok());
-        assert_eq!(check_range(250.1, -50.0, 250.0), Err(Rejection::OutOfRange));
+        assert_eq!(
+            check_range(250.1, -50.0, 250.0),
+            Err(QuarantineReason::OutOfRange)
+        );
         assert_eq!(
             check_range(f64::NAN, -50.0, 250.0),
-            Err(Rejection::OutOfRange)
+            Err(QuarantineReason::OutOfRange)
         );
     }
 
@@ -317,10 +511,16 @@ mod tests {
         let t0 = 1_000 * SECOND;
         assert!(flood.admit(t0, t0).is_ok());
         assert!(flood.admit(t0 + 999_999, t0).is_ok());
-        assert_eq!(flood.admit(t0 + 500_000, t0), Err(Rejection::Flooding));
+        assert_eq!(
+            flood.admit(t0 + 500_000, t0),
+            Err(QuarantineReason::Flooding)
+        );
         // The next second has its own budget; a late event its old window's.
         assert!(flood.admit(t0 + SECOND, t0 + SECOND).is_ok());
-        assert_eq!(flood.admit(t0 + 1, t0 + SECOND), Err(Rejection::Flooding));
+        assert_eq!(
+            flood.admit(t0 + 1, t0 + SECOND),
+            Err(QuarantineReason::Flooding)
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub trait FuseRows<'s> {
     /// // σ = 1 and σ = 2: weights 1 and 1/4.
     /// let sensor = |channel: &str, sigma| SensorRecord {
     ///     sensor: format!("a/{channel}"), asset: "a".into(), channel: channel.into(),
-    ///     kind: "temperature".into(), sigma, min: -50.0, max: 250.0,
+    ///     kind: "temperature".into(), sigma, min: -50.0, max: 250.0, rate_hz: None,
     /// };
     /// let catalog = Catalog::new(vec![asset], vec![sensor("t1", 1.0), sensor("t2", 2.0)]).unwrap();
     /// let alignment = Alignment::from_catalog(&catalog, 1_000_000, Fill::CarryForward { max_age: 0 });

@@ -43,6 +43,7 @@ fn catalog() -> Catalog {
                 sigma: 1.0,
                 min: -100.0,
                 max: 100.0,
+                rate_hz: None,
             })
         })
         .collect();

@@ -27,7 +27,7 @@
 
 use std::sync::Arc;
 
-use twinflow_engine::catalog::{Catalog, SensorId};
+use twinflow_engine::catalog::{Catalog, SensorId, SensorRecord};
 use twinflow_engine::error::{Error, Result};
 use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{Alignment, Fill};
@@ -38,6 +38,7 @@ use crate::replay::{ReplayOptions, Summary, run};
 
 type MakeFusion = dyn Fn(&Catalog, &Alignment) -> Arc<dyn Fusion> + Send + Sync;
 type MakeDetector = dyn Fn(&Catalog, SensorId) -> Box<dyn Detector> + Send + Sync;
+type RatedRate = dyn Fn(&SensorRecord) -> Option<f64> + Send + Sync;
 
 /// A pipeline: per-sensor tumbling windows, aligned per asset onto the window
 /// grid, fused, scored per sensor, and kept as twin views.
@@ -50,6 +51,7 @@ pub struct Pipeline {
     channel_fills: Vec<(String, Fill)>,
     fusion: Arc<MakeFusion>,
     detector: Arc<MakeDetector>,
+    rated_rate: Arc<RatedRate>,
     windows_only: bool,
 }
 
@@ -70,6 +72,7 @@ impl Pipeline {
                 Arc::new(InverseVariance::from_catalog(catalog, alignment))
             }),
             detector: Arc::new(|_, _| Box::new(EwmaZScore::twinbench())),
+            rated_rate: Arc::new(|sensor| sensor.rate_hz),
             windows_only: false,
         }
     }
@@ -113,6 +116,17 @@ impl Pipeline {
         make: impl Fn(&Catalog, SensorId) -> D + Send + Sync + 'static,
     ) -> Self {
         self.detector = Arc::new(move |catalog, sensor| Box::new(make(catalog, sensor)));
+        self
+    }
+
+    /// A sensor's rated rate in Hz, which sets verification's flooding
+    /// budget (twice its count per second); by default the sensor table's
+    /// optional `rate_hz` column. A sensor without one is never flooding.
+    pub fn rated_rate(
+        mut self,
+        rate: impl Fn(&SensorRecord) -> Option<f64> + Send + Sync + 'static,
+    ) -> Self {
+        self.rated_rate = Arc::new(rate);
         self
     }
 
@@ -162,6 +176,11 @@ impl Pipeline {
         (self.fusion)(catalog, alignment)
     }
 
+    /// The rated rate of a sensor, in Hz, if known.
+    pub fn rate_of(&self, sensor: &SensorRecord) -> Option<f64> {
+        (self.rated_rate)(sensor)
+    }
+
     /// A detector for one sensor.
     pub fn detector(&self, catalog: &Catalog, sensor: SensorId) -> Box<dyn Detector> {
         (self.detector)(catalog, sensor)
@@ -184,6 +203,13 @@ pub fn twinbench() -> Pipeline {
         })
         .fuse(InverseVariance::from_catalog)
         .detect(|_catalog, _sensor| EwmaZScore::twinbench())
+        // TwinBench's sensors.csv has no rate column; its channel table
+        // (spec, "The plant") gives the rates.
+        .rated_rate(|sensor| {
+            sensor
+                .rate_hz
+                .or_else(|| crate::twinbench::plant::rated_rate_hz(&sensor.channel))
+        })
 }
 
 #[cfg(test)]

@@ -18,16 +18,21 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::Map;
+use twinflow_engine::auth::{KEYS_FILE, read_keys};
 use twinflow_engine::catalog::Catalog;
 use twinflow_engine::catalog::SensorId;
 use twinflow_engine::error::{Error, Result};
 use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
+use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
+use twinflow_engine::run_checks::{VerifiedPrefix, check_run};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
-use twinflow_engine::sink::{SharedPart, WritePart};
-use twinflow_engine::source::{LogReadOptions, ReaderStatus, read_log};
+use twinflow_engine::sensor_checks::SeqGap;
+use twinflow_engine::sink::{Committed, SharedPart, WritePart};
+use twinflow_engine::source::{LogReadOptions, ReaderStatus, Verifying, read_log};
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
+use twinflow_engine::verify::{Untagged, Verification};
 use twinflow_operators::align::{AlignWindows, AlignedRow};
 use twinflow_operators::detect::{DetectAnomalies, Flag};
 use twinflow_operators::fuse::{FuseRows, FusedRow};
@@ -54,6 +59,16 @@ pub struct ReplayOptions {
     /// A CSV of plant catalog changes to apply at event times (see
     /// [`read_catalog_changes`]).
     pub catalog_changes: Option<PathBuf>,
+    /// An Ed25519 signing key file: the leader signs what it appends to
+    /// `OUT`'s manifest with it (see [`twinflow_engine::manifest`]).
+    pub sign_key: Option<PathBuf>,
+    /// Verify events (tags, replay window, plausibility) before step W; the
+    /// spec's checksums then cover the verified events. On by default.
+    pub verify: bool,
+    /// The sensor keys (`keys.json`); by default beside the log.
+    pub keys: Option<PathBuf>,
+    /// What verification does with events that carry no tag.
+    pub untagged: Untagged,
 }
 
 impl ReplayOptions {
@@ -67,6 +82,10 @@ impl ReplayOptions {
             split: SplitOptions::default(),
             progress: false,
             catalog_changes: None,
+            sign_key: None,
+            verify: true,
+            keys: None,
+            untagged: Untagged::Reject,
         }
     }
 }
@@ -95,6 +114,15 @@ pub struct Summary {
     /// Rows quarantined, in all and per reason.
     pub quarantined: u64,
     pub quarantined_by_reason: BTreeMap<String, u64>,
+    /// Whether events were verified (the checksums above then cover the
+    /// verified events only).
+    pub verified: bool,
+    /// Untagged events let through by `--untagged accept`.
+    pub unauthenticated: u64,
+    /// Gaps in sensors' sequence numbers, and the `seq`s they skipped (with
+    /// verification; written to `seq_gaps/`).
+    pub seq_gaps: u64,
+    pub missing_seq: u64,
     pub workers: usize,
     pub processes: usize,
     pub elapsed_s: f64,
@@ -114,7 +142,12 @@ struct WorkerTotals {
     sum_fused_temperature: ExactSum,
     flags: u64,
     assets_in_view: u64,
+    /// The files the worker committed, for the manifest.
+    committed: Vec<Committed>,
     quarantined_by_reason: BTreeMap<String, u64>,
+    unauthenticated: u64,
+    seq_gaps: u64,
+    missing_seq: u64,
 }
 
 impl WorkerTotals {
@@ -128,6 +161,10 @@ impl WorkerTotals {
             .merge(&other.sum_fused_temperature);
         self.flags += other.flags;
         self.assets_in_view += other.assets_in_view;
+        self.committed.extend_from_slice(&other.committed);
+        self.unauthenticated += other.unauthenticated;
+        self.seq_gaps += other.seq_gaps;
+        self.missing_seq += other.missing_seq;
         for (reason, n) in &other.quarantined_by_reason {
             *self
                 .quarantined_by_reason
@@ -165,6 +202,8 @@ struct Parts {
     windows: Rc<SharedPart<SensorWindow>>,
     late: Rc<SharedPart<LateReading>>,
     quarantine: Rc<SharedPart<Quarantined>>,
+    /// With verification.
+    seq_gaps: Option<Rc<SharedPart<SeqGap>>>,
     later: Option<LaterParts>,
 }
 
@@ -192,35 +231,48 @@ impl<D> SharedView<D> {
         }
     }
 
-    fn finish(&self) -> Result<()> {
-        self.state.finish()?;
-        self.changes.finish()?;
-        Ok(())
+    fn finish(&self) -> Result<[Committed; 2]> {
+        Ok([self.state.finish()?, self.changes.finish()?])
     }
 }
 
 impl Parts {
-    fn create(out: &Path, worker: usize, layout: &Layout, later_steps: bool) -> Result<Self> {
+    fn create(
+        out: &Path,
+        worker: usize,
+        layout: &Layout,
+        later_steps: bool,
+        verify: bool,
+    ) -> Result<Self> {
         let catalog = &layout.catalog;
         Ok(Parts {
             windows: SharedPart::new(schemas::windows_writer(out, worker, catalog)?),
             late: SharedPart::new(schemas::late_writer(out, worker, catalog)?),
             quarantine: SharedPart::new(schemas::quarantine_writer(out, worker)?),
+            seq_gaps: verify
+                .then(|| schemas::seq_gaps_writer(out, worker, catalog).map(SharedPart::new))
+                .transpose()?,
             later: later_steps
                 .then(|| LaterParts::create(out, worker, layout))
                 .transpose()?,
         })
     }
 
-    /// Commits every part, in order; the first error wins.
-    fn finish(&self) -> Result<()> {
-        self.windows.finish()?;
-        self.late.finish()?;
-        self.quarantine.finish()?;
-        if let Some(later) = &self.later {
-            later.finish()?;
+    /// Commits every part, in order; the first error wins. Returns what was
+    /// committed, for the manifest.
+    fn finish(&self) -> Result<Vec<Committed>> {
+        let mut committed = vec![
+            self.windows.finish()?,
+            self.late.finish()?,
+            self.quarantine.finish()?,
+        ];
+        if let Some(gaps) = &self.seq_gaps {
+            committed.push(gaps.finish()?);
         }
-        Ok(())
+        if let Some(later) = &self.later {
+            committed.extend(later.finish()?);
+        }
+        Ok(committed)
     }
 }
 
@@ -236,14 +288,16 @@ impl LaterParts {
         })
     }
 
-    fn finish(&self) -> Result<()> {
-        self.aligned.finish()?;
-        self.fused.finish()?;
-        self.flags.finish()?;
-        self.assets.finish()?;
-        self.lines.finish()?;
-        self.sites.finish()?;
-        Ok(())
+    fn finish(&self) -> Result<Vec<Committed>> {
+        let mut committed = vec![
+            self.aligned.finish()?,
+            self.fused.finish()?,
+            self.flags.finish()?,
+        ];
+        committed.extend(self.assets.finish()?);
+        committed.extend(self.lines.finish()?);
+        committed.extend(self.sites.finish()?);
+        Ok(committed)
     }
 }
 
@@ -269,16 +323,52 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         quantities: fusion.quantities().to_vec(),
     };
     let temperature = layout.quantities.iter().position(|q| q == "temperature");
+    let verification = options
+        .verify
+        .then(|| load_verification(options, pipeline, &catalog))
+        .transpose()?
+        .map(Arc::new);
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
+    // The leader reads OUT's history before this run deletes anything in it,
+    // so the files the run deletes are recorded as removed.
+    let sign_key = options
+        .sign_key
+        .as_deref()
+        .map(read_signing_key)
+        .transpose()?;
+    let mut history = options
+        .cluster
+        .is_leader_process()
+        .then(|| History::open(&options.out))
+        .transpose()?;
+    let by = format!(
+        "twinflow {} replay ({} {})",
+        env!("CARGO_PKG_VERSION"),
+        pipeline.name(),
+        pipeline.version()
+    );
     if options.cluster.is_leader_process() {
         let workers = options.cluster.workers * options.cluster.processes;
-        remove_stale_outputs(&options.out, workers, pipeline.is_windows_only())?;
+        remove_stale_outputs(
+            &options.out,
+            workers,
+            pipeline.is_windows_only(),
+            options.verify,
+        )?;
+    }
+    // Recorded as soon as they happen, so a run that fails later does not
+    // leave them unexplained.
+    if let Some(history) = &mut history {
+        let removing = format!("{by}, starting: removed earlier outputs");
+        history.commit(&removing, Vec::new(), sign_key.as_ref())?;
     }
 
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Progress::default();
+    // With verification every row is read twice: checked, then replayed.
+    let passes = if options.verify { 2 } else { 1 };
     let reporter = options
         .progress
-        .then(|| ProgressReporter::start(log.rows(), Arc::clone(&progress)));
+        .then(|| ProgressReporter::start(passes * log.rows(), progress.clone()));
 
     let lateness = options.lateness;
     let out = options.out.clone();
@@ -286,19 +376,31 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let windows_only = pipeline.is_windows_only();
     let pipeline = pipeline.clone();
     let results = {
-        let (log, progress) = (Arc::clone(&log), Arc::clone(&progress));
+        let (log, progress) = (Arc::clone(&log), progress.clone());
         options.cluster.run(move |worker| {
-            let parts = Parts::create(&out, worker.index(), &layout, !windows_only)?;
+            let verifying = verification.is_some();
+            let parts = Parts::create(&out, worker.index(), &layout, !windows_only, verifying)?;
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
+            let verify = verification.as_ref().map(|verification| {
+                check_own_runs(
+                    worker,
+                    &log,
+                    &catalog,
+                    verification,
+                    &progress.rows,
+                    &status,
+                )
+            });
 
             let probe = ProbeHandle::new();
             worker.dataflow::<Micros, _, _>(|scope| {
                 let read = LogReadOptions {
                     lateness,
-                    progress: Arc::clone(&progress),
+                    progress: Arc::clone(&progress.rows),
                     pace: Some(probe.clone()),
+                    verify,
                 };
                 let streams = read_log(
                     scope,
@@ -329,15 +431,25 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     .late
                     .write_part(Rc::clone(&parts.late), move |_| late());
                 let counts = Rc::clone(&totals);
+                let quarantined = Arc::clone(&progress.quarantined);
                 streams
                     .quarantined
                     .write_part(Rc::clone(&parts.quarantine), move |row| {
+                        quarantined.fetch_add(1, Ordering::Relaxed);
                         *counts
                             .borrow_mut()
                             .quarantined_by_reason
                             .entry(row.reason.code().to_owned())
                             .or_default() += 1;
                     });
+                if let (Some(gaps), Some(part)) = (streams.gaps, &parts.seq_gaps) {
+                    let counts = Rc::clone(&totals);
+                    gaps.write_part(Rc::clone(part), move |gap| {
+                        let mut totals = counts.borrow_mut();
+                        totals.seq_gaps += 1;
+                        totals.missing_seq += gap.missing;
+                    });
+                }
 
                 let Some(parts) = &parts.later else {
                     windows.probe_with(&probe);
@@ -398,9 +510,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 if let Some(e) = status.borrow_mut().error.take() {
                     return Err(e);
                 }
-                parts.finish()?;
+                let committed = parts.finish()?;
                 let mut totals = totals.take();
                 totals.events_in = status.borrow().rows;
+                totals.committed = committed;
+                totals.unauthenticated = status.borrow().unauthenticated;
                 Ok(totals)
             })();
             // Every worker takes part in the gather, failed or not, so no worker
@@ -440,6 +554,10 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         assets_in_view: total.assets_in_view,
         quarantined: total.quarantined_by_reason.values().sum(),
         quarantined_by_reason: total.quarantined_by_reason,
+        verified: options.verify,
+        unauthenticated: total.unauthenticated,
+        seq_gaps: total.seq_gaps,
+        missing_seq: total.missing_seq,
         workers: options.cluster.workers,
         processes: options.cluster.processes,
         elapsed_s: elapsed,
@@ -449,6 +567,16 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let path = options.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;
     std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
+    // Every worker's parts, then the summary, go into OUT's manifest.
+    if let Some(history) = &mut history {
+        let mut files = total
+            .committed
+            .iter()
+            .map(|c| FileRecord::committed(&options.out, c))
+            .collect::<Result<Vec<_>>>()?;
+        files.push(FileRecord::hash_file(&options.out, "summary.json")?);
+        history.commit(&by, files, sign_key.as_ref())?;
+    }
     Ok(Some(summary))
 }
 
@@ -491,6 +619,9 @@ pub fn read_catalog_changes(path: &Path, catalog: &Catalog) -> Result<Vec<Catalo
 /// The datasets of step W, as paths under `OUT`: always written.
 pub const WINDOW_DATASETS: [&str; 3] = ["windows", "late", "quarantine"];
 
+/// Where verification records gaps in sequence numbers.
+pub const SEQ_GAPS_DATASET: &str = "seq_gaps";
+
 /// The datasets of steps A, F, D and V, as paths under `OUT`.
 pub const LATER_DATASETS: [&str; 9] = [
     "aligned",
@@ -509,7 +640,12 @@ pub const LATER_DATASETS: [&str; 9] = [
 /// later steps' parts when this run is of step W alone), and the
 /// summary (written again at the end, and absent if this run fails). Each
 /// worker replaces its own part atomically, so no process races another here.
-fn remove_stale_outputs(out: &Path, workers: usize, windows_only: bool) -> Result<()> {
+fn remove_stale_outputs(
+    out: &Path,
+    workers: usize,
+    windows_only: bool,
+    verify: bool,
+) -> Result<()> {
     let summary = out.join("summary.json");
     if summary.exists() {
         std::fs::remove_file(&summary).map_err(|e| Error::io(&summary, e))?;
@@ -517,8 +653,10 @@ fn remove_stale_outputs(out: &Path, workers: usize, windows_only: bool) -> Resul
     // A run of step W alone leaves no part of the later steps' datasets.
     let later_parts = if windows_only { 0 } else { workers };
     let datasets = WINDOW_DATASETS.map(|d| (d, workers));
+    let gaps = (SEQ_GAPS_DATASET, if verify { workers } else { 0 });
     for (dataset, keep) in datasets
         .into_iter()
+        .chain([gaps])
         .chain(LATER_DATASETS.map(|d| (d, later_parts)))
     {
         let dir = out.join(dataset);
@@ -545,20 +683,28 @@ fn remove_stale_outputs(out: &Path, workers: usize, windows_only: bool) -> Resul
     Ok(())
 }
 
-/// A progress bar on stderr fed by the workers' shared row counter.
+/// Counters the workers of a process share for the progress line.
+#[derive(Clone, Default)]
+struct Progress {
+    /// Rows read (by both passes when verifying).
+    rows: Arc<AtomicU64>,
+    quarantined: Arc<AtomicU64>,
+}
+
+/// A progress bar on stderr fed by the workers' shared counters.
 struct ProgressReporter {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl ProgressReporter {
-    fn start(total: u64, done: Arc<AtomicU64>) -> Self {
+    fn start(total: u64, progress: Progress) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "replay {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+                    "replay {bar:40} {human_pos}/{human_len} rows ({per_sec}, eta {eta}) {msg}",
                 )
                 .expect("valid template"),
             );
@@ -566,7 +712,9 @@ impl ProgressReporter {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(Duration::from_millis(200))
             {
-                bar.set_position(done.load(Ordering::Relaxed));
+                bar.set_position(progress.rows.load(Ordering::Relaxed));
+                let quarantined = progress.quarantined.load(Ordering::Relaxed);
+                bar.set_message(format!("{quarantined} quarantined"));
             }
             bar.finish_and_clear();
         });
@@ -576,6 +724,84 @@ impl ProgressReporter {
     fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.thread.join();
+    }
+}
+
+/// The verification of a replay: the keys (`--keys`, else `keys.json` beside
+/// the log), the catalog's ranges, the pipeline's rated rates, the policy.
+fn load_verification(
+    options: &ReplayOptions,
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+) -> Result<Verification> {
+    let path = match &options.keys {
+        Some(path) => path.clone(),
+        None => {
+            let dir = if options.log.is_dir() {
+                options.log.as_path()
+            } else {
+                options.log.parent().unwrap_or(Path::new("."))
+            };
+            let path = dir.join(KEYS_FILE);
+            if !path.exists() {
+                return Err(Error::Config(format!(
+                    "verification needs the sensor keys, and {} does not exist: give --keys FILE, \
+                     or --no-verify to replay every event unverified",
+                    path.display()
+                )));
+            }
+            path
+        }
+    };
+    let keys = read_keys(&path)?;
+    let verification = Verification::new(
+        catalog,
+        &keys,
+        |sensor| pipeline.rate_of(sensor),
+        options.untagged,
+    )
+    .map_err(|e| Error::format(&path, e))?;
+    let unrated = verification.sensors_without_budget();
+    if unrated > 0 {
+        eprintln!(
+            "note: {unrated} sensors have no rated rate (no rate_hz in sensors.csv), so \
+             none of their events is ever flooding"
+        );
+    }
+    Ok(verification)
+}
+
+/// Runs verification's stateless checks over this worker's runs and shares
+/// where each run's watermark starts. A failure is recorded in `status` (the
+/// worker still takes part in the sharing, so no other worker waits on it).
+fn check_own_runs(
+    worker: &mut timely::worker::Worker,
+    log: &LogSource,
+    catalog: &Catalog,
+    verification: &Arc<Verification>,
+    rows: &AtomicU64,
+    status: &Rc<RefCell<ReaderStatus>>,
+) -> Verifying {
+    let mut checks = BTreeMap::new();
+    let mut maxima = Vec::new();
+    for run in log.runs_for(worker.index(), worker.peers()) {
+        match check_run(log, run, catalog, verification) {
+            Ok(checked) => {
+                rows.fetch_add(run.rows() as u64, Ordering::Relaxed);
+                maxima.push((run.index, checked.verified_max));
+                checks.insert(run.index, checked);
+            }
+            Err(e) => {
+                status.borrow_mut().error.get_or_insert(e);
+                break;
+            }
+        }
+    }
+    let prefix = VerifiedPrefix::share(worker, maxima, log.runs().len());
+    Verifying {
+        verification: Arc::clone(verification),
+        prefix: Arc::new(prefix),
+        checks,
     }
 }
 

@@ -6,6 +6,9 @@
 //!   asset, sensor, value, watermark_us (the watermark the row met);
 //! - `quarantine/`: every raw-log column, then `reason`, `watermark_us` and
 //!   `position`;
+//! - `seq_gaps/` (with verification): sensor, asset, first_seq, missing (how
+//!   many consecutive `seq`s never came), noticed_us (event time of the event
+//!   that pushed them out of the replay window; null at the log's end);
 //! - `aligned/`, `fused/`, `flags/`: steps A, F and D (see each writer);
 //! - `twins/{assets,lines,sites}/`: the final state of each twin view, and
 //!   `twin_changes/{assets,lines,sites}/` every change to it (time_us, diff
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::error::Result;
 use twinflow_engine::event::{LateReading, Quarantined};
+use twinflow_engine::sensor_checks::SeqGap;
 use twinflow_engine::sink::PartWriter;
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::AlignedRow;
@@ -99,6 +103,26 @@ pub fn quarantine_writer(out: &Path, worker: usize) -> Result<PartWriter<Quarant
                 .finish()
         },
     )
+}
+
+/// The part file of `out/seq_gaps/` for one worker: the sequence numbers
+/// each sensor never delivered, which is how dropped events show.
+pub fn seq_gaps_writer(
+    out: &Path,
+    worker: usize,
+    catalog: &Arc<Catalog>,
+) -> Result<PartWriter<SeqGap>> {
+    let catalog = Arc::clone(catalog);
+    PartWriter::from_encoder(&out.join("seq_gaps"), worker, move |rows: &[SeqGap]| {
+        let sensor = |g: &SeqGap| catalog.sensor(g.sensor);
+        Columns::new()
+            .utf8("sensor", rows.iter().map(|g| sensor(g).sensor.as_str()))
+            .utf8("asset", rows.iter().map(|g| sensor(g).asset.as_str()))
+            .u64("first_seq", rows.iter().map(|g| g.first_seq))
+            .u64("missing", rows.iter().map(|g| g.missing))
+            .i64_opt("noticed_us", rows.iter().map(|g| g.noticed_us))
+            .finish()
+    })
 }
 
 /// Names of an aligned row's channels and of its fused quantities: the

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod verification;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use arrow::datatypes::{Float64Type, Int64Type, UInt8Type, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -32,6 +33,8 @@ pub struct Row {
     pub sensor: String,
     pub value: f64,
     pub seq: u64,
+    pub quality: u8,
+    pub tag: Option<Vec<u8>>,
 }
 
 /// Writes a small disordered plant log (with late rows, a NaN, an unknown
@@ -61,6 +64,8 @@ pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
                     sensor: sensor.clone(),
                     value,
                     seq: seq as u64,
+                    quality: 0,
+                    tag: None,
                 });
             }
         }
@@ -118,6 +123,7 @@ pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
                     sigma: 0.2,
                     min: -50.0,
                     max: 250.0,
+                    rate_hz: None,
                 })
             })
             .collect(),
@@ -145,11 +151,37 @@ pub struct ExpectedW {
     pub quarantined: u64,
 }
 
+/// What happens to a row before W: accepted or quarantined, and whether its
+/// event time moves the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fate {
+    pub accepted: bool,
+    pub moves_watermark: bool,
+}
+
+/// The fates of rows without verification: rows of unknown sensors and
+/// non-finite values are quarantined, and every row moves the watermark.
+pub fn unverified_fates(rows: &[Row], known_sensors: &dyn Fn(&str) -> bool) -> Vec<Fate> {
+    rows.iter()
+        .map(|r| Fate {
+            accepted: known_sensors(&r.sensor) && r.value.is_finite(),
+            moves_watermark: true,
+        })
+        .collect()
+}
+
+/// W without verification (see [`expected_w_of`]).
 pub fn expected_w(
     rows: &[Row],
     known_sensors: &dyn Fn(&str) -> bool,
     lateness_us: i64,
 ) -> ExpectedW {
+    expected_w_of(rows, &unverified_fates(rows, known_sensors), lateness_us)
+}
+
+/// W of the rows whose fate is to be accepted, the watermark moved by the
+/// rows whose fate says so.
+pub fn expected_w_of(rows: &[Row], fates: &[Fate], lateness_us: i64) -> ExpectedW {
     struct Acc {
         n: u64,
         sum: f64,
@@ -161,9 +193,9 @@ pub fn expected_w(
     let mut groups: BTreeMap<(String, i64), Acc> = BTreeMap::new();
     let (mut late, mut quarantined) = (0, 0);
     let mut max_ts: Option<i64> = None;
-    for r in rows {
+    for (r, fate) in rows.iter().zip(fates) {
         let is_late = max_ts.is_some_and(|m| r.ts_us < m - lateness_us);
-        if !known_sensors(&r.sensor) || !r.value.is_finite() {
+        if !fate.accepted {
             quarantined += 1;
         } else if is_late {
             late += 1;
@@ -186,7 +218,9 @@ pub fn expected_w(
                 acc.last = r.value;
             }
         }
-        max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+        if fate.moves_watermark {
+            max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+        }
     }
     let windows = groups
         .into_iter()
@@ -302,14 +336,20 @@ pub fn read_log_rows(path: &Path) -> Vec<Row> {
     for batch in reader {
         let batch = batch.unwrap();
         let col = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
-        let (ts, arrival, asset, sensor, value, seq) = (
+        let (ts, arrival, asset, sensor, value, seq, quality) = (
             col("ts_us"),
             col("arrival_us"),
             col("asset"),
             col("sensor"),
             col("value"),
             col("seq"),
+            col("quality"),
         );
+        let tag = batch
+            .schema()
+            .index_of("tag")
+            .ok()
+            .map(|i| batch.column(i).clone());
         for i in 0..batch.num_rows() {
             rows.push(Row {
                 ts_us: ts.as_primitive::<Int64Type>().value(i),
@@ -318,6 +358,11 @@ pub fn read_log_rows(path: &Path) -> Vec<Row> {
                 sensor: sensor.as_string::<i32>().value(i).to_owned(),
                 value: value.as_primitive::<Float64Type>().value(i),
                 seq: seq.as_primitive::<UInt64Type>().value(i),
+                quality: quality.as_primitive::<UInt8Type>().value(i),
+                tag: tag
+                    .as_ref()
+                    .filter(|t| t.is_valid(i))
+                    .map(|t| t.as_binary::<i32>().value(i).to_vec()),
             });
         }
     }
@@ -328,11 +373,32 @@ pub fn read_log_rows(path: &Path) -> Vec<Row> {
 /// runs of at most `run_rows` rows when given (the same cuts give the same
 /// floating-point results whatever the worker count).
 pub fn replay_threads(log: &Path, out: &Path, workers: usize, run_rows: Option<usize>) -> Summary {
+    replay_threads_with(log, out, workers, run_rows, true)
+}
+
+/// [`replay_threads`] without verification (`--no-verify`).
+pub fn replay_threads_unverified(
+    log: &Path,
+    out: &Path,
+    workers: usize,
+    run_rows: Option<usize>,
+) -> Summary {
+    replay_threads_with(log, out, workers, run_rows, false)
+}
+
+fn replay_threads_with(
+    log: &Path,
+    out: &Path,
+    workers: usize,
+    run_rows: Option<usize>,
+    verify: bool,
+) -> Summary {
     let options = ReplayOptions {
         cluster: Cluster::threads(workers),
         split: SplitOptions {
             max_run_rows: run_rows,
         },
+        verify,
         ..ReplayOptions::new(log, out)
     };
     twinflow::pipelines::replay::replay(&options)
@@ -359,6 +425,7 @@ pub fn replay_processes(
     processes: usize,
     workers: usize,
     run_rows: usize,
+    extra_args: &[&str],
 ) -> Vec<Output> {
     let hostfile = PathBuf::from(format!("{}.hosts.txt", out.display()));
     let hosts: String = (0..processes)
@@ -378,7 +445,8 @@ pub fn replay_processes(
                 .args(["--process", &process.to_string()])
                 .arg("--hostfile")
                 .arg(&hostfile)
-                .args(["--run-rows", &run_rows.to_string()]);
+                .args(["--run-rows", &run_rows.to_string()])
+                .args(extra_args);
             std::thread::spawn(move || command.output().unwrap())
         })
         .collect();

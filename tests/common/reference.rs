@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::{ExpectedW, Row, expected_w};
+use super::{ExpectedW, Fate, Row, expected_w_of};
 
 /// Length of a window, µs.
 pub const SECOND_US: i64 = 1_000_000;
@@ -131,7 +131,7 @@ impl Tables {
 }
 
 /// A headed CSV file without quoting, as rows of column name → field.
-fn read_plain_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+pub fn read_plain_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines
@@ -237,13 +237,15 @@ pub struct Reference {
     /// V: asset → final twin.
     pub views: BTreeMap<String, View>,
     pub checksums: Checksums,
+    /// Rows set aside before W, by reason (filled in by callers that verify).
+    pub quarantined_by_reason: BTreeMap<String, u64>,
 }
 
-/// Computes W, A, F, D and V from raw rows in arrival order. Rows of sensors
-/// not in the sensor table, and non-finite values, are set aside (as W does).
-pub fn compute(rows: &[Row], tables: &Tables, lateness_us: i64) -> Reference {
-    let known: BTreeSet<&str> = tables.sensors.iter().map(|s| s.sensor.as_str()).collect();
-    let w = expected_w(rows, &|s| known.contains(s), lateness_us);
+/// Computes W, A, F, D and V from raw rows in arrival order, each row
+/// accepted or set aside (and moving the watermark or not) as its fate says:
+/// see [`super::unverified_fates`] and [`super::verification::verified_fates`].
+pub fn compute(rows: &[Row], fates: &[Fate], tables: &Tables, lateness_us: i64) -> Reference {
+    let w = expected_w_of(rows, fates, lateness_us);
 
     // Each sensor's W means by window start.
     let mut series: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
@@ -415,5 +417,6 @@ pub fn compute(rows: &[Row], tables: &Tables, lateness_us: i64) -> Reference {
         flags,
         views,
         checksums,
+        quarantined_by_reason: BTreeMap::new(),
     }
 }

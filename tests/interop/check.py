@@ -9,7 +9,10 @@ with what `twinflow replay` wrote.
 usage: check.py LOG_DIR OUT_DIR
 """
 import csv
+import hashlib
+import hmac
 import json
+import struct
 import math
 import sys
 import time
@@ -25,7 +28,7 @@ summary = json.loads((out / "summary.json").read_text())
 
 # The datasets `replay` writes (directories of part-*.parquet), by pipeline step.
 DATASETS = {
-    "windows": "W", "late": "W", "quarantine": "W",
+    "windows": "W", "late": "W", "quarantine": "W", "seq_gaps": "verify",
     "aligned": "A", "fused": "F", "flags": "D",
     "twins/assets": "V", "twins/lines": "V", "twins/sites": "V",
     "twin_changes/assets": "V", "twin_changes/lines": "V", "twin_changes/sites": "V",
@@ -96,15 +99,77 @@ for directory in dataset_dirs:
     n = con.execute(f"SELECT count(*) FROM read_parquet('{directory}/*.parquet')").fetchone()[0]
     assert n == tables[name].num_rows, (name, n)
 
-# 3. W in SQL: lateness by a window function over arrival order (the file's row order).
+# 3. Verification (the spec's "Authentication tag", "Replay window" and
+#    "Plausibility"), then W, in SQL. Only the tags are checked in Python, with the
+#    standard library's hmac over the message the spec spells out; everything else
+#    is window functions over arrival order (the file's row order).
+keys = {}
+for entry in json.loads((log / "keys.json").read_text()):
+    keys.setdefault(entry["sensor"], []).append(bytes.fromhex(entry["key"]))
+raw = pq.read_table(log / "events.parquet", columns=["sensor", "ts_us", "value", "seq", "quality", "tag"]).to_pydict()
+
+
+def tag_ok(sensor, ts_us, value, seq, quality, tag):
+    if tag is None:
+        return False
+    message = sensor.encode() + b"\0" + struct.pack("<qdQB", ts_us, value, seq, quality)
+    return any(hmac.compare_digest(hmac.new(k, message, hashlib.sha256).digest()[:16], tag)
+               for k in keys.get(sensor, []))
+
+
+tags = pa.table({
+    "pos": pa.array(range(len(raw["sensor"])), pa.int64()),
+    "tag_ok": pa.array([tag_ok(*row) for row in zip(raw["sensor"], raw["ts_us"], raw["value"], raw["seq"],
+                                                    raw["quality"], raw["tag"])]),
+})
+con.register("tags", tags)
+# The spec's channel table gives the rated rates (sensors.csv has none): the flooding
+# budget is twice the count per second.
+RATES = {"temp-1": 10, "temp-2": 10, "temp-3": 10, "press-1": 10, "press-2": 10, "vib-1": 50, "current": 10, "flow": 1}
 con.execute(f"""
+CREATE TABLE limits AS
+SELECT sensor, min AS lo, max AS hi, 2 * rate AS budget
+FROM read_csv('{log / "sensors.csv"}', header = true) s
+JOIN (SELECT unnest(map_keys(m)) AS channel, unnest(map_values(m)) AS rate FROM (SELECT MAP {{{", ".join(f"'{c}': {r}" for c, r in RATES.items())}}} AS m)) USING (channel)
+""")
+# A tag-valid event is replayed when an earlier tag-valid event of its sensor had
+# the same seq, or its seq is more than 1024 below theirs: an event that was itself
+# rejected as replayed has a seq at most the greatest, so "accepted" can be read as
+# "tag-valid" in both rules.
+con.execute(f"""
+CREATE TABLE checked AS
+WITH e AS (
+  SELECT e.*, file_row_number AS pos, coalesce(t.tag_ok, false) AND l.sensor IS NOT NULL AS tag_ok,
+         l.lo, l.hi, l.budget
+  FROM read_parquet('{log / "events.parquet"}', file_row_number = true) e
+  LEFT JOIN tags t ON t.pos = e.file_row_number LEFT JOIN limits l USING (sensor)),
+r AS (
+  SELECT *, row_number() OVER (PARTITION BY sensor, seq, tag_ok ORDER BY pos) AS copy,
+         max(seq) OVER (PARTITION BY sensor, tag_ok ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_top,
+         ts_us - arrival_us <= 5000000 AND arrival_us - ts_us <= 3600000000 AS clock_ok,
+         isfinite(value) AND value BETWEEN lo AND hi AS range_ok
+  FROM e),
+s AS (
+  SELECT *, CASE WHEN NOT tag_ok THEN 'bad_tag'
+                 WHEN copy > 1 OR CAST(prev_top AS HUGEINT) - CAST(seq AS HUGEINT) > 1024 THEN 'replayed'
+                 WHEN NOT clock_ok THEN 'clock'
+                 WHEN NOT range_ok THEN 'out_of_range' END AS early
+  FROM r)
+SELECT *, CASE WHEN early IS NOT NULL THEN early
+               WHEN row_number() OVER (PARTITION BY sensor, ts_us // 1000000, early IS NULL ORDER BY pos) > budget
+               THEN 'flooding' END AS reason,
+       tag_ok AND clock_ok AND range_ok AS moves_watermark
+FROM s
+""")
+con.execute("""
 CREATE VIEW marked AS
-SELECT *, max(ts_us) OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
-FROM (SELECT *, file_row_number AS pos FROM read_parquet('{log / "events.parquet"}', file_row_number = true))
+SELECT *, max(CASE WHEN moves_watermark THEN ts_us END)
+          OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
+FROM checked
 """)
 con.execute("""
 CREATE VIEW accepted AS
-SELECT *, prev_max IS NOT NULL AND ts_us < prev_max - 2000000 AS late FROM marked WHERE isfinite(value)
+SELECT *, prev_max IS NOT NULL AND ts_us < prev_max - 2000000 AS late FROM marked WHERE reason IS NULL
 """)
 con.execute("""
 CREATE TABLE w AS
@@ -113,6 +178,17 @@ SELECT sensor, (ts_us // 1000000) * 1000000 AS window_start_us, count(*) AS coun
 FROM accepted WHERE NOT late GROUP BY ALL
 """)
 late_sql = con.execute("SELECT count(*) FROM accepted WHERE late").fetchone()[0]
+reasons_sql = dict(con.execute("SELECT reason, count(*) FROM checked WHERE reason IS NOT NULL GROUP BY ALL").fetchall())
+assert reasons_sql == summary["quarantined_by_reason"], (reasons_sql, summary["quarantined_by_reason"])
+assert {"replayed", "bad_tag"} <= set(reasons_sql), f"the log must exercise verification: {reasons_sql}"
+# Every quarantined row is there with its reason, position and original fields.
+mismatched = con.execute(f"""
+SELECT count(*) FROM (SELECT pos, reason, ts_us, value, seq FROM checked WHERE reason IS NOT NULL) c
+FULL OUTER JOIN read_parquet('{out}/quarantine/*.parquet') q ON q.position = c.pos
+WHERE c.pos IS NULL OR q.position IS NULL OR q.reason <> c.reason OR q.ts_us <> c.ts_us
+   OR q.seq <> c.seq OR q.value IS DISTINCT FROM c.value
+""").fetchone()[0]
+assert mismatched == 0, f"{mismatched} quarantined rows differ"
 windows_sql, sum_means_sql = con.execute("SELECT count(*), sum(mean) FROM w").fetchone()
 
 assert windows_sql == summary["windows"], (windows_sql, summary["windows"])

@@ -39,7 +39,7 @@ pub const EVENTS_FILE: &str = "events.parquet";
 /// The raw log as CSV (with `--csv`).
 pub const EVENTS_CSV_FILE: &str = "events.csv";
 /// The sensor keys.
-pub const KEYS_FILE: &str = "keys.json";
+pub use twinflow_engine::auth::KEYS_FILE;
 
 /// Share of genuine samples lost in transit (their `seq` is still used up).
 pub const DROP_PROBABILITY: f64 = 0.005;

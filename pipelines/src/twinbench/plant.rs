@@ -168,6 +168,14 @@ pub const CHANNELS: [ChannelSpec; 8] = [
     channel("flow", Quantity::Flow, 1, 0.50, (0.0, 250.0), (0.0, 1000.0)),
 ];
 
+/// The rated rate of a TwinBench channel, by name (`None` for another name).
+pub fn rated_rate_hz(channel: &str) -> Option<f64> {
+    CHANNELS
+        .iter()
+        .find(|c| c.name == channel)
+        .map(|c| f64::from(c.rate_hz))
+}
+
 const fn channel(
     name: &'static str,
     quantity: Quantity,
@@ -270,6 +278,7 @@ impl Plant {
                     sigma: channel.sigma,
                     min: channel.physical.0,
                     max: channel.physical.1,
+                    rate_hz: None,
                 }
             })
             .collect();

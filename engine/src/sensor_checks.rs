@@ -1,0 +1,277 @@
+//! The per-sensor half of verification as a dataflow operator: each sensor's replay window and flooding budget, applied in the log's arrival order across runs.
+//!
+//! Readers check tags, clocks and ranges where they read (see
+//! [`crate::run_checks`]) and send what passed the tag check here, exchanged
+//! by sensor. Runs are read by different workers at once, so the arrivals of
+//! run 7 may come before those of run 6; this operator holds each run until
+//! it is complete and takes runs strictly in order. A run is complete when
+//! its reader's end marker has come, which says how many arrivals it sent
+//! this worker, and that many have. So a sensor's state sees its events in
+//! the log's order whatever the number of workers or processes, which makes
+//! every verdict, and everything downstream, independent of the split.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Scope, Stream};
+
+use crate::catalog::SensorId;
+use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::log_source::LogSource;
+use crate::source::{ReaderStatus, quarantine_rows};
+use crate::time::Micros;
+use crate::verify::{SensorChecks, Verification};
+
+/// What readers send the per-sensor checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToSensorChecks {
+    /// An event whose tag passed, with the stateless plausibility verdict
+    /// (`Clock` or `OutOfRange`), which the replay window comes before.
+    Arrival {
+        arrival: Arrival,
+        implausible: Option<QuarantineReason>,
+    },
+    /// The reader of `run` has sent worker `to` all `arrivals` of it.
+    RunEnd { run: u32, to: u32, arrivals: u64 },
+}
+
+impl ToSensorChecks {
+    /// The worker this goes to: a sensor's arrivals always to the same one.
+    pub fn target(&self, peers: usize) -> u32 {
+        match self {
+            ToSensorChecks::Arrival { arrival, .. } => target_of(arrival.reading.sensor, peers),
+            ToSensorChecks::RunEnd { to, .. } => *to,
+        }
+    }
+}
+
+/// The worker that checks `sensor`'s events. Timely's exchange maps a route
+/// `h` to worker `h % peers` (`h & (peers - 1)` for a power of two, the same
+/// thing), so routing by this number sends each record exactly here.
+#[inline]
+pub fn target_of(sensor: SensorId, peers: usize) -> u32 {
+    (sensor as usize % peers) as u32
+}
+
+/// Sequence numbers of a sensor that were never accepted: dropped events
+/// (or ones too late to be told from replays). Found when they leave the
+/// replay window, or at the end of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqGap {
+    pub sensor: SensorId,
+    /// The first `seq` of the gap.
+    pub first_seq: u64,
+    /// How many consecutive `seq`s are missing.
+    pub missing: u64,
+    /// The event time of the event that pushed them out of the window
+    /// (`None` for gaps found at the end of the log).
+    pub noticed_us: Option<Micros>,
+}
+
+/// The outcome of the per-sensor checks.
+pub struct CheckedStreams<'s> {
+    /// Accepted, on-time readings, each run's in arrival order.
+    pub readings: Stream<'s, Micros, Vec<Reading>>,
+    /// Accepted readings behind their watermark.
+    pub late: Stream<'s, Micros, Vec<LateReading>>,
+    /// Rejected as `replayed`, `clock`, `out_of_range` or `flooding`.
+    pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
+    pub gaps: Stream<'s, Micros, Vec<SeqGap>>,
+}
+
+/// One run's arrivals at this worker, until the run is complete.
+struct PendingRun {
+    arrivals: Vec<(Arrival, Option<QuarantineReason>)>,
+    /// Arrivals the reader says it sent here, once its end marker came.
+    expected: Option<u64>,
+    /// Per output, a capability at the least time of the run's messages.
+    caps: Vec<Capability<Micros>>,
+}
+
+const OUTPUTS: usize = 4;
+
+/// Applies the replay window and the flooding budget to `arrivals`.
+///
+/// Guarantees: each sensor's events are checked in the log's arrival order,
+/// so verdicts do not depend on how runs were spread over workers; accepted
+/// readings leave each run's in arrival order and at a time no later than the
+/// one they came at (the window operator's input contract holds); a rejected
+/// event leaves with all its original fields, re-read from the log.
+pub fn check_sensors<'s>(
+    scope: Scope<'s, Micros>,
+    arrivals: Stream<'s, Micros, Vec<ToSensorChecks>>,
+    log: Arc<LogSource>,
+    verification: Arc<Verification>,
+    status: Rc<RefCell<ReaderStatus>>,
+) -> CheckedStreams<'s> {
+    let peers = scope.peers();
+    let mut builder = OperatorBuilder::new("CheckSensors".to_owned(), scope);
+    let mut input = builder.new_input(
+        arrivals,
+        Exchange::new(move |m: &ToSensorChecks| u64::from(m.target(peers))),
+    );
+    let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
+    let (late_out, late) = builder.new_output::<Vec<LateReading>>();
+    let (quarantined_out, quarantined) = builder.new_output::<Vec<Quarantined>>();
+    let (gaps_out, gaps) = builder.new_output::<Vec<SeqGap>>();
+    let mut readings_out = OutputBuilder::from(readings_out);
+    let mut late_out = OutputBuilder::from(late_out);
+    let mut quarantined_out = OutputBuilder::from(quarantined_out);
+    let mut gaps_out = OutputBuilder::from(gaps_out);
+
+    builder.build(move |mut capabilities| {
+        // Held on the gaps output until the input ends, for the gaps found then.
+        let mut end_cap = Some(capabilities.swap_remove(3));
+        let mut pending: BTreeMap<u32, PendingRun> = BTreeMap::new();
+        let mut next_run = 0u32;
+        let mut checks = SensorChecks::new(&verification);
+        move |frontiers| {
+            input.for_each(|stamp, data| {
+                let Some(&time) = stamp.least() else { return };
+                for message in data.drain(..) {
+                    let run = match &message {
+                        ToSensorChecks::Arrival { arrival, .. } => arrival.reading.run,
+                        ToSensorChecks::RunEnd { run, .. } => *run,
+                    };
+                    let entry = pending.entry(run).or_insert_with(|| PendingRun {
+                        arrivals: Vec::new(),
+                        expected: None,
+                        caps: (0..OUTPUTS)
+                            .map(|port| stamp.delayed(&time, port))
+                            .collect(),
+                    });
+                    if *entry.caps[0].time() > time {
+                        entry.caps = (0..OUTPUTS)
+                            .map(|port| stamp.delayed(&time, port))
+                            .collect();
+                    }
+                    match message {
+                        ToSensorChecks::Arrival {
+                            arrival,
+                            implausible,
+                        } => entry.arrivals.push((arrival, implausible)),
+                        ToSensorChecks::RunEnd { arrivals, .. } => entry.expected = Some(arrivals),
+                    }
+                }
+            });
+
+            while let Some(run) = pending.get(&next_run)
+                && run.expected == Some(run.arrivals.len() as u64)
+            {
+                let mut run = pending.remove(&next_run).expect("just seen");
+                // One reader sent the run in order, but the exchange may
+                // interleave its batches; positions restore the order.
+                run.arrivals.sort_by_key(|(a, _)| a.position);
+                let mut on_time = Vec::with_capacity(run.arrivals.len());
+                let mut late = Vec::new();
+                let mut rejected: Vec<(usize, QuarantineReason, Micros)> = Vec::new();
+                let mut gaps = Vec::new();
+                let mut lost = Vec::new();
+                let first_position = log.runs()[next_run as usize].first_position;
+                for (arrival, implausible) in &run.arrivals {
+                    let r = arrival.reading;
+                    let verdict = checks.check(
+                        r.sensor,
+                        arrival.seq,
+                        r.ts_us,
+                        arrival.arrival_us,
+                        *implausible,
+                        &mut lost,
+                    );
+                    gaps.extend(lost.drain(..).map(|range| SeqGap {
+                        sensor: r.sensor,
+                        first_seq: range.start,
+                        missing: range.end - range.start,
+                        noticed_us: Some(r.ts_us),
+                    }));
+                    match verdict {
+                        Err(reason) => rejected.push((
+                            (arrival.position - first_position) as usize,
+                            reason,
+                            arrival.watermark_us,
+                        )),
+                        Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
+                            reading: r,
+                            position: arrival.position,
+                            watermark_us: arrival.watermark_us,
+                        }),
+                        Ok(()) => on_time.push(r),
+                    }
+                }
+                let caps = &run.caps;
+                if !on_time.is_empty() {
+                    readings_out
+                        .activate()
+                        .session(&caps[0])
+                        .give_container(&mut on_time);
+                }
+                if !late.is_empty() {
+                    late_out
+                        .activate()
+                        .session(&caps[1])
+                        .give_container(&mut late);
+                }
+                if !gaps.is_empty() {
+                    gaps_out
+                        .activate()
+                        .session(&caps[3])
+                        .give_container(&mut gaps);
+                }
+                if !rejected.is_empty() {
+                    let run = &log.runs()[next_run as usize];
+                    match quarantine_rows(&log, run, rejected) {
+                        Ok(mut rows) => quarantined_out
+                            .activate()
+                            .session(&caps[2])
+                            .give_container(&mut rows),
+                        Err(e) => {
+                            let mut status = status.borrow_mut();
+                            status.error.get_or_insert(e);
+                        }
+                    }
+                }
+                next_run += 1;
+            }
+
+            if let Some(cap) = &mut end_cap {
+                match frontiers[0].frontier().iter().min() {
+                    Some(time) => cap.downgrade(time),
+                    None => {
+                        // The log has ended: whatever never came is lost.
+                        // (Readers that failed stop sending; what they never
+                        // completed is dropped, and the failure reported.)
+                        if pending.is_empty() {
+                            let mut gaps = Vec::new();
+                            checks.finish(|sensor, range| {
+                                gaps.push(SeqGap {
+                                    sensor,
+                                    first_seq: range.start,
+                                    missing: range.end - range.start,
+                                    noticed_us: None,
+                                })
+                            });
+                            if !gaps.is_empty() {
+                                gaps_out.activate().session(&*cap).give_container(&mut gaps);
+                            }
+                        }
+                        pending.clear();
+                        end_cap = None;
+                    }
+                }
+            }
+        }
+    });
+    CheckedStreams {
+        readings,
+        late,
+        quarantined,
+        gaps,
+    }
+}

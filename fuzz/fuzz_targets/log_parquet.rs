@@ -1,0 +1,75 @@
+//! The raw-log Parquet reader on damaged files: `LogSource::open` (footer,
+//! schema, page index, run planning) and reading every run as `replay` does
+//! (the hot columns batch by batch, then whole rows re-read by offset).
+//! Any bytes must open and read, or fail with an error: never panic, never
+//! allocate without bound. The input goes through a temporary file (one per
+//! process); the seed corpus holds a small real `events.parquet`.
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use arrow::array::{Array, AsArray};
+use libfuzzer_sys::fuzz_target;
+use twinflow_engine::log_source::{Fields, LogSource, SplitOptions};
+
+static PATH: LazyLock<PathBuf> = LazyLock::new(|| {
+    std::env::temp_dir().join(format!(
+        "twinflow-fuzz-log-{}.parquet",
+        std::process::id()
+    ))
+});
+
+fuzz_target!(|data: &[u8]| {
+    std::fs::write(&*PATH, data).expect("write the input");
+    // Runs cut at page boundaries (or whole row groups), then runs of a few rows.
+    for split in [
+        SplitOptions::default(),
+        SplitOptions {
+            max_run_rows: Some(5),
+        },
+    ] {
+        let Ok(log) = LogSource::open(&PATH, split) else {
+            return;
+        };
+        read_all(&log);
+        if split.max_run_rows.is_none() {
+            let _ = log.distinct_sensors();
+        }
+    }
+});
+
+/// Reads every run as the log reader of `replay` does (all columns, as
+/// verification reads them), checking what it relies on: columns of equal
+/// length, sensor keys inside their dictionary, no more rows than planned.
+fn read_all(log: &LogSource) {
+    for run in log.runs() {
+        let Ok(mut reader) = log.read_run(run, Fields::Checked) else {
+            continue;
+        };
+        let mut rows = 0usize;
+        while let Ok(Some(batch)) = reader.next_batch() {
+            let n = batch.ts.len();
+            assert_eq!(batch.sensor.len(), n);
+            assert_eq!(batch.value.len(), n);
+            assert!(batch.arrival.as_ref().is_none_or(|c| c.len() == n));
+            assert!(batch.seq.as_ref().is_none_or(|c| c.len() == n));
+            assert!(batch.quality.as_ref().is_none_or(|c| c.len() == n));
+            assert!(batch.tag.as_ref().is_none_or(|c| c.len() == n));
+            let names = batch.sensor.values().as_string::<i32>();
+            let keys = batch.sensor.keys();
+            for i in 0..n {
+                if keys.is_valid(i) {
+                    assert!((keys.value(i) as usize) < names.len(), "key outside dictionary");
+                }
+            }
+            rows += n;
+        }
+        assert!(rows <= run.rows(), "more rows than the run holds");
+        // Set-aside rows are re-read whole by their offsets in the run.
+        let offsets: Vec<usize> = (0..rows).step_by(rows / 8 + 1).collect();
+        if let Ok(back) = log.read_rows(run, &offsets) {
+            assert!(back.len() <= offsets.len());
+        }
+    }
+}
