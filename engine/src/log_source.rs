@@ -135,6 +135,16 @@ impl LogSource {
         self.rows
     }
 
+    /// The log's files, in reading order, with their rows.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.files.iter().map(|f| {
+            (
+                f.path.as_path(),
+                f.plain.metadata().file_metadata().num_rows() as u64,
+            )
+        })
+    }
+
     /// The file a run comes from.
     pub fn path_of(&self, run: &Run) -> &Path {
         &self.files[run.file].path

@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -231,6 +232,17 @@ impl<T> PartWriter<T> {
             buffer: Vec::new(),
             encode: Box::new(encode),
         })
+    }
+
+    /// Records `metadata` (key, value) in the file's footer: how the
+    /// file's rows came to be (see `Lineage` in the pipelines crate).
+    pub fn with_metadata(mut self, metadata: &[(String, String)]) -> Self {
+        for (key, value) in metadata {
+            self.file
+                .writer
+                .append_key_value_metadata(KeyValue::new(key.clone(), value.clone()));
+        }
+        self
     }
 
     /// Like [`PartWriter::create`], with the schema of the batches `encode`

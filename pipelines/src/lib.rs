@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod dataset;
+pub mod lineage;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

@@ -29,7 +29,7 @@ use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
 use twinflow_engine::run_checks::{VerifiedPrefix, check_run};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
-use twinflow_engine::sink::{Committed, SharedPart, WritePart};
+use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart};
 use twinflow_engine::source::{LogReadOptions, ReaderStatus, Verifying, read_log};
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
 use twinflow_engine::verify::{Untagged, Verification};
@@ -40,6 +40,7 @@ use twinflow_operators::stats::Stats;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
+use crate::lineage::{Lineage, SourceFile};
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, Layout};
 
@@ -117,6 +118,9 @@ pub struct Summary {
     /// Whether events were verified (the checksums above then cover the
     /// verified events only).
     pub verified: bool,
+    /// The log files replayed (also in every output file's footer; see
+    /// [`crate::lineage`]).
+    pub sources: Vec<SourceFile>,
     /// Untagged events let through by `--untagged accept`.
     pub unauthenticated: u64,
     /// Gaps in sensors' sequence numbers, and the `seq`s they skipped (with
@@ -176,18 +180,25 @@ impl WorkerTotals {
 
 /// The catalog for a log: `--catalog`, else the log's directory, else discovered.
 pub fn load_catalog(log: &Path, explicit: Option<&Path>, source: &LogSource) -> Result<Catalog> {
+    match catalog_dir(log, explicit) {
+        Some(dir) => Catalog::read_dir(&dir),
+        None => Catalog::discovered(&source.distinct_sensors()?).map_err(|e| Error::format(log, e)),
+    }
+}
+
+/// Where the catalog of a log is read from: `--catalog`, else the log's
+/// directory if it holds a sensor table; `None` when it must be discovered.
+fn catalog_dir(log: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = explicit {
-        return Catalog::read_dir(dir);
+        return Some(dir.to_path_buf());
     }
     let dir = if log.is_dir() {
         Some(log)
     } else {
         log.parent()
     };
-    if let Some(dir) = dir.filter(|d| d.join(twinflow_engine::catalog::SENSORS_FILE).exists()) {
-        return Catalog::read_dir(dir);
-    }
-    Catalog::discovered(&source.distinct_sensors()?).map_err(|e| Error::format(log, e))
+    dir.filter(|d| d.join(twinflow_engine::catalog::SENSORS_FILE).exists())
+        .map(Path::to_path_buf)
 }
 
 /// Runs TwinBench's reference pipeline over a log. Returns the summary on the
@@ -224,10 +235,10 @@ struct SharedView<D> {
 }
 
 impl<D> SharedView<D> {
-    fn new(writers: schemas::ViewWriters<D>) -> Self {
+    fn new(writers: schemas::ViewWriters<D>, lineage: &[(String, String)]) -> Self {
         SharedView {
-            state: SharedPart::new(writers.state),
-            changes: SharedPart::new(writers.changes),
+            state: SharedPart::new(writers.state.with_metadata(lineage)),
+            changes: SharedPart::new(writers.changes.with_metadata(lineage)),
         }
     }
 
@@ -237,23 +248,26 @@ impl<D> SharedView<D> {
 }
 
 impl Parts {
+    /// Every part carries the run's `lineage` in its footer.
     fn create(
         out: &Path,
         worker: usize,
         layout: &Layout,
         later_steps: bool,
-        verify: bool,
+        lineage: &Lineage,
     ) -> Result<Self> {
         let catalog = &layout.catalog;
+        let metadata = lineage.metadata();
         Ok(Parts {
-            windows: SharedPart::new(schemas::windows_writer(out, worker, catalog)?),
-            late: SharedPart::new(schemas::late_writer(out, worker, catalog)?),
-            quarantine: SharedPart::new(schemas::quarantine_writer(out, worker)?),
-            seq_gaps: verify
-                .then(|| schemas::seq_gaps_writer(out, worker, catalog).map(SharedPart::new))
+            windows: shared(schemas::windows_writer(out, worker, catalog), &metadata)?,
+            late: shared(schemas::late_writer(out, worker, catalog), &metadata)?,
+            quarantine: shared(schemas::quarantine_writer(out, worker), &metadata)?,
+            seq_gaps: lineage
+                .verified
+                .then(|| shared(schemas::seq_gaps_writer(out, worker, catalog), &metadata))
                 .transpose()?,
             later: later_steps
-                .then(|| LaterParts::create(out, worker, layout))
+                .then(|| LaterParts::create(out, worker, layout, &metadata))
                 .transpose()?,
         })
     }
@@ -277,14 +291,25 @@ impl Parts {
 }
 
 impl LaterParts {
-    fn create(out: &Path, worker: usize, layout: &Layout) -> Result<Self> {
+    fn create(
+        out: &Path,
+        worker: usize,
+        layout: &Layout,
+        lineage: &[(String, String)],
+    ) -> Result<Self> {
         Ok(LaterParts {
-            aligned: SharedPart::new(schemas::aligned_writer(out, worker, layout)?),
-            fused: SharedPart::new(schemas::fused_writer(out, worker, layout)?),
-            flags: SharedPart::new(schemas::flags_writer(out, worker, layout)?),
-            assets: SharedView::new(schemas::asset_view_writers(out, worker, layout)?),
-            lines: SharedView::new(schemas::rollup_view_writers(out, worker, layout, "line")?),
-            sites: SharedView::new(schemas::rollup_view_writers(out, worker, layout, "site")?),
+            aligned: shared(schemas::aligned_writer(out, worker, layout), lineage)?,
+            fused: shared(schemas::fused_writer(out, worker, layout), lineage)?,
+            flags: shared(schemas::flags_writer(out, worker, layout), lineage)?,
+            assets: SharedView::new(schemas::asset_view_writers(out, worker, layout)?, lineage),
+            lines: SharedView::new(
+                schemas::rollup_view_writers(out, worker, layout, "line")?,
+                lineage,
+            ),
+            sites: SharedView::new(
+                schemas::rollup_view_writers(out, worker, layout, "site")?,
+                lineage,
+            ),
         })
     }
 
@@ -299,6 +324,14 @@ impl LaterParts {
         committed.extend(self.sites.finish()?);
         Ok(committed)
     }
+}
+
+/// A part shared by the dataflow and its worker, with the run's lineage.
+fn shared<T>(
+    writer: Result<PartWriter<T>>,
+    lineage: &[(String, String)],
+) -> Result<Rc<SharedPart<T>>> {
+    Ok(SharedPart::new(writer?.with_metadata(lineage)))
 }
 
 /// Runs `pipeline` over a log; see [`Pipeline::replay`].
@@ -373,13 +406,21 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let lateness = options.lateness;
     let out = options.out.clone();
     let name = format!("{} {}", pipeline.name(), pipeline.version());
+    let lineage = Lineage::of_replay(
+        (pipeline.name(), pipeline.version()),
+        &log,
+        options.verify,
+        catalog_dir(&options.log, options.catalog.as_deref())
+            .map(|dir| dir.join(twinflow_engine::catalog::SENSORS_FILE))
+            .as_deref(),
+    )?;
+    let sources = lineage.sources.clone();
     let windows_only = pipeline.is_windows_only();
     let pipeline = pipeline.clone();
     let results = {
         let (log, progress) = (Arc::clone(&log), progress.clone());
         options.cluster.run(move |worker| {
-            let verifying = verification.is_some();
-            let parts = Parts::create(&out, worker.index(), &layout, !windows_only, verifying)?;
+            let parts = Parts::create(&out, worker.index(), &layout, !windows_only, &lineage)?;
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
@@ -555,6 +596,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         quarantined: total.quarantined_by_reason.values().sum(),
         quarantined_by_reason: total.quarantined_by_reason,
         verified: options.verify,
+        sources,
         unauthenticated: total.unauthenticated,
         seq_gaps: total.seq_gaps,
         missing_seq: total.missing_seq,

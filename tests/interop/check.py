@@ -99,6 +99,17 @@ for directory in dataset_dirs:
     n = con.execute(f"SELECT count(*) FROM read_parquet('{directory}/*.parquet')").fetchone()[0]
     assert n == tables[name].num_rows, (name, n)
 
+# Lineage: every derived file names, in its footer, the pipeline and the source it
+# was read from; DuckDB and pyarrow both read it.
+for directory in dataset_dirs:
+    for f in parts(directory):
+        kv = dict(con.execute(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{f}')").fetchall())
+        assert kv.get("twinflow.pipeline") == summary["pipeline"].rsplit(" ", 1)[0], (f, kv)
+        sources = json.loads(kv["twinflow.sources"])
+        assert [Path(s["path"]).resolve() for s in sources] == [(log / "events.parquet").resolve()], (f, sources)
+        assert sources[0]["rows"] == events.num_rows
+        assert pq.read_metadata(f).metadata[b"twinflow.verified"] == b"true"
+
 # 3. Verification (the spec's "Authentication tag", "Replay window" and
 #    "Plausibility"), then W, in SQL. Only the tags are checked in Python, with the
 #    standard library's hmac over the message the spec spells out; everything else
