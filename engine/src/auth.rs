@@ -87,7 +87,8 @@ impl EventMac {
 
     /// The canonical message of an event: sensor bytes, a zero byte, then
     /// `ts_us`, the bits of `value` and `seq` as 8 bytes little-endian each, and
-    /// `quality` as one byte.
+    /// `quality` as one byte. Fed to the MAC in one piece when it fits a
+    /// stack buffer (sensor names are short), which saves a buffering step.
     fn message(
         mac: &mut Hmac<Sha256>,
         sensor: &str,
@@ -96,13 +97,21 @@ impl EventMac {
         seq: u64,
         quality: u8,
     ) {
-        mac.update(sensor.as_bytes());
         let mut tail = [0u8; 26];
         tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
         tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
         tail[17..25].copy_from_slice(&seq.to_le_bytes());
         tail[25] = quality;
-        mac.update(&tail);
+        let name = sensor.as_bytes();
+        let mut whole = [0u8; 128];
+        if name.len() + tail.len() <= whole.len() {
+            whole[..name.len()].copy_from_slice(name);
+            whole[name.len()..name.len() + tail.len()].copy_from_slice(&tail);
+            mac.update(&whole[..name.len() + tail.len()]);
+        } else {
+            mac.update(name);
+            mac.update(&tail);
+        }
     }
 
     /// The tag of an event.
@@ -157,6 +166,27 @@ mod tests {
         assert!(mac.verify(sensor, ts, value, seq, quality, &tag));
         assert!(!mac.verify(sensor, ts, value + 1e-9, seq, quality, &tag));
         assert!(!mac.verify(sensor, ts, value, seq, quality, &tag[..15]));
+    }
+
+    /// The key file is outside input: anything but a list of valid keys is an
+    /// error, never a panic (the `keys` fuzz target covers this at large).
+    #[test]
+    fn parse_keys_from_bytes() {
+        let key = "07".repeat(KEY_LEN);
+        let good = format!(r#"[{{"sensor":"a/t","key_id":"k1","key":"{key}"}}]"#);
+        assert_eq!(
+            parse_keys(good.as_bytes()).unwrap()[0].key_bytes(),
+            Ok([7; KEY_LEN])
+        );
+        for bad in [
+            &b"\xff\xfe"[..],
+            b"",
+            b"{}",
+            br#"[{"sensor":"a/t","key_id":"k1","key":"0g"}]"#,
+            br#"[{"sensor":"a/t","key_id":"k1","key":"00"}]"#,
+        ] {
+            assert!(parse_keys(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     /// RFC 4231 test case 2 pins the HMAC-SHA256 primitive itself.

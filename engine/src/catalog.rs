@@ -268,6 +268,41 @@ mod tests {
         assert!(
             Catalog::new(assets.clone(), vec![sensor("a/t", "a"), sensor("a/t", "a")]).is_err()
         );
+        // The tables are outside input: parsed from bytes, a row that does
+        // not fit (here a sensor of an unknown asset) is an error naming the file.
+        let assets_csv = "asset,line,site,kind\na,l,s,pump\n";
+        let sensors_csv =
+            "sensor,asset,channel,kind,sigma,min,max\na/t,a,temp-1,temperature,0.2,-50,250\n";
+        let cat = Catalog::from_csv(
+            assets_csv.as_bytes(),
+            Path::new("assets.csv"),
+            sensors_csv.as_bytes(),
+            Path::new("sensors.csv"),
+        )
+        .unwrap();
+        assert_eq!(cat.sensor_id("a/t"), Some(0));
+        let error = Catalog::from_csv(
+            assets_csv.as_bytes(),
+            Path::new("assets.csv"),
+            sensors_csv.replace("a/t,a,", "a/t,b,").as_bytes(),
+            Path::new("sensors.csv"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().starts_with("sensors.csv: "), "{error}");
+        for bad in [
+            "asset,line\n\"a",
+            "\u{feff}x\n1",
+            "asset,line,site,kind\na,l,s\n",
+        ] {
+            let result = Catalog::from_csv(
+                bad.as_bytes(),
+                Path::new("assets.csv"),
+                &b""[..],
+                Path::new("sensors.csv"),
+            );
+            assert!(result.is_err(), "{bad:?}");
+        }
+
         // Two sensors of one asset on one channel would share a column.
         let error = Catalog::new(assets, vec![sensor("a/t", "a"), sensor("a/u", "a")]).unwrap_err();
         assert!(error.contains("channel \"temp-1\""), "{error}");

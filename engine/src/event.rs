@@ -113,4 +113,29 @@ pub struct Arrival {
     /// The watermark when the row arrived; the reading is late if its event
     /// time is below it.
     pub watermark_us: Micros,
+    pub quality: u8,
+    /// The tag (a valid one is 16 bytes; `None` for an untagged event let
+    /// through).
+    pub tag: Option<[u8; 16]>,
+    /// Whether the row's `asset` and `kind` are the catalog's for its sensor,
+    /// so a quarantine record can be made without reading the row again.
+    pub listed: bool,
+}
+
+impl Arrival {
+    /// The row with all its fields, when it is [`Arrival::listed`].
+    pub fn raw_row(&self, catalog: &crate::catalog::Catalog) -> RawRow {
+        let sensor = catalog.sensor(self.reading.sensor);
+        RawRow {
+            ts_us: self.reading.ts_us,
+            arrival_us: self.arrival_us,
+            asset: sensor.asset.clone(),
+            sensor: sensor.sensor.clone(),
+            kind: sensor.kind.clone(),
+            value: self.reading.value,
+            seq: self.seq,
+            quality: self.quality,
+            tag: self.tag.map(|t| t.to_vec()),
+        }
+    }
 }

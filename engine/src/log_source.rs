@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use arrow::array::{
     UInt8Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -62,6 +64,8 @@ pub struct Run {
     pub first_position: u64,
     /// The greatest event time of all rows before this run (`Micros::MIN` if none).
     pub prefix_max_ts: Micros,
+    /// The greatest event time of the run's own rows (`Micros::MIN` if none).
+    pub max_ts: Micros,
 }
 
 impl Run {
@@ -165,6 +169,7 @@ impl LogSource {
                         rows,
                         first_position: position,
                         prefix_max_ts: prefix_max,
+                        max_ts: max,
                     });
                     prefix_max = prefix_max.max(max);
                     position += len;
@@ -209,22 +214,77 @@ impl LogSource {
 
     /// A reader of a run's `fields` (`sensor` as a dictionary), in order.
     pub fn read_run(&self, run: &Run, fields: Fields) -> Result<RunReader> {
+        self.read_run_rows(run, fields, None)
+    }
+
+    /// Like [`LogSource::read_run`], of the rows at `offsets` (ascending) only.
+    pub fn read_selected(&self, run: &Run, fields: Fields, offsets: &[usize]) -> Result<RunReader> {
+        self.read_run_rows(run, fields, Some(selection(offsets)))
+    }
+
+    fn read_run_rows(
+        &self,
+        run: &Run,
+        fields: Fields,
+        selection: Option<Vec<RowSelector>>,
+    ) -> Result<RunReader> {
         let file = &self.files[run.file];
         let c = file.columns;
         let mut columns = vec![c.ts, c.sensor, c.value];
-        if fields != Fields::Windowing {
-            columns.extend([c.arrival, c.seq]);
-        }
         if fields == Fields::Checked {
-            columns.push(c.quality);
+            columns.extend([c.arrival, c.seq, c.quality, c.asset, c.kind]);
             columns.extend(c.tag);
         }
         let mask = ProjectionMask::roots(file.hot.parquet_schema(), columns);
-        let reader = file.reader(&file.hot, run, mask, None)?;
+        let reader = file.reader(&file.hot, run, mask, selection)?;
         Ok(RunReader {
             path: file.path.clone(),
             reader,
         })
+    }
+
+    /// The offsets within `run` of its rows whose `ts_us` is the run's
+    /// greatest. Only the `ts_us` pages that hold it are decoded when the file
+    /// has a page index.
+    pub fn rows_at_max(&self, run: &Run) -> Result<Vec<usize>> {
+        let file = &self.files[run.file];
+        let pages = file.ts_pages(run.row_group).unwrap_or_default();
+        // The run's pages that may hold the maximum, as ranges of the run.
+        let mut ranges: Vec<Range<usize>> = pages
+            .iter()
+            .filter(|(_, max)| *max >= run.max_ts)
+            .filter_map(|(rows, _)| {
+                let start = rows.start.max(run.rows.start);
+                let end = rows.end.min(run.rows.end);
+                (start < end).then(|| start - run.rows.start..end - run.rows.start)
+            })
+            .collect();
+        if pages.is_empty() {
+            ranges = std::iter::once(0..run.rows.len()).collect();
+        }
+        let mut selectors = Vec::new();
+        let mut next = 0;
+        for range in &ranges {
+            if range.start > next {
+                selectors.push(RowSelector::skip(range.start - next));
+            }
+            selectors.push(RowSelector::select(range.len()));
+            next = range.end;
+        }
+        let mask = ProjectionMask::roots(file.plain.parquet_schema(), [file.columns.ts]);
+        let reader = file.reader(&file.plain, run, mask, Some(selectors))?;
+        let mut offsets = Vec::new();
+        let mut ranges = ranges.into_iter().flatten();
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
+            let ts: &Int64Array = batch.column(0).as_primitive();
+            for (t, offset) in ts.iter().zip(ranges.by_ref()) {
+                if t == Some(run.max_ts) {
+                    offsets.push(offset);
+                }
+            }
+        }
+        Ok(offsets)
     }
 
     /// Re-reads whole rows of a run, given their offsets within the run (ascending).
@@ -233,18 +293,8 @@ impl LogSource {
             return Ok(Vec::new());
         }
         let file = &self.files[run.file];
-        let mut selectors = Vec::with_capacity(offsets.len() * 2);
-        let mut next = 0;
-        for &o in offsets {
-            debug_assert!(o >= next, "offsets must ascend");
-            if o > next {
-                selectors.push(RowSelector::skip(o - next));
-            }
-            selectors.push(RowSelector::select(1));
-            next = o + 1;
-        }
         let mask = ProjectionMask::all();
-        let reader = file.reader(&file.plain, run, mask, Some(selectors))?;
+        let reader = file.reader(&file.plain, run, mask, Some(selection(offsets)))?;
         let mut rows = Vec::with_capacity(offsets.len());
         for batch in reader {
             let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
@@ -257,7 +307,7 @@ impl LogSource {
 /// Batches of one run, in order.
 pub struct RunReader {
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    reader: Guarded<ParquetRecordBatchReader>,
 }
 
 /// Which columns of a run are read.
@@ -265,11 +315,9 @@ pub struct RunReader {
 pub enum Fields {
     /// `ts_us`, `sensor` and `value`: all windowing needs.
     Windowing,
-    /// Also `arrival_us` and `seq`: what the per-sensor checks of
-    /// verification need (the replay window, the flooding budget).
-    Sequenced,
-    /// Also `quality` and `tag`: every field the tag covers, for the
-    /// stateless checks of verification.
+    /// Also `arrival_us`, `seq`, `quality` and `tag`: every field the tag
+    /// covers, the clock check's arrival time, and the `seq` the replay
+    /// window needs.
     Checked,
 }
 
@@ -284,6 +332,51 @@ pub struct RunBatch {
     pub quality: Option<UInt8Array>,
     /// `None` also when the log has no `tag` column.
     pub tag: Option<BinaryArray>,
+    pub asset: Option<DictionaryArray<Int32Type>>,
+    pub kind: Option<DictionaryArray<Int32Type>>,
+}
+
+impl RunBatch {
+    /// Row `i` with all its fields (of a batch read with [`Fields::Checked`]),
+    /// nulls as [`RawRow`] holds them.
+    pub fn raw_row(&self, i: usize) -> RawRow {
+        let text = |column: Option<&DictionaryArray<Int32Type>>| -> String {
+            column
+                .filter(|c| c.is_valid(i))
+                .map(|c| {
+                    let values: &StringArray = c.values().as_string();
+                    values.value(c.keys().value(i) as usize).to_owned()
+                })
+                .unwrap_or_default()
+        };
+        RawRow {
+            ts_us: value_or(self.ts.is_valid(i), || self.ts.value(i), Micros::MIN),
+            arrival_us: self
+                .arrival
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map_or(Micros::MIN, |a| a.value(i)),
+            asset: text(self.asset.as_ref()),
+            sensor: text(Some(&self.sensor)),
+            kind: text(self.kind.as_ref()),
+            value: value_or(self.value.is_valid(i), || self.value.value(i), f64::NAN),
+            seq: self
+                .seq
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map_or(0, |a| a.value(i)),
+            quality: self
+                .quality
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map_or(0, |a| a.value(i)),
+            tag: self
+                .tag
+                .as_ref()
+                .filter(|t| t.is_valid(i))
+                .map(|t| t.value(i).to_vec()),
+        }
+    }
 }
 
 impl RunReader {
@@ -307,26 +400,39 @@ impl RunReader {
             seq: column(col::SEQ).map(|a| a.as_primitive().clone()),
             quality: column(col::QUALITY).map(|a| a.as_primitive().clone()),
             tag: column(col::TAG).map(|a| a.as_binary().clone()),
+            asset: column(col::ASSET).map(|a| a.as_dictionary::<Int32Type>().clone()),
+            kind: column(col::KIND).map(|a| a.as_dictionary::<Int32Type>().clone()),
         }))
     }
 }
 
-/// Sensor ids for the entries of a sensor dictionary, resolved once per
-/// dictionary rather than once per row. Batches of one column chunk carry the
-/// same dictionary (as fresh copies), so comparing the raw bytes — a memcmp of
-/// a few kilobytes per batch — finds it again.
-#[derive(Default)]
-pub(crate) struct SensorIdCache {
+/// Ids for the entries of a dictionary of names (sensors, assets), resolved
+/// once per dictionary rather than once per row. Batches of one column chunk
+/// carry the same dictionary (as fresh copies), so comparing the raw bytes —
+/// a memcmp of a few kilobytes per batch — finds it again.
+pub(crate) struct DictionaryIds<Id> {
     names: Option<StringArray>,
-    ids: Vec<Option<crate::catalog::SensorId>>,
+    ids: Vec<Option<Id>>,
 }
 
-impl SensorIdCache {
-    pub(crate) fn resolve(
+impl<Id> Default for DictionaryIds<Id> {
+    fn default() -> Self {
+        DictionaryIds {
+            names: None,
+            ids: Vec::new(),
+        }
+    }
+}
+
+/// Sensor ids of a sensor dictionary.
+pub(crate) type SensorIdCache = DictionaryIds<crate::catalog::SensorId>;
+
+impl<Id: Copy> DictionaryIds<Id> {
+    pub(crate) fn resolve_with(
         &mut self,
         names: &StringArray,
-        catalog: &crate::catalog::Catalog,
-    ) -> &[Option<crate::catalog::SensorId>] {
+        lookup: impl Fn(&str) -> Option<Id>,
+    ) -> &[Option<Id>] {
         let same = self.names.as_ref().is_some_and(|cached| {
             cached.null_count() == 0
                 && names.null_count() == 0
@@ -335,11 +441,20 @@ impl SensorIdCache {
         });
         if !same {
             self.ids.clear();
-            self.ids
-                .extend(names.iter().map(|n| n.and_then(|n| catalog.sensor_id(n))));
+            self.ids.extend(names.iter().map(|n| n.and_then(&lookup)));
             self.names = Some(names.clone());
         }
         &self.ids
+    }
+}
+
+impl SensorIdCache {
+    pub(crate) fn resolve(
+        &mut self,
+        names: &StringArray,
+        catalog: &crate::catalog::Catalog,
+    ) -> &[Option<crate::catalog::SensorId>] {
+        self.resolve_with(names, |n| catalog.sensor_id(n))
     }
 }
 
@@ -347,12 +462,16 @@ impl LogFile {
     fn open(path: &Path) -> Result<Self> {
         let handle = File::open(path).map_err(|e| Error::io(path, e))?;
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let plain =
-            ArrowReaderMetadata::load(&handle, options).map_err(|e| Error::parquet(path, e))?;
+        let plain = catch_unwind(|| ArrowReaderMetadata::load(&handle, options))
+            .map_err(|panic| Error::parquet(path, ReaderPanic::new(panic.as_ref())))?
+            .map_err(|e| Error::parquet(path, e))?;
         let file_len = handle.metadata().map_err(|e| Error::io(path, e))?.len();
         check_layout(plain.metadata(), file_len).map_err(|e| Error::parquet(path, e))?;
         let columns = Columns::find(path, plain.schema())?;
-        let hot_schema = dictionary_sensor_schema(plain.schema(), columns.sensor);
+        let hot_schema = dictionary_schema(
+            plain.schema(),
+            [columns.asset, columns.sensor, columns.kind],
+        );
         let hot = ArrowReaderMetadata::try_new(
             plain.metadata().clone(),
             ArrowReaderOptions::new().with_schema(hot_schema),
@@ -372,7 +491,7 @@ impl LogFile {
         run: &Run,
         mask: ProjectionMask,
         selection: Option<Vec<RowSelector>>,
-    ) -> Result<ParquetRecordBatchReader> {
+    ) -> Result<Guarded<ParquetRecordBatchReader>> {
         let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         // Selections are relative to the run; the reader wants them relative to the row group.
         let mut selectors = Vec::new();
@@ -390,6 +509,7 @@ impl LogFile {
             .with_row_selection(selection)
             .with_batch_size(BATCH_ROWS)
             .build()
+            .map(Guarded::new)
             .map_err(|e| Error::parquet(&self.path, e))
     }
 
@@ -409,14 +529,17 @@ impl LogFile {
         let n = meta.row_group(row_group).num_rows() as usize;
         if let Some(run_rows) = split.max_run_rows {
             let run_rows = run_rows.max(1);
-            let ranges: Vec<Range<usize>> = (0..n)
-                .step_by(run_rows)
-                .map(|s| s..(s + run_rows).min(n))
-                .collect();
-            let maxima = self.run_maxima(row_group, &ranges)?;
-            return Ok(ranges.into_iter().zip(maxima).collect());
+            let maxima = self.run_maxima(row_group, run_rows)?;
+            return Ok(maxima
+                .into_iter()
+                .enumerate()
+                .map(|(i, max)| {
+                    let start = i * run_rows;
+                    (start..(start + run_rows).min(n), max)
+                })
+                .collect());
         }
-        if let Some(runs) = self.page_runs(row_group, n) {
+        if let Some(runs) = self.page_runs(row_group) {
             return Ok(runs);
         }
         let stats_max = match meta
@@ -431,13 +554,19 @@ impl LogFile {
         };
         let max = match stats_max {
             Some(max) => max,
-            None => self.run_maxima(row_group, std::slice::from_ref(&(0..n)))?[0],
+            None => self
+                .run_maxima(row_group, n.max(1))?
+                .first()
+                .copied()
+                .unwrap_or(Micros::MIN),
         };
         Ok(vec![(0..n, max)])
     }
 
-    /// Runs at `ts_us` page boundaries, with maxima from the page index.
-    fn page_runs(&self, row_group: usize, rows: usize) -> Option<Vec<(Range<usize>, Micros)>> {
+    /// The `ts_us` pages of a row group from the page index: their rows and
+    /// greatest value (`Micros::MIN` for a page of nulls).
+    fn ts_pages(&self, row_group: usize) -> Option<Vec<(Range<usize>, Micros)>> {
+        let rows = self.plain.metadata().row_group(row_group).num_rows() as usize;
         let index = self.plain.metadata().page_index_for_row_group(row_group);
         let ColumnIndexMetaData::INT64(maxima) = index.column_index(self.columns.ts)? else {
             return None;
@@ -446,21 +575,35 @@ impl LogFile {
         if pages.is_empty() || maxima.max_values_iter().count() != pages.len() {
             return None;
         }
-        let mut runs: Vec<(Range<usize>, Micros)> = Vec::new();
+        let mut out = Vec::with_capacity(pages.len());
         for (i, page) in pages.iter().enumerate() {
             let start = usize::try_from(page.first_row_index).ok()?;
             let end = match pages.get(i + 1) {
                 Some(next) => usize::try_from(next.first_row_index).ok()?,
                 None => rows,
             };
+            if start > end || end > rows {
+                return None;
+            }
             // A page without a maximum holds only nulls: it cannot raise the watermark.
-            let max = maxima.max_value(i).copied().unwrap_or(Micros::MIN);
+            out.push((
+                start..end,
+                maxima.max_value(i).copied().unwrap_or(Micros::MIN),
+            ));
+        }
+        Some(out)
+    }
+
+    /// Runs at `ts_us` page boundaries, with maxima from the page index.
+    fn page_runs(&self, row_group: usize) -> Option<Vec<(Range<usize>, Micros)>> {
+        let mut runs: Vec<(Range<usize>, Micros)> = Vec::new();
+        for (rows, max) in self.ts_pages(row_group)? {
             match runs.last_mut() {
                 Some((range, run_max)) if range.len() < DEFAULT_RUN_ROWS => {
-                    range.end = end;
+                    range.end = rows.end;
                     *run_max = (*run_max).max(max);
                 }
-                _ => runs.push((start..end, max)),
+                _ => runs.push((rows, max)),
             }
         }
         Some(runs)
@@ -483,24 +626,45 @@ impl LogFile {
             builder = builder.with_row_groups(vec![row_group]);
         }
         let reader = builder.build().map_err(|e| Error::parquet(&self.path, e))?;
-        Ok(reader.map(|batch| batch.map_err(|e| Error::parquet(&self.path, e))))
+        Ok(Guarded::new(reader).map(|batch| batch.map_err(|e| Error::parquet(&self.path, e))))
     }
 
-    /// The greatest `ts_us` in each of `ranges` of a row group, by reading the column.
-    fn run_maxima(&self, row_group: usize, ranges: &[Range<usize>]) -> Result<Vec<Micros>> {
-        let mut maxima = vec![Micros::MIN; ranges.len()];
-        let run_rows = ranges.first().map_or(1, |r| r.len().max(1));
-        let mut row = 0usize;
+    /// The greatest `ts_us` of each stretch of `run_rows` rows of a row group
+    /// (the last one may be shorter), by reading the column.
+    ///
+    /// The maxima grow with the rows actually read, not with the row count the
+    /// footer declares: a damaged footer can declare any count, and sizing the
+    /// list from it allocated without bound (2^60 rows in a few bytes) or,
+    /// with fewer rows declared than the column holds, indexed past its end.
+    /// A count that differs from the column's is an error.
+    fn run_maxima(&self, row_group: usize, run_rows: usize) -> Result<Vec<Micros>> {
+        let declared = self.plain.metadata().row_group(row_group).num_rows();
+        let mut maxima: Vec<Micros> = Vec::new();
+        let mut row = 0u64;
+        let mut left_in_run = 0usize;
         for batch in self.scan([self.columns.ts], Some(row_group))? {
             let batch = batch?;
             let ts: &Int64Array = batch.column(0).as_primitive();
             for t in ts.iter() {
+                if left_in_run == 0 {
+                    maxima.push(Micros::MIN);
+                    left_in_run = run_rows;
+                }
+                left_in_run -= 1;
                 if let Some(t) = t {
-                    let m = &mut maxima[row / run_rows];
+                    let m = maxima.last_mut().expect("a run is open");
                     *m = (*m).max(t);
                 }
                 row += 1;
             }
+        }
+        if u64::try_from(declared).ok() != Some(row) {
+            return Err(Error::parquet(
+                &self.path,
+                format!(
+                    "row group {row_group} declares {declared} rows, its ts_us column holds {row}"
+                ),
+            ));
         }
         Ok(maxima)
     }
@@ -576,6 +740,66 @@ impl Columns {
     }
 }
 
+/// Batches of a Parquet reader over an untrusted file, with a panic of the
+/// reader turned into an error that ends them. The reader checks most of a
+/// damaged file, not all: fuzzing found it panicking inside (arrow-buffer's
+/// "offset + len out of bounds" while decoding definition levels), which
+/// would take a worker, and so the whole replay, down without naming the
+/// file. Nothing of the reader is used after it panicked.
+pub(crate) struct Guarded<R> {
+    reader: R,
+    failed: bool,
+}
+
+impl<R> Guarded<R> {
+    fn new(reader: R) -> Self {
+        Guarded {
+            reader,
+            failed: false,
+        }
+    }
+}
+
+impl<R: Iterator<Item = std::result::Result<RecordBatch, ArrowError>>> Iterator for Guarded<R> {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let reader = &mut self.reader;
+        catch_unwind(AssertUnwindSafe(|| reader.next())).unwrap_or_else(|panic| {
+            self.failed = true;
+            Some(Err(ArrowError::ExternalError(Box::new(ReaderPanic::new(
+                panic.as_ref(),
+            )))))
+        })
+    }
+}
+
+/// A panic of the Parquet reader, as an error.
+#[derive(Debug)]
+struct ReaderPanic(String);
+
+impl ReaderPanic {
+    fn new(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        ReaderPanic(message.to_owned())
+    }
+}
+
+impl std::fmt::Display for ReaderPanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the Parquet reader failed on damaged data: {}", self.0)
+    }
+}
+
+impl std::error::Error for ReaderPanic {}
+
 /// Checks what the Parquet reader takes on trust from a file's footer, so a
 /// damaged footer gives an error rather than a panic: the reader asserts that
 /// every column chunk's offset and size are non-negative
@@ -618,14 +842,15 @@ fn expected_columns() -> String {
         .join(", ")
 }
 
-/// The file schema with the sensor column as a dictionary of strings.
-fn dictionary_sensor_schema(schema: &SchemaRef, sensor: usize) -> SchemaRef {
+/// The file schema with the given string columns as dictionaries: names
+/// repeat, and a dictionary is read once per column chunk.
+fn dictionary_schema(schema: &SchemaRef, columns: [usize; 3]) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            if i == sensor {
+            if columns.contains(&i) {
                 Field::new(
                     f.name(),
                     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
@@ -668,6 +893,21 @@ fn log_files(path: &Path) -> Result<Vec<PathBuf>> {
         return Err(Error::format(path, "directory holds no .parquet log files"));
     }
     Ok(chosen)
+}
+
+/// A selection of the rows at `offsets` (ascending) of a run.
+fn selection(offsets: &[usize]) -> Vec<RowSelector> {
+    let mut selectors = Vec::with_capacity(offsets.len() * 2);
+    let mut next = 0;
+    for &o in offsets {
+        debug_assert!(o >= next, "offsets must ascend");
+        if o > next {
+            selectors.push(RowSelector::skip(o - next));
+        }
+        selectors.push(RowSelector::select(1));
+        next = o + 1;
+    }
+    selectors
 }
 
 /// `value()` for a valid slot, else `default` (null fields of set-aside rows).

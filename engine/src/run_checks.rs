@@ -1,136 +1,128 @@
-//! The stateless half of verification over a log's runs: which rows fail the tag, clock or range check, and the greatest event time of those that pass.
+//! The stateless half of verification over a log's runs: each row's tag, clock and range verdict, and each run's greatest event time among the rows that pass.
 //!
 //! TwinBench lets only events that pass the stateless checks advance the
 //! watermark, so a forged or clock-skewed event cannot make genuine ones
-//! late. A reader of run `r` therefore needs the greatest verified event time
-//! of every row before `r`, which the Parquet statistics (of all rows) cannot
-//! give. Each worker checks its own runs first ([`check_run`]); the workers
-//! then share one number per run ([`VerifiedPrefix::share`]) and every reader
-//! knows where its watermark starts, whatever the split. The rows' verdicts
-//! stay with the worker that reads the run, sparse (rejections are rare), so
-//! the main pass computes no MAC twice.
+//! late. A reader of run `r` therefore needs the greatest *verified* event
+//! time of every row before `r`, which the Parquet statistics (of all rows)
+//! do not give. Almost always they give it anyway: if a row at a run's
+//! greatest time passes, the run's verified maximum is that time.
+//! [`verified_max`] checks just those rows (the page index says where they
+//! are), and checks the whole run only when none passes. The workers then
+//! share one number per run ([`VerifiedPrefix::share`]), every reader knows
+//! where its watermark starts whatever the split, and every event is read,
+//! and its MAC computed, once: by the reader, with [`stateless_verdict`].
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use timely::worker::Worker;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SensorId};
 use crate::error::Result;
 use crate::event::QuarantineReason;
-use crate::log_source::{Fields, LogSource, Run, SensorIdCache};
+use crate::log_source::{Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache};
 use crate::runtime::all_gather;
 use crate::time::Micros;
 use crate::verify::{TagCheck, Verification};
 
-/// The stateless verdicts of one run.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunChecks {
-    /// The greatest `ts_us` of the rows that passed (`Micros::MIN` if none).
-    pub verified_max: Micros,
-    /// The rows that failed, by offset in the run, ascending. `BadTag` and
-    /// `NullField` rows are quarantined by the reader; `Clock` and
-    /// `OutOfRange` rows still go through the replay window first (the spec
-    /// checks it before plausibility).
-    pub verdicts: Vec<(u32, QuarantineReason)>,
-    /// Rows without a tag let through by [`crate::verify::Untagged::Accept`].
-    pub unauthenticated: u64,
+/// What the stateless checks make of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stateless {
+    /// It passes (`unauthenticated`: without a tag, let through by
+    /// [`crate::verify::Untagged::Accept`]).
+    Pass { unauthenticated: bool },
+    /// `NullField` or `BadTag`: it is quarantined as it is read.
+    Reject(QuarantineReason),
+    /// `Clock` or `OutOfRange`: it still goes through the replay window,
+    /// which the spec checks first.
+    Implausible(QuarantineReason),
 }
 
-impl RunChecks {
-    /// The verdicts, to be walked alongside the run's rows.
-    pub fn into_verdicts(self) -> Verdicts {
-        Verdicts {
-            verdicts: self.verdicts,
-            next: 0,
-        }
+/// The stateless verdict of row `i` of a batch read with [`Fields::Checked`];
+/// `ids` are the sensor ids of the batch's dictionary.
+#[inline]
+pub fn stateless_verdict(
+    batch: &RunBatch,
+    i: usize,
+    ids: &[Option<SensorId>],
+    verification: &Verification,
+) -> Stateless {
+    let (Some(arrival), Some(seq), Some(quality)) = (&batch.arrival, &batch.seq, &batch.quality)
+    else {
+        return Stateless::Reject(QuarantineReason::NullField);
+    };
+    let keys = batch.sensor.keys();
+    let complete = batch.ts.is_valid(i)
+        && keys.is_valid(i)
+        && batch.value.is_valid(i)
+        && arrival.is_valid(i)
+        && seq.is_valid(i)
+        && quality.is_valid(i);
+    if !complete {
+        return Stateless::Reject(QuarantineReason::NullField);
+    }
+    let names: &StringArray = batch.sensor.values().as_string();
+    let key = keys.value(i) as usize;
+    let (ts, value) = (batch.ts.value(i), batch.value.value(i));
+    let sensor = ids[key];
+    let tag = batch
+        .tag
+        .as_ref()
+        .and_then(|t| t.is_valid(i).then(|| t.value(i)));
+    let tag_check = verification.check_tag(
+        sensor,
+        names.value(key),
+        ts,
+        value,
+        seq.value(i),
+        quality.value(i),
+        tag,
+    );
+    let Some(sensor) = sensor.filter(|_| tag_check != TagCheck::Invalid) else {
+        return Stateless::Reject(QuarantineReason::BadTag);
+    };
+    match verification.check_plausible(sensor, ts, arrival.value(i), value) {
+        Ok(()) => Stateless::Pass {
+            unauthenticated: tag_check == TagCheck::Unauthenticated,
+        },
+        Err(reason) => Stateless::Implausible(reason),
     }
 }
 
-/// Walks a run's verdicts alongside its rows.
-#[derive(Debug, Default)]
-pub struct Verdicts {
-    verdicts: Vec<(u32, QuarantineReason)>,
-    next: usize,
-}
-
-impl Verdicts {
-    /// The verdict of the row at `offset`; offsets must be asked in ascending order.
-    #[inline]
-    pub fn at(&mut self, offset: usize) -> Option<QuarantineReason> {
-        let &(at, reason) = self.verdicts.get(self.next)?;
-        if at as usize == offset {
-            self.next += 1;
-            Some(reason)
-        } else {
-            None
-        }
-    }
-}
-
-/// Runs the tag, clock and range checks over every row of `run`.
-pub fn check_run(
+/// The greatest `ts_us` of `run` among rows that pass the stateless checks
+/// (`Micros::MIN` if none does).
+pub fn verified_max(
     log: &LogSource,
     run: &Run,
     catalog: &Catalog,
     verification: &Verification,
-) -> Result<RunChecks> {
-    let mut checks = RunChecks {
-        verified_max: Micros::MIN,
-        ..RunChecks::default()
-    };
-    let mut reader = log.read_run(run, Fields::Checked)?;
+) -> Result<Micros> {
+    // The rows at the run's greatest time first: one that passes settles it.
+    let at_max = log.rows_at_max(run)?;
+    if !at_max.is_empty() {
+        let reader = log.read_selected(run, Fields::Checked, &at_max)?;
+        if max_passing(reader, catalog, verification)? == run.max_ts {
+            return Ok(run.max_ts);
+        }
+    }
+    max_passing(log.read_run(run, Fields::Checked)?, catalog, verification)
+}
+
+/// The greatest `ts_us` of the rows `reader` reads that pass.
+fn max_passing(
+    mut reader: RunReader,
+    catalog: &Catalog,
+    verification: &Verification,
+) -> Result<Micros> {
     let mut ids = SensorIdCache::default();
-    let mut offset = 0u32;
+    let mut greatest = Micros::MIN;
     while let Some(batch) = reader.next_batch()? {
-        let names = batch.sensor.values().as_string::<i32>();
-        let ids = ids.resolve(names, catalog);
-        let keys = batch.sensor.keys();
-        let (Some(arrival), Some(seq), Some(quality)) =
-            (&batch.arrival, &batch.seq, &batch.quality)
-        else {
-            unreachable!("Fields::Checked reads arrival_us, seq and quality");
-        };
-        let tag = batch.tag.as_ref();
+        let ids = ids.resolve(batch.sensor.values().as_string::<i32>(), catalog);
         for i in 0..batch.ts.len() {
-            let row = offset + i as u32;
-            let complete = batch.ts.is_valid(i)
-                && keys.is_valid(i)
-                && batch.value.is_valid(i)
-                && arrival.is_valid(i)
-                && seq.is_valid(i)
-                && quality.is_valid(i);
-            if !complete {
-                checks.verdicts.push((row, QuarantineReason::NullField));
-                continue;
-            }
-            let key = keys.value(i) as usize;
-            let (ts, value) = (batch.ts.value(i), batch.value.value(i));
-            let sensor = ids[key];
-            let tag = tag.and_then(|t| t.is_valid(i).then(|| t.value(i)));
-            let verdict = match verification.check_tag(
-                sensor,
-                names.value(key),
-                ts,
-                value,
-                seq.value(i),
-                quality.value(i),
-                tag,
-            ) {
-                TagCheck::Invalid => Err(QuarantineReason::BadTag),
-                unauthenticated_or_valid => {
-                    checks.unauthenticated +=
-                        u64::from(unauthenticated_or_valid == TagCheck::Unauthenticated);
-                    let sensor = sensor.expect("a tag verifies only for a known sensor");
-                    verification.check_plausible(sensor, ts, arrival.value(i), value)
-                }
-            };
-            match verdict {
-                Ok(()) => checks.verified_max = checks.verified_max.max(ts),
-                Err(reason) => checks.verdicts.push((row, reason)),
+            if let Stateless::Pass { .. } = stateless_verdict(&batch, i, ids, verification) {
+                greatest = greatest.max(batch.ts.value(i));
             }
         }
-        offset += batch.ts.len() as u32;
     }
-    Ok(checks)
+    Ok(greatest)
 }
 
 /// The greatest verified event time before each run of a log: where each
@@ -179,27 +171,5 @@ mod tests {
         let prefix = VerifiedPrefix::from_maxima([5, Micros::MIN, 3, 9]);
         let got: Vec<Micros> = (0..4).map(|r| prefix.before(r)).collect();
         assert_eq!(got, vec![Micros::MIN, 5, 5, 5]);
-    }
-
-    #[test]
-    fn cursor_finds_verdicts_by_offset() {
-        let checks = RunChecks {
-            verdicts: vec![(2, QuarantineReason::BadTag), (5, QuarantineReason::Clock)],
-            ..RunChecks::default()
-        };
-        let mut verdicts = checks.into_verdicts();
-        let got: Vec<_> = (0..7).map(|o| verdicts.at(o)).collect();
-        assert_eq!(
-            got,
-            vec![
-                None,
-                None,
-                Some(QuarantineReason::BadTag),
-                None,
-                None,
-                Some(QuarantineReason::Clock),
-                None
-            ]
-        );
     }
 }

@@ -22,7 +22,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
-use crate::catalog::SensorId;
+use crate::catalog::{Catalog, SensorId};
 use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::LogSource;
 use crate::source::{ReaderStatus, quarantine_rows};
@@ -30,7 +30,7 @@ use crate::time::Micros;
 use crate::verify::{SensorChecks, Verification};
 
 /// What readers send the per-sensor checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum ToSensorChecks {
     /// An event whose tag passed, with the stateless plausibility verdict
     /// (`Clock` or `OutOfRange`), which the replay window comes before.
@@ -43,6 +43,22 @@ pub enum ToSensorChecks {
 }
 
 impl ToSensorChecks {
+    /// The position in the log of an arrival.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            ToSensorChecks::Arrival { arrival, .. } => Some(arrival.position),
+            ToSensorChecks::RunEnd { .. } => None,
+        }
+    }
+
+    /// The log run this belongs to.
+    pub fn run(&self) -> u32 {
+        match self {
+            ToSensorChecks::Arrival { arrival, .. } => arrival.reading.run,
+            ToSensorChecks::RunEnd { run, .. } => *run,
+        }
+    }
+
     /// The worker this goes to: a sensor's arrivals always to the same one.
     pub fn target(&self, peers: usize) -> u32 {
         match self {
@@ -88,7 +104,11 @@ pub struct CheckedStreams<'s> {
 
 /// One run's arrivals at this worker, until the run is complete.
 struct PendingRun {
-    arrivals: Vec<(Arrival, Option<QuarantineReason>)>,
+    /// The containers that brought the run, kept as they came (they may
+    /// hold its end marker too).
+    batches: Vec<Vec<ToSensorChecks>>,
+    /// Arrivals in `batches`.
+    arrivals: u64,
     /// Arrivals the reader says it sent here, once its end marker came.
     expected: Option<u64>,
     /// Per output, a capability at the least time of the run's messages.
@@ -108,6 +128,7 @@ pub fn check_sensors<'s>(
     scope: Scope<'s, Micros>,
     arrivals: Stream<'s, Micros, Vec<ToSensorChecks>>,
     log: Arc<LogSource>,
+    catalog: Arc<Catalog>,
     verification: Arc<Verification>,
     status: Rc<RefCell<ReaderStatus>>,
 ) -> CheckedStreams<'s> {
@@ -135,47 +156,67 @@ pub fn check_sensors<'s>(
         move |frontiers| {
             input.for_each(|stamp, data| {
                 let Some(&time) = stamp.least() else { return };
-                for message in data.drain(..) {
-                    let run = match &message {
-                        ToSensorChecks::Arrival { arrival, .. } => arrival.reading.run,
-                        ToSensorChecks::RunEnd { run, .. } => *run,
-                    };
-                    let entry = pending.entry(run).or_insert_with(|| PendingRun {
-                        arrivals: Vec::new(),
-                        expected: None,
-                        caps: (0..OUTPUTS)
-                            .map(|port| stamp.delayed(&time, port))
-                            .collect(),
-                    });
+                // A container almost always holds one run's messages: it is
+                // kept whole. One with the ends of several runs is split.
+                let single =
+                    data.first().map(ToSensorChecks::run) == data.last().map(ToSensorChecks::run);
+                let mut chunks: Vec<Vec<ToSensorChecks>> = if single {
+                    vec![std::mem::take(data)]
+                } else {
+                    data.chunk_by(|a, b| a.run() == b.run())
+                        .map(<[_]>::to_vec)
+                        .collect()
+                };
+                for messages in chunks.drain(..).filter(|c| !c.is_empty()) {
+                    let entry = pending
+                        .entry(messages[0].run())
+                        .or_insert_with(|| PendingRun {
+                            batches: Vec::new(),
+                            arrivals: 0,
+                            expected: None,
+                            caps: (0..OUTPUTS)
+                                .map(|port| stamp.delayed(&time, port))
+                                .collect(),
+                        });
                     if *entry.caps[0].time() > time {
                         entry.caps = (0..OUTPUTS)
                             .map(|port| stamp.delayed(&time, port))
                             .collect();
                     }
-                    match message {
-                        ToSensorChecks::Arrival {
-                            arrival,
-                            implausible,
-                        } => entry.arrivals.push((arrival, implausible)),
-                        ToSensorChecks::RunEnd { arrivals, .. } => entry.expected = Some(arrivals),
+                    for message in &messages {
+                        match *message {
+                            ToSensorChecks::Arrival { .. } => entry.arrivals += 1,
+                            ToSensorChecks::RunEnd { arrivals, .. } => {
+                                entry.expected = Some(arrivals)
+                            }
+                        }
                     }
+                    entry.batches.push(messages);
                 }
             });
 
             while let Some(run) = pending.get(&next_run)
-                && run.expected == Some(run.arrivals.len() as u64)
+                && run.expected == Some(run.arrivals)
             {
                 let mut run = pending.remove(&next_run).expect("just seen");
-                // One reader sent the run in order, but the exchange may
-                // interleave its batches; positions restore the order.
-                run.arrivals.sort_by_key(|(a, _)| a.position);
-                let mut on_time = Vec::with_capacity(run.arrivals.len());
+                // One reader sent the run in order, each container a stretch
+                // of it; should the exchange deliver them out of order, their
+                // first positions restore it.
+                run.batches
+                    .sort_by_key(|b| b.iter().find_map(ToSensorChecks::position));
+                let mut on_time = Vec::with_capacity(run.arrivals as usize);
                 let mut late = Vec::new();
-                let mut rejected: Vec<(usize, QuarantineReason, Micros)> = Vec::new();
+                let mut rejected: Vec<(Arrival, QuarantineReason)> = Vec::new();
                 let mut gaps = Vec::new();
                 let mut lost = Vec::new();
-                let first_position = log.runs()[next_run as usize].first_position;
-                for (arrival, implausible) in &run.arrivals {
+                let arrivals = run.batches.iter().flatten().filter_map(|m| match m {
+                    ToSensorChecks::Arrival {
+                        arrival,
+                        implausible,
+                    } => Some((arrival, implausible)),
+                    ToSensorChecks::RunEnd { .. } => None,
+                });
+                for (arrival, implausible) in arrivals {
                     let r = arrival.reading;
                     let verdict = checks.check(
                         r.sensor,
@@ -192,11 +233,7 @@ pub fn check_sensors<'s>(
                         noticed_us: Some(r.ts_us),
                     }));
                     match verdict {
-                        Err(reason) => rejected.push((
-                            (arrival.position - first_position) as usize,
-                            reason,
-                            arrival.watermark_us,
-                        )),
+                        Err(reason) => rejected.push((*arrival, reason)),
                         Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
                             reading: r,
                             position: arrival.position,
@@ -225,8 +262,7 @@ pub fn check_sensors<'s>(
                         .give_container(&mut gaps);
                 }
                 if !rejected.is_empty() {
-                    let run = &log.runs()[next_run as usize];
-                    match quarantine_rows(&log, run, rejected) {
+                    match quarantine_arrivals(&log, &catalog, next_run, rejected) {
                         Ok(mut rows) => quarantined_out
                             .activate()
                             .session(&caps[2])
@@ -274,4 +310,39 @@ pub fn check_sensors<'s>(
         quarantined,
         gaps,
     }
+}
+
+/// Quarantine records of a run's rejected arrivals: made from the arrival and
+/// the catalog when the row's `asset` and `kind` are the catalog's, else
+/// (rarely) re-read from the log.
+fn quarantine_arrivals(
+    log: &LogSource,
+    catalog: &Catalog,
+    run: u32,
+    rejected: Vec<(Arrival, QuarantineReason)>,
+) -> crate::Result<Vec<Quarantined>> {
+    let run = &log.runs()[run as usize];
+    let (listed, unlisted): (Vec<_>, Vec<_>) = rejected.into_iter().partition(|(a, _)| a.listed);
+    let mut rows: Vec<Quarantined> = listed
+        .into_iter()
+        .map(|(arrival, reason)| Quarantined {
+            reason,
+            position: arrival.position,
+            watermark_us: arrival.watermark_us,
+            row: arrival.raw_row(catalog),
+        })
+        .collect();
+    let reread = unlisted
+        .into_iter()
+        .map(|(a, reason)| {
+            (
+                (a.position - run.first_position) as usize,
+                reason,
+                a.watermark_us,
+            )
+        })
+        .collect();
+    rows.extend(quarantine_rows(log, run, reread)?);
+    rows.sort_by_key(|q| q.position);
+    Ok(rows)
 }

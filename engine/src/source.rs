@@ -8,20 +8,20 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::collections::BTreeMap;
-
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::{Capability, Concat};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use crate::catalog::Catalog;
+use crate::catalog::{AssetId, Catalog};
 use crate::error::Error;
 use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
-use crate::log_source::{Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache};
-use crate::run_checks::{RunChecks, Verdicts, VerifiedPrefix};
+use crate::log_source::{
+    DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
+};
+use crate::run_checks::{Stateless, VerifiedPrefix, stateless_verdict};
 use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors, target_of};
 use crate::time::{Micros, Watermark};
 use crate::verify::Verification;
@@ -53,15 +53,12 @@ pub struct LogReadOptions {
     pub verify: Option<Verifying>,
 }
 
-/// What a worker needs to read its runs with verification: the rules, where
-/// each run's watermark starts, and its own runs' stateless verdicts (from
-/// [`crate::run_checks`]).
+/// What a worker needs to read its runs with verification: the rules, and
+/// where each run's watermark starts (see [`crate::run_checks`]).
 #[derive(Clone)]
 pub struct Verifying {
     pub verification: Arc<Verification>,
     pub prefix: Arc<VerifiedPrefix>,
-    /// By run index, for the runs this worker reads.
-    pub checks: BTreeMap<u32, RunChecks>,
 }
 
 /// The streams a log source produces. Their timestamps are watermarks: a
@@ -103,14 +100,16 @@ pub fn read_log<'s>(
     let verify = options.verify.clone();
     let reader_log = Arc::clone(&log);
     let reader_status = Rc::clone(&status);
+    let reader_catalog = Arc::clone(&catalog);
     builder.build(move |capabilities| {
+        let catalog = reader_catalog;
         let (log, status) = (reader_log, reader_status);
         let mut caps: Option<Vec<Capability<Micros>>> = Some(capabilities);
         let mut runs = runs.into_iter().peekable();
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
         let mut out = RowsOut::default();
-        let mut checks = options.verify.as_ref().map(|v| v.checks.clone());
+        let verification = options.verify.as_ref().map(|v| Arc::clone(&v.verification));
         // Where run `r`'s watermark starts: after the greatest event time
         // before it (of verified events only, when verifying).
         let prefix = {
@@ -140,18 +139,8 @@ pub fn read_log<'s>(
                         }
                     }
                     let run = runs.next().expect("peeked");
-                    let verdicts = match checks.as_mut() {
-                        Some(checks) => {
-                            let run_checks = checks.remove(&run.index).ok_or_else(|| {
-                                Error::Runtime(format!("run {} was not checked", run.index))
-                            })?;
-                            status.borrow_mut().unauthenticated += run_checks.unauthenticated;
-                            Some(run_checks.into_verdicts())
-                        }
-                        None => None,
-                    };
-                    let fields = match verdicts {
-                        Some(_) => Fields::Sequenced,
+                    let fields = match verification {
+                        Some(_) => Fields::Checked,
                         None => Fields::Windowing,
                     };
                     cursor = Some(RunCursor {
@@ -160,8 +149,10 @@ pub fn read_log<'s>(
                         run,
                         offset: 0,
                         rejects: Vec::new(),
-                        verdicts,
+                        verification: verification.clone(),
                         sent: vec![0; peers],
+                        unauthenticated: 0,
+                        asset_ids: DictionaryIds::default(),
                     });
                 }
                 let current = cursor.as_mut().expect("a run is open");
@@ -176,7 +167,8 @@ pub fn read_log<'s>(
                     }
                     None => {
                         let done = cursor.take().expect("a run is open");
-                        if done.verdicts.is_some() {
+                        status.borrow_mut().unauthenticated += done.unauthenticated;
+                        if done.verification.is_some() {
                             // Tell every checking worker how much of this run to expect.
                             for (to, &arrivals) in done.sent.iter().enumerate() {
                                 out.arrivals.push(ToSensorChecks::RunEnd {
@@ -210,7 +202,7 @@ pub fn read_log<'s>(
             gaps: None,
         },
         Some(verify) => {
-            let checked = check_sensors(scope, arrivals, log, verify.verification, status);
+            let checked = check_sensors(scope, arrivals, log, catalog, verify.verification, status);
             LogStreams {
                 readings: checked.readings,
                 late: checked.late,
@@ -274,10 +266,14 @@ struct RunCursor {
     /// Rows quarantined so far: offset in run, reason, watermark at arrival.
     /// Their other fields are read back when the run ends (they are rare).
     rejects: Vec<(usize, QuarantineReason, Micros)>,
-    /// With verification: the run's stateless verdicts.
-    verdicts: Option<Verdicts>,
+    /// With verification: the rules.
+    verification: Option<Arc<Verification>>,
     /// With verification: arrivals sent to each checking worker.
     sent: Vec<u64>,
+    /// With verification: rows without a tag let through.
+    unauthenticated: u64,
+    /// With verification: asset ids of the batch's asset dictionary.
+    asset_ids: DictionaryIds<AssetId>,
 }
 
 impl RunCursor {
@@ -294,23 +290,38 @@ impl RunCursor {
         let ts = batch.ts.values();
         let keys = batch.sensor.keys().values();
         let values = batch.value.values();
-        if let Some(verdicts) = &mut self.verdicts {
+        if let Some(verification) = &self.verification {
             let (Some(seq), Some(arrival)) = (&batch.seq, &batch.arrival) else {
                 return Err(Error::Runtime("verified runs are read with seq".into()));
             };
             let (seq, arrival) = (seq.values(), arrival.values());
+            // A quarantine record can be made from an arrival when the row's
+            // asset and kind (which the tag does not cover) are the catalog's.
+            let asset_ids = batch.asset.as_ref().map(|a| {
+                self.asset_ids
+                    .resolve_with(a.values().as_string(), |n| catalog.asset_id(n))
+            });
+            let quality = batch.quality.as_ref().map_or(&[][..], |q| q.values());
+
             let peers = self.sent.len();
             out.arrivals.reserve(ts.len());
             for i in 0..ts.len() {
                 let offset = self.offset + i;
                 let watermark = self.watermark.current();
-                let implausible = match verdicts.at(offset) {
-                    None => None,
-                    Some(reason @ (QuarantineReason::Clock | QuarantineReason::OutOfRange)) => {
-                        Some(reason)
+                let implausible = match stateless_verdict(batch, i, ids, verification) {
+                    Stateless::Pass { unauthenticated } => {
+                        self.unauthenticated += u64::from(unauthenticated);
+                        None
                     }
-                    Some(reason) => {
-                        self.rejects.push((offset, reason, watermark));
+                    Stateless::Implausible(reason) => Some(reason),
+                    Stateless::Reject(reason) => {
+                        // Every field is at hand: quarantine it now.
+                        out.quarantined.push(Quarantined {
+                            reason,
+                            position: self.run.first_position + offset as u64,
+                            watermark_us: watermark,
+                            row: batch.raw_row(i),
+                        });
                         continue;
                     }
                 };
@@ -333,6 +344,17 @@ impl RunCursor {
                         arrival_us: arrival[i],
                         position: self.run.first_position + offset as u64,
                         watermark_us: watermark,
+                        quality: quality[i],
+                        tag: batch
+                            .tag
+                            .as_ref()
+                            .filter(|t| t.is_valid(i))
+                            .and_then(|t| t.value(i).try_into().ok()),
+                        listed: asset_ids.zip(batch.asset.as_ref()).is_some_and(|(ids, a)| {
+                            a.is_valid(i)
+                                && ids[a.keys().value(i) as usize] == Some(catalog.asset_of(sensor))
+                        }) && kind_of(batch, i)
+                            == Some(catalog.sensor(sensor).kind.as_str()),
                     },
                     implausible,
                 });
@@ -399,6 +421,13 @@ impl RunCursor {
     fn quarantined(self, log: &LogSource) -> crate::Result<Vec<Quarantined>> {
         quarantine_rows(log, &self.run, self.rejects)
     }
+}
+
+/// Row `i`'s `kind`.
+fn kind_of(batch: &RunBatch, i: usize) -> Option<&str> {
+    let kind = batch.kind.as_ref().filter(|k| k.is_valid(i))?;
+    let values: &StringArray = kind.values().as_string();
+    Some(values.value(kind.keys().value(i) as usize))
 }
 
 /// Rows of `run` set aside, as (offset in the run, reason, watermark at

@@ -197,20 +197,32 @@ pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), QuarantineReaso
     }
 }
 
+/// Seconds whose counts a [`FloodBudget`] keeps in its direct-mapped slots
+/// (a power of two): a sensor's events cluster in its latest few seconds.
+const RECENT_SECONDS: usize = 8;
+
 /// One sensor's flooding budget: per 1 s event-time window, in arrival order,
 /// the events beyond `budget` (twice the sensor's rated count) are flooding.
 #[derive(Debug, Clone)]
 pub struct FloodBudget {
     budget: u32,
-    /// Events counted per window index `k` of `[k s, (k+1) s)`.
-    counts: BTreeMap<i64, u32>,
+    /// Counts of recent seconds, slot `k % RECENT_SECONDS` holding second `k`
+    /// (`Micros::MIN`: empty). Every second's count lives in exactly one
+    /// place: its slot, or `older`.
+    recent: [(i64, u32); RECENT_SECONDS],
+    /// Counts of seconds pushed out of their slot by a later one.
+    older: BTreeMap<i64, u32>,
+    /// Seconds below this can take no more events and are forgotten.
+    horizon: i64,
 }
 
 impl FloodBudget {
     pub fn new(budget: u32) -> Self {
         FloodBudget {
             budget,
-            counts: BTreeMap::new(),
+            recent: [(Micros::MIN, 0); RECENT_SECONDS],
+            older: BTreeMap::new(),
+            horizon: Micros::MIN,
         }
     }
 
@@ -220,13 +232,24 @@ impl FloodBudget {
         // Windows more than the clock check's reach behind the arrival can take
         // no more events: forget them, so state stays bounded.
         let horizon = (arrival_us - MAX_BEHIND).div_euclid(SECOND) - 1;
-        while let Some(entry) = self.counts.first_entry() {
-            if *entry.key() >= horizon {
-                break;
-            }
-            entry.remove();
+        if horizon > self.horizon {
+            self.horizon = horizon;
+            self.older = self.older.split_off(&horizon);
         }
-        let count = self.counts.entry(ts_us.div_euclid(SECOND)).or_default();
+        let second = ts_us.div_euclid(SECOND);
+        let slot = &mut self.recent[second.rem_euclid(RECENT_SECONDS as i64) as usize];
+        let count = if slot.0 == second {
+            &mut slot.1
+        } else if slot.0 < second {
+            // A later second takes the slot; the earlier one's count moves out.
+            if slot.0 >= self.horizon {
+                self.older.insert(slot.0, slot.1);
+            }
+            *slot = (second, self.older.remove(&second).unwrap_or(0));
+            &mut slot.1
+        } else {
+            self.older.entry(second).or_default()
+        };
         if *count >= self.budget {
             return Err(QuarantineReason::Flooding);
         }
@@ -521,6 +544,39 @@ mod tests {
             flood.admit(t0 + 1, t0 + SECOND),
             Err(QuarantineReason::Flooding)
         );
+    }
+
+    /// The budget equals a plain count per second, for events spread over
+    /// many seconds in a jumbled order (as late and reordered events come).
+    #[test]
+    fn flooding_equals_a_plain_count_per_second() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut flood = FloodBudget::new(3);
+        let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
+        let t0 = 5_000 * SECOND;
+        for i in 0..20_000i64 {
+            let arrival = t0 + i * 20_000;
+            // Mostly within a second of arrival, sometimes up to 40 s behind.
+            let behind = match next() % 10 {
+                0 => (next() % 40_000_000) as i64,
+                _ => (next() % 1_000_000) as i64,
+            };
+            let ts = arrival - behind;
+            let count = counts.entry(ts.div_euclid(SECOND)).or_default();
+            let expected = if *count >= 3 {
+                Err(QuarantineReason::Flooding)
+            } else {
+                *count += 1;
+                Ok(())
+            };
+            assert_eq!(flood.admit(ts, arrival), expected, "event {i} at {ts}");
+        }
     }
 
     #[test]

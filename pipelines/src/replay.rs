@@ -26,7 +26,7 @@ use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
-use twinflow_engine::run_checks::{VerifiedPrefix, check_run};
+use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
 use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart};
@@ -397,11 +397,9 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     }
 
     let progress = Progress::default();
-    // With verification every row is read twice: checked, then replayed.
-    let passes = if options.verify { 2 } else { 1 };
     let reporter = options
         .progress
-        .then(|| ProgressReporter::start(passes * log.rows(), progress.clone()));
+        .then(|| ProgressReporter::start(log.rows(), progress.clone()));
 
     let lateness = options.lateness;
     let out = options.out.clone();
@@ -425,14 +423,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
             let verify = verification.as_ref().map(|verification| {
-                check_own_runs(
-                    worker,
-                    &log,
-                    &catalog,
-                    verification,
-                    &progress.rows,
-                    &status,
-                )
+                share_verified_prefix(worker, &log, &catalog, verification, &status)
             });
 
             let probe = ProbeHandle::new();
@@ -728,7 +719,7 @@ fn remove_stale_outputs(
 /// Counters the workers of a process share for the progress line.
 #[derive(Clone, Default)]
 struct Progress {
-    /// Rows read (by both passes when verifying).
+    /// Rows read.
     rows: Arc<AtomicU64>,
     quarantined: Arc<AtomicU64>,
 }
@@ -813,26 +804,21 @@ fn load_verification(
     Ok(verification)
 }
 
-/// Runs verification's stateless checks over this worker's runs and shares
-/// where each run's watermark starts. A failure is recorded in `status` (the
-/// worker still takes part in the sharing, so no other worker waits on it).
-fn check_own_runs(
+/// Finds where each run's watermark starts under verification: this worker
+/// finds its own runs' greatest verified event times and shares them. A
+/// failure is recorded in `status` (the worker still takes part in the
+/// sharing, so no other worker waits on it).
+fn share_verified_prefix(
     worker: &mut timely::worker::Worker,
     log: &LogSource,
     catalog: &Catalog,
     verification: &Arc<Verification>,
-    rows: &AtomicU64,
     status: &Rc<RefCell<ReaderStatus>>,
 ) -> Verifying {
-    let mut checks = BTreeMap::new();
     let mut maxima = Vec::new();
     for run in log.runs_for(worker.index(), worker.peers()) {
-        match check_run(log, run, catalog, verification) {
-            Ok(checked) => {
-                rows.fetch_add(run.rows() as u64, Ordering::Relaxed);
-                maxima.push((run.index, checked.verified_max));
-                checks.insert(run.index, checked);
-            }
+        match verified_max(log, run, catalog, verification) {
+            Ok(max) => maxima.push((run.index, max)),
             Err(e) => {
                 status.borrow_mut().error.get_or_insert(e);
                 break;
@@ -843,7 +829,6 @@ fn check_own_runs(
     Verifying {
         verification: Arc::clone(verification),
         prefix: Arc::new(prefix),
-        checks,
     }
 }
 
