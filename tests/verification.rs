@@ -13,7 +13,6 @@ use arrow::datatypes::{Int64Type, UInt64Type};
 use common::reference::Tables;
 use common::*;
 use twinflow::engine::auth::{EventMac, SensorKey, read_keys, write_keys};
-use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::verify::Untagged;
 use twinflow::pipelines::lineage::Lineage;
@@ -219,25 +218,7 @@ fn tampering_is_caught_and_rotation_is_accepted() {
         std::fs::copy(base.join(file), log.join(file)).unwrap();
     }
     write_keys(&log.join("keys.json"), &keys).unwrap();
-    let kinds: Vec<String> = rows.iter().map(|r| kind_of(&r.sensor)).collect();
-    let mut writer =
-        RawLogWriter::create_with_row_groups(&log.join("events.parquet"), None, 2000).unwrap();
-    for (r, kind) in rows.iter().zip(&kinds) {
-        writer
-            .push(&RawEvent {
-                ts_us: r.ts_us,
-                arrival_us: r.arrival_us,
-                asset: &r.asset,
-                sensor: &r.sensor,
-                kind,
-                value: r.value,
-                seq: r.seq,
-                quality: r.quality,
-                tag: r.tag.as_deref(),
-            })
-            .unwrap();
-    }
-    writer.finish().unwrap();
+    write_log(&log.join("events.parquet"), &rows, &kind_of, 2000);
 
     let rules = verification::Rules::read_dir(&log);
     let checked = verification::verify(&rows, &rules);

@@ -435,6 +435,16 @@ impl SensorChecks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small deterministic generator for the model tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
     use crate::catalog::Catalog;
 
     #[test]
@@ -464,13 +474,7 @@ mod tests {
     /// accepted, and (once the stream ends) every such number is reported.
     #[test]
     fn replay_window_equals_a_set_of_everything_accepted() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut window = ReplayWindow::default();
         let mut accepted = std::collections::BTreeSet::new();
         let mut lost = Vec::new();
@@ -550,13 +554,7 @@ mod tests {
     /// many seconds in a jumbled order (as late and reordered events come).
     #[test]
     fn flooding_equals_a_plain_count_per_second() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut flood = FloodBudget::new(3);
         let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
         let t0 = 5_000 * SECOND;

@@ -83,25 +83,12 @@ pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
     rows.push(stranger);
     rows.sort_by_key(|r| (r.arrival_us, r.ts_us, r.sensor.clone()));
 
-    let mut writer =
-        RawLogWriter::create_with_row_groups(&dir.join("events.parquet"), None, row_group_rows)
-            .unwrap();
-    for r in &rows {
-        writer
-            .push(&RawEvent {
-                ts_us: r.ts_us,
-                arrival_us: r.arrival_us,
-                asset: &r.asset,
-                sensor: &r.sensor,
-                kind: "temperature",
-                value: r.value,
-                seq: r.seq,
-                quality: 0,
-                tag: None,
-            })
-            .unwrap();
-    }
-    writer.finish().unwrap();
+    write_log(
+        &dir.join("events.parquet"),
+        &rows,
+        &|_| "temperature".into(),
+        row_group_rows,
+    );
     let catalog = Catalog::new(
         assets
             .iter()
@@ -131,6 +118,33 @@ pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
     .unwrap();
     catalog.write_dir(dir).unwrap();
     rows
+}
+
+/// Writes `rows` as a raw log with row groups of `row_group_rows`; `kind_of`
+/// gives each sensor's kind.
+pub fn write_log(
+    path: &Path,
+    rows: &[Row],
+    kind_of: &dyn Fn(&str) -> String,
+    row_group_rows: usize,
+) {
+    let mut writer = RawLogWriter::create_with_row_groups(path, None, row_group_rows).unwrap();
+    for r in rows {
+        writer
+            .push(&RawEvent {
+                ts_us: r.ts_us,
+                arrival_us: r.arrival_us,
+                asset: &r.asset,
+                sensor: &r.sensor,
+                kind: &kind_of(&r.sensor),
+                value: r.value,
+                seq: r.seq,
+                quality: r.quality,
+                tag: r.tag.as_deref(),
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
 }
 
 /// W of one sensor-window, as the batch path computes it.
