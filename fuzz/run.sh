@@ -5,6 +5,7 @@
 #   fuzz/run.sh TARGET [SECONDS] [extra libFuzzer flags...]
 #   fuzz/run.sh --list          # the targets
 #   fuzz/run.sh --build         # build all targets, run none
+#   fuzz/run.sh --repro TARGET FILE   # run one input (a crasher) alone
 #
 # Environment: FUZZ_SANITIZER (default `address`; `none` builds faster and
 # runs faster but finds only panics, not memory errors).
@@ -29,7 +30,7 @@ sanitizer="${FUZZ_SANITIZER:-address}"
 
 case "${1:-}" in
     "" | -h | --help)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     --list)
@@ -39,6 +40,10 @@ case "${1:-}" in
     --build)
         cargo fuzz build --release --sanitizer "$sanitizer"
         exit 0
+        ;;
+    --repro)
+        exec cargo fuzz run --release --sanitizer "$sanitizer" "$2" "$3" -- \
+            -rss_limit_mb=2048 -malloc_limit_mb=1024
         ;;
 esac
 

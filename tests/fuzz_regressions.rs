@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use twinflow::engine::Error;
-use twinflow::engine::log_source::{LogSource, SplitOptions};
+use twinflow::engine::log_source::{Fields, LogSource, SplitOptions};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,5 +30,111 @@ fn log_chunk_outside_file() {
             Err(other) => panic!("expected a Parquet error, got {other}"),
             Ok(_) => panic!("a damaged footer opened"),
         }
+    }
+}
+
+/// Definition levels that make the Parquet reader panic inside arrow-buffer
+/// ("offset + len out of bounds") while planning reads the `ts_us` column:
+/// the log reader catches the panic at its boundary and names the file.
+#[test]
+fn log_reader_panic_is_an_error() {
+    let path = data("log_def_levels_panic.parquet");
+    for split in [
+        SplitOptions::default(),
+        SplitOptions {
+            max_run_rows: Some(5),
+        },
+    ] {
+        match LogSource::open(&path, split) {
+            Err(Error::Parquet {
+                path: named,
+                message,
+            }) => {
+                assert_eq!(named, path);
+                assert!(
+                    message.contains("the Parquet reader failed on damaged data"),
+                    "{message}"
+                );
+            }
+            Err(other) => panic!("expected a Parquet error, got {other}"),
+            Ok(_) => panic!("a damaged file opened"),
+        }
+    }
+}
+
+/// Opens a log and reads all of it as replay does (every run, all columns,
+/// set-aside rows re-read, the discovered catalog), with the default split
+/// and with runs of 5 rows; returns the errors met. Must not panic.
+fn read_everything(path: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    for split in [
+        SplitOptions::default(),
+        SplitOptions {
+            max_run_rows: Some(5),
+        },
+    ] {
+        let log = match LogSource::open(path, split) {
+            Ok(log) => log,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        if let Err(e) = log.distinct_sensors() {
+            errors.push(e.to_string());
+        }
+        for run in log.runs() {
+            let mut rows = 0;
+            match log.read_run(run, Fields::Checked) {
+                Ok(mut reader) => loop {
+                    match reader.next_batch() {
+                        Ok(Some(batch)) => rows += batch.ts.len(),
+                        Ok(None) => break,
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            break;
+                        }
+                    }
+                },
+                Err(e) => errors.push(e.to_string()),
+            }
+            let offsets: Vec<usize> = (0..rows).collect();
+            if let Err(e) = log.read_rows(run, &offsets) {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    errors
+}
+
+/// Damaged files on which the Parquet reader itself panics (found by the
+/// `log_parquet` target once the log reader caught panics): each must read
+/// to an error that names the file and the reader's failure.
+#[test]
+fn log_reader_panics_are_errors() {
+    for (file, panic) in [
+        // A DATA_PAGE header without its data_page_header (parquet column/page.rs).
+        (
+            "log_panic_page_header.parquet",
+            "called `Option::unwrap()` on a `None` value",
+        ),
+        // Dictionary-encoded page without a dictionary (parquet column/reader/decoder.rs).
+        (
+            "log_panic_dict_decoder.parquet",
+            "Decoder for dict should have been set",
+        ),
+        // Empty level data (arrow-buffer bit_util.rs / bit_chunk_iterator.rs).
+        ("log_panic_empty_slice.parquet", "slice must not be empty"),
+        ("log_def_levels_panic.parquet", "offset + len out of bounds"),
+    ] {
+        let path = data(file);
+        let errors = read_everything(&path);
+        let reader_failed = "the Parquet reader failed on damaged data: ";
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(file) && e.contains(reader_failed) && e.contains(panic)),
+            "{file}: no error {panic:?} among {errors:#?}"
+        );
     }
 }

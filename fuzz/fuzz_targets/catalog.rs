@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(catalog.asset_id(&asset.asset), Some(i as u32));
     }
     for (i, sensor) in catalog.sensors().iter().enumerate() {
-        let id = catalog.sensor_id(&sensor.sensor).expect("every sensor has an id");
+        let id = catalog
+            .sensor_id(&sensor.sensor)
+            .expect("every sensor has an id");
         assert_eq!(id, i as u32);
         let asset = catalog.asset(catalog.asset_of(id));
         assert_eq!(asset.asset, sensor.asset);

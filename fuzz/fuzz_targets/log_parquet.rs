@@ -14,13 +14,20 @@ use libfuzzer_sys::fuzz_target;
 use twinflow_engine::log_source::{Fields, LogSource, SplitOptions};
 
 static PATH: LazyLock<PathBuf> = LazyLock::new(|| {
-    std::env::temp_dir().join(format!(
-        "twinflow-fuzz-log-{}.parquet",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("twinflow-fuzz-log-{}.parquet", std::process::id()))
+});
+
+/// The log reader turns a panic inside the Parquet reader into an error
+/// (`log_source::Guarded`), so those must unwind, not abort at once as
+/// libFuzzer's hook makes every panic do: this hook only prints the
+/// message. A panic that escapes the log reader still aborts the target
+/// (libfuzzer-sys catches it at the top and aborts), so it is still found.
+static HOOK: LazyLock<()> = LazyLock::new(|| {
+    std::panic::set_hook(Box::new(|info| eprintln!("panic (caught?): {info}")));
 });
 
 fuzz_target!(|data: &[u8]| {
+    LazyLock::force(&HOOK);
     std::fs::write(&*PATH, data).expect("write the input");
     // Runs cut at page boundaries (or whole row groups), then runs of a few rows.
     for split in [
@@ -60,12 +67,19 @@ fn read_all(log: &LogSource) {
             let keys = batch.sensor.keys();
             for i in 0..n {
                 if keys.is_valid(i) {
-                    assert!((keys.value(i) as usize) < names.len(), "key outside dictionary");
+                    assert!(
+                        (keys.value(i) as usize) < names.len(),
+                        "key outside dictionary"
+                    );
                 }
             }
             rows += n;
         }
         assert!(rows <= run.rows(), "more rows than the run holds");
+        // The rows holding the run's greatest event time (from the page index).
+        if let Ok(at_max) = log.rows_at_max(run) {
+            assert!(at_max.iter().all(|&o| o < run.rows()));
+        }
         // Set-aside rows are re-read whole by their offsets in the run.
         let offsets: Vec<usize> = (0..rows).step_by(rows / 8 + 1).collect();
         if let Ok(back) = log.read_rows(run, &offsets) {
