@@ -118,6 +118,17 @@ fn log_reader_panics_are_errors() {
             "log_panic_page_header.parquet",
             "called `Option::unwrap()` on a `None` value",
         ),
+        // The same for a DATA_PAGE_V2 header.
+        (
+            "log_panic_page_header_v2.parquet",
+            "called `Option::unwrap()` on a `None` value",
+        ),
+        // A byte-array column with no values left to read (parquet
+        // arrow/array_reader/byte_array.rs divides by their count).
+        (
+            "log_panic_divide_by_zero.parquet",
+            "attempt to divide by zero",
+        ),
         // Dictionary-encoded page without a dictionary (parquet column/reader/decoder.rs).
         (
             "log_panic_dict_decoder.parquet",
