@@ -18,22 +18,36 @@ use crate::time::{Micros, SECOND};
 /// Every sensor's valid keys, each keyed into a MAC once: a tag is valid if
 /// it verifies under any of them, so keys rotate without downtime.
 pub struct KeyRing {
-    /// Per sensor id: (key id, keyed MAC), in the key file's order.
-    macs: Vec<Vec<(String, EventMac)>>,
+    /// Per sensor id, its first key's MAC, side by side: events of all
+    /// sensors interleave, and a dense table keeps the keyed states in cache.
+    first: Vec<Option<EventMac>>,
+    /// Per sensor id, the MACs of its other keys (rotation), usually none.
+    others: Vec<Vec<EventMac>>,
+    /// Per sensor id, its key ids, in the key file's order.
+    ids: Vec<Vec<String>>,
 }
 
 impl KeyRing {
     /// The keys of the catalog's sensors; keys of sensors the catalog does not
     /// know are ignored (their events fail as unknown sensors anyway).
     pub fn new(catalog: &Catalog, keys: &[SensorKey]) -> Result<Self, String> {
-        let mut macs: Vec<Vec<(String, EventMac)>> = vec![Vec::new(); catalog.sensors().len()];
+        let sensors = catalog.sensors().len();
+        let mut ring = KeyRing {
+            first: vec![None; sensors],
+            others: vec![Vec::new(); sensors],
+            ids: vec![Vec::new(); sensors],
+        };
         for key in keys {
             if let Some(id) = catalog.sensor_id(&key.sensor) {
-                let mac = EventMac::new(&key.key_bytes()?);
-                macs[id as usize].push((key.key_id.clone(), mac));
+                let (id, mac) = (id as usize, EventMac::new(&key.key_bytes()?));
+                match ring.first[id] {
+                    None => ring.first[id] = Some(mac),
+                    Some(_) => ring.others[id].push(mac),
+                }
+                ring.ids[id].push(key.key_id.clone());
             }
         }
-        Ok(KeyRing { macs })
+        Ok(ring)
     }
 
     /// The id of the key `tag` verifies under, or `None` (no tag, a wrong
@@ -50,13 +64,13 @@ impl KeyRing {
         tag: Option<&[u8]>,
     ) -> Option<&str> {
         let tag = tag?;
-        self.macs
-            .get(sensor as usize)?
-            .iter()
-            .find_map(|(id, mac)| {
-                mac.verify(name, ts_us, value, seq, quality, tag)
-                    .then_some(id.as_str())
-            })
+        let sensor = sensor as usize;
+        let macs = self.first.get(sensor)?.iter().chain(&self.others[sensor]);
+        let index = macs
+            .enumerate()
+            .find(|(_, mac)| mac.verify(name, ts_us, value, seq, quality, tag))?
+            .0;
+        Some(self.ids[sensor][index].as_str())
     }
 }
 
