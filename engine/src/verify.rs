@@ -7,7 +7,6 @@
 //! flooding budget keep per-sensor state and must see a sensor's events in
 //! arrival order.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::auth::{EventMac, SensorKey};
@@ -211,22 +210,22 @@ pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), QuarantineReaso
     }
 }
 
-/// Seconds whose counts a [`FloodBudget`] keeps in its direct-mapped slots
-/// (a power of two): a sensor's events cluster in its latest few seconds.
-const RECENT_SECONDS: usize = 8;
+/// Seconds a [`FloodBudget`] keeps counts for: every second an event that
+/// passes the clock check can fall in, from an hour behind its arrival to
+/// 5 s ahead of it, and a little slack.
+const FLOOD_SECONDS: i64 = (MAX_BEHIND + MAX_AHEAD) / SECOND + 8;
 
 /// One sensor's flooding budget: per 1 s event-time window, in arrival order,
 /// the events beyond `budget` (twice the sensor's rated count) are flooding.
+///
+/// Counts live in a ring of [`FLOOD_SECONDS`] slots, second `k` in slot
+/// `k mod FLOOD_SECONDS`: its memory is fixed (14 KB, taken at the first
+/// event), however long the log, and every event costs one array access.
 #[derive(Debug, Clone)]
 pub struct FloodBudget {
     budget: u32,
-    /// Counts of recent seconds, slot `k % RECENT_SECONDS` holding second `k`
-    /// (`Micros::MIN`: empty). Every second's count lives in exactly one
-    /// place: its slot, or `older`.
-    recent: [(i64, u32); RECENT_SECONDS],
-    /// Counts of seconds pushed out of their slot by a later one.
-    older: BTreeMap<i64, u32>,
-    /// Seconds below this can take no more events and are forgotten.
+    counts: Vec<u32>,
+    /// Seconds below this can take no more events (their slots are reused).
     horizon: i64,
 }
 
@@ -234,36 +233,36 @@ impl FloodBudget {
     pub fn new(budget: u32) -> Self {
         FloodBudget {
             budget,
-            recent: [(Micros::MIN, 0); RECENT_SECONDS],
-            older: BTreeMap::new(),
+            counts: Vec::new(),
             horizon: Micros::MIN,
         }
     }
 
     /// Counts an event at `ts_us` that passed every earlier check, arriving at
     /// `arrival_us`; rejects it when its window's budget is spent.
+    ///
+    /// Arrival times are taken to grow along the log (they are the log's
+    /// order). An event whose second is outside the ring, which only a log
+    /// whose arrival times go back by more than an hour can bring, is not
+    /// counted.
     pub fn admit(&mut self, ts_us: Micros, arrival_us: Micros) -> Result<(), QuarantineReason> {
-        // Windows more than the clock check's reach behind the arrival can take
-        // no more events: forget them, so state stays bounded.
-        let horizon = (arrival_us - MAX_BEHIND).div_euclid(SECOND) - 1;
+        if self.counts.is_empty() {
+            self.counts = vec![0; FLOOD_SECONDS as usize];
+        }
+        // Windows more than the clock check's reach behind the arrival can
+        // take no more events: their slots are cleared for reuse.
+        let horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
         if horizon > self.horizon {
+            for second in self.horizon.max(horizon - FLOOD_SECONDS)..horizon {
+                self.counts[second.rem_euclid(FLOOD_SECONDS) as usize] = 0;
+            }
             self.horizon = horizon;
-            self.older = self.older.split_off(&horizon);
         }
         let second = ts_us.div_euclid(SECOND);
-        let slot = &mut self.recent[second.rem_euclid(RECENT_SECONDS as i64) as usize];
-        let count = if slot.0 == second {
-            &mut slot.1
-        } else if slot.0 < second {
-            // A later second takes the slot; the earlier one's count moves out.
-            if slot.0 >= self.horizon {
-                self.older.insert(slot.0, slot.1);
-            }
-            *slot = (second, self.older.remove(&second).unwrap_or(0));
-            &mut slot.1
-        } else {
-            self.older.entry(second).or_default()
-        };
+        if second < self.horizon || second >= self.horizon + FLOOD_SECONDS {
+            return Ok(());
+        }
+        let count = &mut self.counts[second.rem_euclid(FLOOD_SECONDS) as usize];
         if *count >= self.budget {
             return Err(QuarantineReason::Flooding);
         }
@@ -448,6 +447,8 @@ impl SensorChecks {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// A small deterministic generator for the model tests.
