@@ -139,13 +139,14 @@ impl LogSource {
         self.rows
     }
 
-    /// The log's files, in reading order, with their rows.
+    /// The log's files, in reading order, with their rows (the sum of their
+    /// row groups', which opening checked are not negative; the footer's own
+    /// total is not checked).
     pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
         self.files.iter().map(|f| {
-            (
-                f.path.as_path(),
-                f.plain.metadata().file_metadata().num_rows() as u64,
-            )
+            let groups = f.plain.metadata().row_groups();
+            let rows = groups.iter().map(|g| g.num_rows().max(0) as u64).sum();
+            (f.path.as_path(), rows)
         })
     }
 
