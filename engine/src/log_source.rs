@@ -293,13 +293,10 @@ impl LogSource {
         if offsets.is_empty() {
             return Ok(Vec::new());
         }
-        let file = &self.files[run.file];
-        let mask = ProjectionMask::all();
-        let reader = file.reader(&file.plain, run, mask, Some(selection(offsets)))?;
+        let mut reader = self.read_selected(run, Fields::Checked, offsets)?;
         let mut rows = Vec::with_capacity(offsets.len());
-        for batch in reader {
-            let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
-            file.columns.raw_rows(&batch, &mut rows);
+        while let Some(batch) = reader.next_batch()? {
+            rows.extend((0..batch.ts.len()).map(|i| batch.raw_row(i)));
         }
         Ok(rows)
     }
@@ -710,34 +707,6 @@ impl Columns {
             quality: find(col::QUALITY, &[DataType::UInt8])?,
             tag,
         })
-    }
-
-    /// Appends the rows of a full-width batch as owned [`RawRow`]s.
-    fn raw_rows(&self, batch: &RecordBatch, out: &mut Vec<RawRow>) {
-        let ts: &Int64Array = batch.column(self.ts).as_primitive();
-        let arrival: &Int64Array = batch.column(self.arrival).as_primitive();
-        let asset: &StringArray = batch.column(self.asset).as_string();
-        let sensor: &StringArray = batch.column(self.sensor).as_string();
-        let kind: &StringArray = batch.column(self.kind).as_string();
-        let value: &Float64Array = batch.column(self.value).as_primitive();
-        let seq: &UInt64Array = batch.column(self.seq).as_primitive();
-        let quality: &UInt8Array = batch.column(self.quality).as_primitive();
-        let tag: Option<&BinaryArray> = self.tag.map(|t| batch.column(t).as_binary());
-        for i in 0..batch.num_rows() {
-            out.push(RawRow {
-                ts_us: value_or(ts.is_valid(i), || ts.value(i), Micros::MIN),
-                arrival_us: value_or(arrival.is_valid(i), || arrival.value(i), Micros::MIN),
-                asset: value_or(asset.is_valid(i), || asset.value(i), Default::default())
-                    .to_owned(),
-                sensor: value_or(sensor.is_valid(i), || sensor.value(i), Default::default())
-                    .to_owned(),
-                kind: value_or(kind.is_valid(i), || kind.value(i), Default::default()).to_owned(),
-                value: value_or(value.is_valid(i), || value.value(i), f64::NAN),
-                seq: value_or(seq.is_valid(i), || seq.value(i), Default::default()),
-                quality: value_or(quality.is_valid(i), || quality.value(i), Default::default()),
-                tag: tag.and_then(|t| t.is_valid(i).then(|| t.value(i).to_vec())),
-            });
-        }
     }
 }
 

@@ -790,11 +790,8 @@ impl std::fmt::Display for Finding {
                 line,
                 size,
                 recorded,
-            } => write!(
-                f,
-                "{path}: {size} bytes, {m} line {line} records {recorded}"
-            ),
-            Finding::Truncated {
+            }
+            | Finding::Truncated {
                 path,
                 line,
                 size,

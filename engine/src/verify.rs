@@ -379,11 +379,6 @@ impl Verification {
         check_range(value, min, max)
     }
 
-    /// The flooding budget of a sensor, if its rate is known.
-    pub fn budget(&self, sensor: SensorId) -> Option<u32> {
-        self.budgets[sensor as usize]
-    }
-
     /// Sensors whose flooding budget is unknown (no rated rate).
     pub fn sensors_without_budget(&self) -> usize {
         self.budgets.iter().filter(|b| b.is_none()).count()
