@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,6 +43,9 @@ pub enum Codec {
 /// and prune with them), and dictionary encoding for string columns only:
 /// names repeat, measurements and timestamps hardly ever do, and hashing them
 /// into a dictionary that is then thrown away costs more than it saves.
+/// Field metadata key: a column with it is written without min/max statistics.
+pub const NO_STATISTICS: &str = "twinflow.no_statistics";
+
 pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterProperties {
     let compression = match codec {
         Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")),
@@ -56,6 +59,12 @@ pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterPr
         if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
             builder = builder
                 .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+        if field.metadata().contains_key(NO_STATISTICS) {
+            builder = builder.set_column_statistics_enabled(
+                ColumnPath::from(field.name().as_str()),
+                EnabledStatistics::None,
+            );
         }
     }
     builder.build()

@@ -22,7 +22,7 @@ use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::time::Micros;
 
 use crate::align::{AlignedRow, Source};
-use crate::fuse::{FusedRow, FusedValue};
+use crate::fuse::FusedRow;
 use crate::time_order::{TimeStep, in_time_order};
 use crate::total_order::TotalF64;
 
@@ -251,11 +251,14 @@ pub trait BuildTwinViews<'s> {
     /// Maintains the per-asset view (latest aligned and fused row, flags so
     /// far, health) and per-line and per-site rollups over it.
     ///
-    /// Each asset's state is kept by a timely operator (rows and flags
-    /// exchanged by asset, in time order), which hands differential one
-    /// retraction and one insertion when it changes; differential joins the
-    /// states with `places` (the plant hierarchy as a collection) and reduces
-    /// them per line and per site.
+    /// Each asset's state is kept by a timely operator that takes its rows,
+    /// its flags and the updates of its place in `places` (the plant
+    /// hierarchy as a collection), exchanged by asset, in time order. It
+    /// joins the state with the places itself (an asset has one state at a
+    /// time, so the join needs no arrangement) and hands differential the
+    /// asset view's changes, netted: one retraction and one insertion per
+    /// place when the state or the place changes. Differential reduces the
+    /// asset view per place, then the place partials per line and per site.
     ///
     /// Guarantees:
     /// - every view changes only at timestamps where its inputs change, by
@@ -321,34 +324,36 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
     ) -> TwinViews<'s> {
         let rows = self.map(AssetInput::Row);
         let flags = flags.map(|(asset, start)| AssetInput::Flag(asset, start));
-        let states = in_time_order(
-            rows.concat(flags),
-            "AssetStates",
+        let places = places
+            .inner
+            .map(|((asset, place), time, diff)| AssetInput::Place(asset, place, time, diff));
+        let assets = in_time_order(
+            rows.concat(flags).concat(places),
+            "AssetTwins",
             |input: &AssetInput| input.asset() as u64,
-            AssetStates::default(),
+            AssetTwins::default(),
         )
         .as_collection();
-        let joined = states.join_map(places, |asset, state, place| {
+        let members = assets.clone().map(|(asset, twin)| {
             (
-                *asset,
-                AssetTwin {
-                    place: *place,
-                    state: state.clone(),
+                twin.place,
+                Member {
+                    asset,
+                    state: twin.state,
                 },
             )
         });
-        // A join pairs each change of one side with the other side's history,
-        // so a change of place can come out as updates that cancel; each
-        // asset's updates are on its worker, so they are netted there.
-        let assets = in_time_order(
-            joined.inner,
-            "ConsolidateAssets",
-            |((asset, _), _, _): &((AssetId, AssetTwin), Micros, isize)| *asset as u64,
-            Consolidate,
-        )
-        .as_collection();
-        let lines = rollup(assets.clone(), |place| place.line);
-        let sites = rollup(assets.clone(), |place| place.site);
+        // Members are summed up per place (line and site) once; lines and
+        // sites then merge the few place partials instead of every member.
+        let places = members.reduce_named("PlaceRollup", |_place, members, out| {
+            let mut partial = Partial::default();
+            for (member, _) in members {
+                partial.merge(&Partial::of(member));
+            }
+            out.push((partial, 1));
+        });
+        let lines = rollup(places.clone(), |place| place.line);
+        let sites = rollup(places, |place| place.site);
         TwinViews {
             assets,
             lines,
@@ -357,61 +362,82 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
     }
 }
 
-/// What the asset-state operator consumes.
+/// What the asset-twin operator consumes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum AssetInput {
     /// A flag of one of the asset's sensors in the window starting here.
     Flag(AssetId, Micros),
     Row(FusedRow),
+    /// An update of the places collection: (asset, place, time, diff).
+    Place(AssetId, Place, Micros, isize),
 }
 
 impl AssetInput {
     fn asset(&self) -> AssetId {
         match self {
-            AssetInput::Flag(asset, _) => *asset,
+            AssetInput::Flag(asset, _) | AssetInput::Place(asset, ..) => *asset,
             AssetInput::Row(row) => row.asset(),
         }
     }
 
-    /// Flags before rows, so a row sees its window's flags.
-    fn sort_key(&self) -> (AssetId, bool, Micros) {
+    /// Places, then flags, then rows, so a row sees its window's flags.
+    fn sort_key(&self) -> (AssetId, u8, Micros) {
         match self {
-            AssetInput::Flag(asset, start) => (*asset, false, *start),
-            AssetInput::Row(row) => (row.asset(), true, row.start_us()),
+            AssetInput::Place(asset, ..) => (*asset, 0, 0),
+            AssetInput::Flag(asset, start) => (*asset, 1, *start),
+            AssetInput::Row(row) => (row.asset(), 2, row.start_us()),
         }
     }
 }
 
-/// The states of the assets on one worker.
+/// The twins of the assets on one worker: each asset's state joined with its
+/// places. The join is written out because each asset has one state at a
+/// time, so the view changes by a retraction and an insertion per place,
+/// already netted, with no arrangement of either side.
 #[derive(Default)]
-struct AssetStates {
+struct AssetTwins {
     assets: BTreeMap<AssetId, Tracker>,
 }
 
 #[derive(Default)]
 struct Tracker {
     state: Option<AssetState>,
+    /// The asset's places with their counts (one place, but for the moment
+    /// a move's retraction and insertion meet, or a malformed hierarchy).
+    places: Vec<(Place, isize)>,
     flags: u64,
     /// Starts of flagged windows not older than the latest row.
     flagged: std::collections::BTreeSet<Micros>,
 }
 
-impl TimeStep<AssetInput, ((AssetId, AssetState), Micros, isize)> for AssetStates {
-    fn step(
-        &mut self,
-        time: Micros,
-        inputs: &mut Vec<AssetInput>,
-        out: &mut Vec<((AssetId, AssetState), Micros, isize)>,
-    ) {
+type TwinUpdate = ((AssetId, AssetTwin), Micros, isize);
+
+impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
+    fn record_time(&self, input: &AssetInput) -> Option<Micros> {
+        match input {
+            AssetInput::Place(_, _, time, _) => Some(*time),
+            _ => None,
+        }
+    }
+
+    fn step(&mut self, time: Micros, inputs: &mut Vec<AssetInput>, out: &mut Vec<TwinUpdate>) {
         inputs.sort_unstable_by_key(AssetInput::sort_key);
         let mut inputs = inputs.drain(..).peekable();
         while let Some(first) = inputs.next() {
             let asset = first.asset();
             let tracker = self.assets.entry(asset).or_default();
+            let old_places = tracker.places.clone();
             let mut latest: Option<FusedRow> = None;
             let mut input = Some(first);
             while let Some(item) = input.take() {
                 match item {
+                    AssetInput::Place(_, place, _, diff) => {
+                        match tracker.places.iter_mut().find(|(p, _)| *p == place) {
+                            Some((_, count)) => *count += diff,
+                            None => tracker.places.push((place, diff)),
+                        }
+                        tracker.places.retain(|(_, count)| *count != 0);
+                    }
                     AssetInput::Flag(_, start) => {
                         tracker.flags += 1;
                         tracker.flagged.insert(start);
@@ -422,131 +448,175 @@ impl TimeStep<AssetInput, ((AssetId, AssetState), Micros, isize)> for AssetState
                 input = inputs.next_if(|next| next.asset() == asset);
             }
             let old = tracker.state.take();
-            let latest = match (latest, &old) {
-                (Some(row), Some(old)) if row.start_us() < old.latest.start_us() => {
-                    Some(Arc::clone(&old.latest))
+            let state = tracker.next_state(latest, old.as_ref());
+            let mut twins = |places: &[(Place, isize)], state: &Option<AssetState>, sign: isize| {
+                if let Some(state) = state {
+                    out.extend(places.iter().map(|&(place, count)| {
+                        let state = state.clone();
+                        ((asset, AssetTwin { place, state }), time, sign * count)
+                    }));
                 }
-                (Some(row), _) => Some(Arc::new(row)),
-                (None, Some(old)) => Some(Arc::clone(&old.latest)),
-                (None, None) => None,
             };
-            let Some(latest) = latest else {
-                continue;
-            };
-            let start = latest.start_us();
-            tracker.flagged = tracker.flagged.split_off(&start);
-            let state = AssetState {
-                health: Health::of(&latest.row, tracker.flagged.contains(&start)),
-                flags: tracker.flags,
-                latest,
-            };
-            if old.as_ref() != Some(&state) {
-                if let Some(old) = old {
-                    out.push(((asset, old), time, -1));
+            if old == state {
+                // Only places changed (if anything did): each place by its count's change.
+                let mut moved = old_places.clone();
+                for &(place, count) in &tracker.places {
+                    match moved.iter_mut().find(|(p, _)| *p == place) {
+                        Some((_, old)) => *old -= count,
+                        None => moved.push((place, -count)),
+                    }
                 }
-                out.push(((asset, state.clone()), time, 1));
+                moved.retain(|(_, count)| *count != 0);
+                twins(&moved, &old, -1);
+            } else {
+                twins(&old_places, &old, -1);
+                twins(&tracker.places, &state, 1);
             }
-            tracker.state = Some(state);
+            tracker.state = state;
         }
     }
 }
 
-/// Nets the updates of each time: equal records' diffs are summed and
-/// records whose diffs cancel are dropped.
-struct Consolidate;
-
-impl<D: Ord + 'static> TimeStep<(D, Micros, isize), (D, Micros, isize)> for Consolidate {
-    fn record_time(&self, update: &(D, Micros, isize)) -> Option<Micros> {
-        Some(update.1)
-    }
-
-    fn step(
+impl Tracker {
+    /// The asset's state after `latest`, its newest row this time (if any).
+    fn next_state(
         &mut self,
-        _time: Micros,
-        updates: &mut Vec<(D, Micros, isize)>,
-        out: &mut Vec<(D, Micros, isize)>,
-    ) {
-        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut updates = updates.drain(..).peekable();
-        while let Some((record, time, mut diff)) = updates.next() {
-            while let Some((_, _, more)) = updates.next_if(|(next, _, _)| *next == record) {
-                diff += more;
+        latest: Option<FusedRow>,
+        old: Option<&AssetState>,
+    ) -> Option<AssetState> {
+        let latest = match (latest, old) {
+            (Some(row), Some(old)) if row.start_us() < old.latest.start_us() => {
+                Arc::clone(&old.latest)
             }
-            if diff != 0 {
-                out.push((record, time, diff));
-            }
-        }
+            (Some(row), _) => Arc::new(row),
+            (None, Some(old)) => Arc::clone(&old.latest),
+            (None, None) => return None,
+        };
+        let start = latest.start_us();
+        self.flagged = self.flagged.split_off(&start);
+        Some(AssetState {
+            health: Health::of(&latest.row, self.flagged.contains(&start)),
+            flags: self.flags,
+            latest,
+        })
     }
 }
 
-/// What a rollup needs of one asset (small, so the reduce moves little).
+/// A member of a rollup: an asset and its state (which shares its row, so
+/// the reduce moves little).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Member {
     asset: AssetId,
-    start_us: Micros,
-    measured: bool,
-    flagged: bool,
-    health: Health,
-    fused: Vec<Option<TotalF64>>,
+    state: AssetState,
 }
 
-/// Rolls the asset view up by a group of the asset's place (its line, its site).
+/// Rolls place partials up by a group of the place (its line, its site).
 fn rollup<'s>(
-    assets: VecCollection<'s, Micros, (AssetId, AssetTwin)>,
+    places: VecCollection<'s, Micros, (Place, Partial)>,
     group: impl Fn(&Place) -> u32 + 'static,
 ) -> VecCollection<'s, Micros, (u32, Rollup)> {
-    assets
-        .map(move |(asset, twin)| {
-            let state = &twin.state;
-            let row = &state.latest.row;
-            let member = Member {
-                asset,
-                start_us: row.start_us,
-                measured: row.values.iter().any(|v| v.source == Source::Measured),
-                flagged: state.flags > 0,
-                health: state.health,
-                fused: state
-                    .latest
-                    .values
-                    .iter()
-                    .map(|v| v.map(|v: FusedValue| TotalF64(v.value)))
-                    .collect(),
-            };
-            (group(&twin.place), member)
-        })
-        .reduce_named("Rollup", |_group, members, out| {
-            let members: Vec<&Member> = members.iter().map(|(m, _)| *m).collect();
-            out.push((summarize(&members), 1));
+    places
+        .map(move |(place, partial)| (group(&place), partial))
+        .reduce_named("Rollup", |_group, partials, out| {
+            let mut total = Partial::default();
+            for (partial, _) in partials {
+                total.merge(partial);
+            }
+            out.push((total.rollup(), 1));
         })
 }
 
-/// The rollup of a group's members (in asset order, so sums are deterministic).
-fn summarize(members: &[&Member]) -> Rollup {
-    let newest_us = members
-        .iter()
-        .map(|m| m.start_us)
-        .max()
-        .unwrap_or(Micros::MIN);
-    let quantities = members.iter().map(|m| m.fused.len()).max().unwrap_or(0);
-    let mean_fused = (0..quantities)
-        .map(|q| {
-            let values: Vec<f64> = members
-                .iter()
-                .filter_map(|m| Some(m.fused.get(q).copied().flatten()?.0))
-                .collect();
-            (!values.is_empty()).then(|| TotalF64(values.iter().sum::<f64>() / values.len() as f64))
-        })
-        .collect();
-    Rollup {
-        assets: members.len() as u64,
-        assets_reporting: members
+/// Some members of a group summed up: what its rollup is made of, and what
+/// merges into a larger group's. Merged in a fixed order (members by asset,
+/// partials by place), so sums do not depend on workers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Partial {
+    assets: u64,
+    with_flags: u64,
+    worst_health: Health,
+    newest_us: Micros,
+    /// Members whose latest window starts at `newest_us` and has a measurement.
+    reporting: u64,
+    /// Per fused quantity: the sum of the members' latest values, and how many.
+    fused: Vec<(TotalF64, u64)>,
+}
+
+impl Default for Partial {
+    fn default() -> Self {
+        Partial {
+            assets: 0,
+            with_flags: 0,
+            worst_health: Health::Ok,
+            newest_us: Micros::MIN,
+            reporting: 0,
+            fused: Vec::new(),
+        }
+    }
+}
+
+impl Partial {
+    fn of(member: &Member) -> Partial {
+        let latest = &member.state.latest;
+        let measured = latest
+            .row
+            .values
             .iter()
-            .filter(|m| m.start_us == newest_us && m.measured)
-            .count() as u64,
-        assets_with_flags: members.iter().filter(|m| m.flagged).count() as u64,
-        mean_fused,
-        worst_health: members.iter().map(|m| m.health).max().unwrap_or(Health::Ok),
-        newest_us,
+            .any(|v| v.source == Source::Measured);
+        Partial {
+            assets: 1,
+            with_flags: u64::from(member.state.flags > 0),
+            worst_health: member.state.health,
+            newest_us: latest.start_us(),
+            reporting: u64::from(measured),
+            fused: latest
+                .values
+                .iter()
+                .map(|v| v.map_or((TotalF64(0.0), 0), |v| (TotalF64(v.value), 1)))
+                .collect(),
+        }
+    }
+
+    fn merge(&mut self, other: &Partial) {
+        self.assets += other.assets;
+        self.with_flags += other.with_flags;
+        self.worst_health = self.worst_health.max(other.worst_health);
+        match self.newest_us.cmp(&other.newest_us) {
+            std::cmp::Ordering::Less => {
+                self.newest_us = other.newest_us;
+                self.reporting = other.reporting;
+            }
+            std::cmp::Ordering::Equal => self.reporting += other.reporting,
+            std::cmp::Ordering::Greater => {}
+        }
+        if self.fused.len() < other.fused.len() {
+            self.fused.resize(other.fused.len(), (TotalF64(0.0), 0));
+        }
+        for ((sum, n), (more, m)) in self.fused.iter_mut().zip(&other.fused) {
+            // Adding nothing keeps the sum bitwise (a -0.0 stays -0.0).
+            if *m > 0 {
+                *sum = if *n == 0 {
+                    *more
+                } else {
+                    TotalF64(sum.0 + more.0)
+                };
+                *n += m;
+            }
+        }
+    }
+
+    fn rollup(&self) -> Rollup {
+        Rollup {
+            assets: self.assets,
+            assets_reporting: self.reporting,
+            assets_with_flags: self.with_flags,
+            mean_fused: self
+                .fused
+                .iter()
+                .map(|&(sum, n)| (n > 0).then(|| TotalF64(sum.0 / n as f64)))
+                .collect(),
+            worst_health: self.worst_health,
+            newest_us: self.newest_us,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use twinflow_engine::sink::NO_STATISTICS;
 
 /// Columns of a batch under construction; [`Columns::finish`] makes the batch.
 #[derive(Default)]
@@ -35,6 +36,17 @@ impl Columns {
         let mut builder = StringBuilder::with_capacity(rows, rows * 12);
         values.for_each(|v| builder.append_value(v));
         self.push(name, Arc::new(builder.finish()), false)
+    }
+
+    /// Like [`Columns::utf8`], for a short code from a small fixed set
+    /// (a source, a health): written dictionary-encoded and without min/max
+    /// statistics, which cost a comparison per value and serve no query.
+    pub fn code<'a>(&mut self, name: &str, values: impl Iterator<Item = &'a str>) -> &mut Self {
+        self.utf8(name, values);
+        let field = self.fields.pop().expect("just pushed");
+        let metadata = std::collections::HashMap::from([(NO_STATISTICS.into(), "true".into())]);
+        self.fields.push(field.with_metadata(metadata));
+        self
     }
 
     pub fn i64(&mut self, name: &str, values: impl Iterator<Item = i64>) -> &mut Self {

@@ -23,7 +23,7 @@ use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::sensor_checks::SeqGap;
 use twinflow_engine::sink::PartWriter;
 use twinflow_engine::time::Micros;
-use twinflow_operators::align::AlignedRow;
+use twinflow_operators::align::{AlignedRow, AlignedValue};
 use twinflow_operators::detect::Flag;
 use twinflow_operators::fuse::{FusedRow, FusedValue};
 use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup};
@@ -152,8 +152,8 @@ pub fn aligned_writer(
                 .utf8("asset", rows.iter().map(|r| layout.asset_name(r.asset)))
                 .i64("window_start_us", rows.iter().map(|r| r.start_us))
                 .i64("window_end_us", rows.iter().map(|r| r.end_us));
-            let rows: Vec<&AlignedRow> = rows.iter().collect();
-            layout.channel_columns(&mut columns, &rows);
+            let channels = by_channel(rows.iter(), layout.channels.len());
+            layout.channel_columns(&mut columns, &channels);
             columns.finish()
         },
     )
@@ -307,14 +307,14 @@ impl Layout {
         }
     }
 
-    /// Per channel `c`: `c` and `c_source`.
-    fn channel_columns(&self, columns: &mut Columns, rows: &[&AlignedRow]) {
-        for (c, channel) in self.channels.iter().enumerate() {
+    /// Per channel `c`: `c` and `c_source`, from [`by_channel`]'s table.
+    fn channel_columns(&self, columns: &mut Columns, by_channel: &[Vec<AlignedValue>]) {
+        for (channel, values) in self.channels.iter().zip(by_channel) {
             columns
-                .f64_opt(channel, rows.iter().map(|r| r.values[c].value))
-                .utf8(
+                .f64_opt(channel, values.iter().map(|v| v.value))
+                .code(
                     &format!("{channel}_source"),
-                    rows.iter().map(|r| r.values[c].source.code()),
+                    values.iter().map(|v| v.source.code()),
                 );
         }
     }
@@ -324,6 +324,12 @@ impl Layout {
         columns: &'c mut Columns,
         rows: &[&AssetTwinRow],
     ) -> &'c mut Columns {
+        // Each row's aligned and fused values sit behind its shared row, so
+        // they are gathered in one pass over the rows (see `by_channel`).
+        let latest: Vec<&FusedRow> = rows.iter().map(|(_, t)| &*t.state.latest).collect();
+        let starts: Vec<Micros> = latest.iter().map(|r| r.start_us()).collect();
+        let channels = by_channel(latest.iter().map(|r| &r.row), self.channels.len());
+        let fused = transpose(latest.iter().map(|r| &r.values[..]), self.quantities.len());
         columns
             .utf8("asset", rows.iter().map(|(a, _)| self.asset_name(*a)))
             .utf8(
@@ -336,38 +342,34 @@ impl Layout {
                 rows.iter()
                     .map(|(_, t)| self.hierarchy.site_name(t.place.site)),
             )
-            .i64(
-                "window_start_us",
-                rows.iter().map(|(_, t)| t.state.latest.start_us()),
-            )
+            .i64("window_start_us", starts.iter().copied())
             .u64("flags", rows.iter().map(|(_, t)| t.state.flags))
-            .utf8("health", rows.iter().map(|(_, t)| t.state.health.code()));
-        let aligned: Vec<&AlignedRow> = rows.iter().map(|(_, t)| &t.state.latest.row).collect();
-        self.channel_columns(columns, &aligned);
-        for (q, quantity) in self.quantities.iter().enumerate() {
-            let fused = |t: &AssetTwin| t.state.latest.values[q];
+            .code("health", rows.iter().map(|(_, t)| t.state.health.code()));
+        self.channel_columns(columns, &channels);
+        for (quantity, values) in self.quantities.iter().zip(&fused) {
             columns
                 .f64_opt(
                     &format!("fused_{quantity}"),
-                    rows.iter().map(|(_, t)| fused(t).map(|v| v.value)),
+                    values.iter().map(|v| v.map(|v| v.value)),
                 )
                 .f64_opt(
                     &format!("fused_{quantity}_variance"),
-                    rows.iter().map(|(_, t)| fused(t).map(|v| v.variance)),
+                    values.iter().map(|v| v.map(|v| v.variance)),
                 );
         }
         // When each sensor was last seen, and how long before the latest window.
-        for (c, channel) in self.channels.iter().enumerate() {
+        for (channel, values) in self.channels.iter().zip(&channels) {
             columns
                 .i64_opt(
                     &format!("{channel}_last_seen_us"),
-                    rows.iter()
-                        .map(|(_, t)| t.state.latest.row.values[c].last_seen_us),
+                    values.iter().map(|v| v.last_seen_us),
                 )
                 .i64_opt(
                     &format!("{channel}_staleness_us"),
-                    rows.iter()
-                        .map(|(_, t)| t.state.staleness_us().nth(c).flatten()),
+                    values
+                        .iter()
+                        .zip(&starts)
+                        .map(|(v, start)| v.last_seen_us.map(|seen| start - seen)),
                 );
         }
         columns
@@ -398,7 +400,7 @@ impl Layout {
             );
         }
         columns
-            .utf8(
+            .code(
                 "worst_health",
                 rows.iter().map(|(_, r)| r.worst_health.code()),
             )
@@ -407,6 +409,28 @@ impl Layout {
                 rows.iter().map(|(_, r)| r.newest_us),
             )
     }
+}
+
+/// Each channel's values across `rows`, gathered in one pass over the rows.
+/// A row keeps its values on the heap: reading them a column at a time
+/// missed the cache once per cell, which cost more than encoding the cell.
+fn by_channel<'r>(
+    rows: impl Iterator<Item = &'r AlignedRow>,
+    channels: usize,
+) -> Vec<Vec<AlignedValue>> {
+    transpose(rows.map(|r| &r.values[..]), channels)
+}
+
+/// The columns of rows of `width` cells each.
+fn transpose<'r, T: Copy + 'r>(rows: impl Iterator<Item = &'r [T]>, width: usize) -> Vec<Vec<T>> {
+    let rows = rows.collect::<Vec<_>>();
+    let mut columns: Vec<Vec<T>> = (0..width).map(|_| Vec::with_capacity(rows.len())).collect();
+    for row in rows {
+        for (column, cell) in columns.iter_mut().zip(row) {
+            column.push(*cell);
+        }
+    }
+    columns
 }
 
 #[cfg(test)]
