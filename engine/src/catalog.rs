@@ -51,7 +51,14 @@ pub struct Catalog {
     sensor_asset: Vec<AssetId>,
     asset_ids: HashMap<String, AssetId>,
     sensor_ids: HashMap<String, SensorId>,
+    /// The sensors' distinct kinds, and each sensor's as an index into them,
+    /// so a row's kind is checked against the catalog's with no string compare.
+    kinds: Vec<String>,
+    sensor_kind: Vec<KindId>,
 }
+
+/// A sensor kind's index among the catalog's kinds.
+pub type KindId = u32;
 
 /// File name of the asset table inside a log directory.
 pub const ASSETS_FILE: &str = "assets.csv";
@@ -95,12 +102,25 @@ impl Catalog {
             }
             sensor_asset.push(asset);
         }
+        let mut kinds: Vec<String> = Vec::new();
+        let sensor_kind = sensors
+            .iter()
+            .map(|s| match kinds.iter().position(|k| *k == s.kind) {
+                Some(i) => i as KindId,
+                None => {
+                    kinds.push(s.kind.clone());
+                    kinds.len() as KindId - 1
+                }
+            })
+            .collect();
         Ok(Catalog {
             assets,
             sensors,
             sensor_asset,
             asset_ids,
             sensor_ids,
+            kinds,
+            sensor_kind,
         })
     }
 
@@ -192,6 +212,17 @@ impl Catalog {
     }
     pub fn asset_id(&self, name: &str) -> Option<AssetId> {
         self.asset_ids.get(name).copied()
+    }
+    /// The id of a sensor kind (there are few: a search is quickest).
+    pub fn kind_id(&self, name: &str) -> Option<KindId> {
+        self.kinds
+            .iter()
+            .position(|k| k == name)
+            .map(|i| i as KindId)
+    }
+    /// A sensor's kind, as [`Catalog::kind_id`] numbers it.
+    pub fn kind_of(&self, id: SensorId) -> KindId {
+        self.sensor_kind[id as usize]
     }
 }
 

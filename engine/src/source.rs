@@ -8,14 +8,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, AsArray, StringArray};
+use arrow::array::{Array, AsArray, DictionaryArray};
+use arrow::datatypes::Int32Type;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::{Capability, Concat};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use crate::catalog::{AssetId, Catalog};
+use crate::catalog::{AssetId, Catalog, KindId};
 use crate::error::Error;
 use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::{
@@ -153,6 +154,7 @@ pub fn read_log<'s>(
                         sent: vec![0; peers],
                         unauthenticated: 0,
                         asset_ids: DictionaryIds::default(),
+                        kind_ids: DictionaryIds::default(),
                     });
                 }
                 let current = cursor.as_mut().expect("a run is open");
@@ -274,6 +276,8 @@ struct RunCursor {
     unauthenticated: u64,
     /// With verification: asset ids of the batch's asset dictionary.
     asset_ids: DictionaryIds<AssetId>,
+    /// With verification: kind ids of the batch's kind dictionary.
+    kind_ids: DictionaryIds<KindId>,
 }
 
 impl RunCursor {
@@ -300,6 +304,10 @@ impl RunCursor {
             let asset_ids = batch.asset.as_ref().map(|a| {
                 self.asset_ids
                     .resolve_with(a.values().as_string(), |n| catalog.asset_id(n))
+            });
+            let kind_ids = batch.kind.as_ref().map(|k| {
+                self.kind_ids
+                    .resolve_with(k.values().as_string(), |n| catalog.kind_id(n))
             });
             let quality = batch.quality.as_ref().map_or(&[][..], |q| q.values());
 
@@ -350,11 +358,17 @@ impl RunCursor {
                             .as_ref()
                             .filter(|t| t.is_valid(i))
                             .and_then(|t| t.value(i).try_into().ok()),
-                        listed: asset_ids.zip(batch.asset.as_ref()).is_some_and(|(ids, a)| {
-                            a.is_valid(i)
-                                && ids[a.keys().value(i) as usize] == Some(catalog.asset_of(sensor))
-                        }) && kind_of(batch, i)
-                            == Some(catalog.sensor(sensor).kind.as_str()),
+                        listed: listed(
+                            asset_ids,
+                            batch.asset.as_ref(),
+                            i,
+                            catalog.asset_of(sensor),
+                        ) && listed(
+                            kind_ids,
+                            batch.kind.as_ref(),
+                            i,
+                            catalog.kind_of(sensor),
+                        ),
                     },
                     implausible,
                 });
@@ -423,11 +437,17 @@ impl RunCursor {
     }
 }
 
-/// Row `i`'s `kind`.
-fn kind_of(batch: &RunBatch, i: usize) -> Option<&str> {
-    let kind = batch.kind.as_ref().filter(|k| k.is_valid(i))?;
-    let values: &StringArray = kind.values().as_string();
-    Some(values.value(kind.keys().value(i) as usize))
+/// Whether row `i` of a dictionary `column` names `expected`, given the
+/// ids of the column's dictionary entries.
+#[inline]
+fn listed<Id: PartialEq + Copy>(
+    ids: Option<&[Option<Id>]>,
+    column: Option<&DictionaryArray<Int32Type>>,
+    i: usize,
+    expected: Id,
+) -> bool {
+    ids.zip(column)
+        .is_some_and(|(ids, c)| c.is_valid(i) && ids[c.keys().value(i) as usize] == Some(expected))
 }
 
 /// Rows of `run` set aside, as (offset in the run, reason, watermark at

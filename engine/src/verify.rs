@@ -227,6 +227,13 @@ pub struct FloodBudget {
     counts: Vec<u32>,
     /// Seconds below this can take no more events (their slots are reused).
     horizon: i64,
+    /// The arrival time from which the horizon moves on: before it, an
+    /// event needs no division to find it.
+    horizon_moves_at: Micros,
+    /// The second of the last event counted, as (first microsecond,
+    /// second, slot): a sensor's events mostly share their second with the
+    /// one before, and then need no division either.
+    last: Option<(Micros, i64, usize)>,
 }
 
 impl FloodBudget {
@@ -235,6 +242,8 @@ impl FloodBudget {
             budget,
             counts: Vec::new(),
             horizon: Micros::MIN,
+            horizon_moves_at: Micros::MIN,
+            last: None,
         }
     }
 
@@ -251,18 +260,40 @@ impl FloodBudget {
         }
         // Windows more than the clock check's reach behind the arrival can
         // take no more events: their slots are cleared for reuse.
-        let horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
-        if horizon > self.horizon {
-            for second in self.horizon.max(horizon - FLOOD_SECONDS)..horizon {
-                self.counts[second.rem_euclid(FLOOD_SECONDS) as usize] = 0;
+        if arrival_us >= self.horizon_moves_at {
+            let horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
+            if horizon > self.horizon {
+                for second in self.horizon.max(horizon - FLOOD_SECONDS)..horizon {
+                    self.counts[second.rem_euclid(FLOOD_SECONDS) as usize] = 0;
+                }
+                self.horizon = horizon;
             }
-            self.horizon = horizon;
+            // The horizon grows once `arrival_us - MAX_BEHIND` reaches second `horizon + 2`.
+            self.horizon_moves_at = (horizon + 2)
+                .saturating_mul(SECOND)
+                .saturating_add(MAX_BEHIND);
         }
-        let second = ts_us.div_euclid(SECOND);
+        let (second, slot) = match self.last {
+            Some((start, second, slot))
+                if ts_us
+                    .checked_sub(start)
+                    .is_some_and(|d| (0..SECOND).contains(&d)) =>
+            {
+                (second, slot)
+            }
+            _ => {
+                let second = ts_us.div_euclid(SECOND);
+                let slot = second.rem_euclid(FLOOD_SECONDS) as usize;
+                self.last = second
+                    .checked_mul(SECOND)
+                    .map(|start| (start, second, slot));
+                (second, slot)
+            }
+        };
         if second < self.horizon || second >= self.horizon + FLOOD_SECONDS {
             return Ok(());
         }
-        let count = &mut self.counts[second.rem_euclid(FLOOD_SECONDS) as usize];
+        let count = &mut self.counts[slot];
         if *count >= self.budget {
             return Err(QuarantineReason::Flooding);
         }
@@ -561,29 +592,35 @@ mod tests {
     }
 
     /// The budget equals a plain count per second, for events spread over
-    /// many seconds in a jumbled order (as late and reordered events come).
+    /// many seconds in a jumbled order (as late and reordered events come),
+    /// around time zero and over hours (so the ring's slots are reused).
     #[test]
     fn flooding_equals_a_plain_count_per_second() {
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        let mut flood = FloodBudget::new(3);
-        let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
-        let t0 = 5_000 * SECOND;
-        for i in 0..20_000i64 {
-            let arrival = t0 + i * 20_000;
-            // Mostly within a second of arrival, sometimes up to 40 s behind.
-            let behind = match next() % 10 {
-                0 => (next() % 40_000_000) as i64,
-                _ => (next() % 1_000_000) as i64,
-            };
-            let ts = arrival - behind;
-            let count = counts.entry(ts.div_euclid(SECOND)).or_default();
-            let expected = if *count >= 3 {
-                Err(QuarantineReason::Flooding)
-            } else {
-                *count += 1;
-                Ok(())
-            };
-            assert_eq!(flood.admit(ts, arrival), expected, "event {i} at {ts}");
+        for (t0, step, events) in [
+            (5_000 * SECOND, 20_000, 20_000i64),
+            (-200 * SECOND, 20_000, 20_000),
+            (0, 500_000, 3 * 3_600 * 2),
+        ] {
+            let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+            let mut flood = FloodBudget::new(3);
+            let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
+            for i in 0..events {
+                let arrival = t0 + i * step;
+                // Mostly within a second of arrival, sometimes up to 40 s behind.
+                let behind = match next() % 10 {
+                    0 => (next() % 40_000_000) as i64,
+                    _ => (next() % 1_000_000) as i64,
+                };
+                let ts = arrival - behind;
+                let count = counts.entry(ts.div_euclid(SECOND)).or_default();
+                let expected = if *count >= 3 {
+                    Err(QuarantineReason::Flooding)
+                } else {
+                    *count += 1;
+                    Ok(())
+                };
+                assert_eq!(flood.admit(ts, arrival), expected, "event {i} at {ts}");
+            }
         }
     }
 
