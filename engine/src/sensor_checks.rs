@@ -16,7 +16,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -103,40 +102,20 @@ pub struct CheckedStreams<'s> {
     pub gaps: Stream<'s, Micros, Vec<SeqGap>>,
 }
 
-/// A later run's messages at this worker, held until the runs before it are done.
+/// One run's arrivals at this worker, until the run is complete.
 struct PendingRun {
     /// The containers that brought the run, kept as they came (they may
     /// hold its end marker too).
     batches: Vec<Vec<ToSensorChecks>>,
+    /// Arrivals in `batches`.
+    arrivals: u64,
+    /// Arrivals the reader says it sent here, once its end marker came.
+    expected: Option<u64>,
     /// Per output, a capability at the least time of the run's messages.
     caps: Vec<Capability<Micros>>,
 }
 
-/// The run being checked: its arrivals are checked as they come.
-struct CurrentRun {
-    run: u32,
-    /// Arrivals of the run checked so far.
-    checked: u64,
-    /// Arrivals the reader says it sent here, once its end marker came.
-    expected: Option<u64>,
-}
-
-impl CurrentRun {
-    fn is_complete(&self) -> bool {
-        self.expected == Some(self.checked)
-    }
-}
-
 const OUTPUTS: usize = 4;
-
-/// What checking a stretch of the current run produced, to be sent.
-#[derive(Default)]
-struct Checked {
-    on_time: Vec<Reading>,
-    late: Vec<LateReading>,
-    rejected: Vec<(Arrival, QuarantineReason)>,
-    gaps: Vec<SeqGap>,
-}
 
 /// Applies the replay window and the flooding budget to `arrivals`.
 ///
@@ -144,11 +123,7 @@ struct Checked {
 /// so verdicts do not depend on how runs were spread over workers; accepted
 /// readings leave each run's in arrival order and at a time no later than the
 /// one they came at (the window operator's input contract holds); a rejected
-/// event leaves with all its original fields.
-///
-/// The run being checked streams through: one reader sends it, and the
-/// exchange keeps each sender's messages in order, so its containers come in
-/// the log's order. Only later runs, read meanwhile by other workers, wait.
+/// event leaves with all its original fields, re-read from the log.
 pub fn check_sensors<'s>(
     scope: Scope<'s, Micros>,
     arrivals: Stream<'s, Micros, Vec<ToSensorChecks>>,
@@ -167,79 +142,139 @@ pub fn check_sensors<'s>(
     let (late_out, late) = builder.new_output::<Vec<LateReading>>();
     let (quarantined_out, quarantined) = builder.new_output::<Vec<Quarantined>>();
     let (gaps_out, gaps) = builder.new_output::<Vec<SeqGap>>();
-    let (readings_out, late_out) = (
-        OutputBuilder::from(readings_out),
-        OutputBuilder::from(late_out),
-    );
-    let (quarantined_out, gaps_out) = (
-        OutputBuilder::from(quarantined_out),
-        OutputBuilder::from(gaps_out),
-    );
+    let mut readings_out = OutputBuilder::from(readings_out);
+    let mut late_out = OutputBuilder::from(late_out);
+    let mut quarantined_out = OutputBuilder::from(quarantined_out);
+    let mut gaps_out = OutputBuilder::from(gaps_out);
 
     builder.build(move |mut capabilities| {
         // Held on the gaps output until the input ends, for the gaps found then.
         let mut end_cap = Some(capabilities.swap_remove(3));
         let mut pending: BTreeMap<u32, PendingRun> = BTreeMap::new();
-        let mut current = CurrentRun {
-            run: 0,
-            checked: 0,
-            expected: None,
-        };
-        let mut checker = Checker {
-            checks: SensorChecks::new(&verification),
-            checked: Checked::default(),
-            lost: Vec::new(),
-            outputs: Outputs {
-                readings: readings_out,
-                late: late_out,
-                quarantined: quarantined_out,
-                gaps: gaps_out,
-            },
-            log: Arc::clone(&log),
-            catalog: Arc::clone(&catalog),
-            status: Rc::clone(&status),
-        };
+        let mut next_run = 0u32;
+        let mut checks = SensorChecks::new(&verification);
         move |frontiers| {
             input.for_each(|stamp, data| {
                 let Some(&time) = stamp.least() else { return };
-                // A container almost always holds one run's messages. One
-                // with the ends of several runs is split.
-                for messages in data.chunk_by(|a, b| a.run() == b.run()) {
-                    let run = messages[0].run();
-                    if run == current.run {
-                        let caps: Vec<_> = (0..OUTPUTS)
-                            .map(|port| stamp.delayed(&time, port))
-                            .collect();
-                        checker.check_and_send(&mut current, messages, &caps);
-                    } else {
-                        let entry = pending.entry(run).or_insert_with(|| PendingRun {
+                // A container almost always holds one run's messages: it is
+                // kept whole. One with the ends of several runs is split.
+                let single =
+                    data.first().map(ToSensorChecks::run) == data.last().map(ToSensorChecks::run);
+                let mut chunks: Vec<Vec<ToSensorChecks>> = if single {
+                    vec![std::mem::take(data)]
+                } else {
+                    data.chunk_by(|a, b| a.run() == b.run())
+                        .map(<[_]>::to_vec)
+                        .collect()
+                };
+                for messages in chunks.drain(..).filter(|c| !c.is_empty()) {
+                    let entry = pending
+                        .entry(messages[0].run())
+                        .or_insert_with(|| PendingRun {
                             batches: Vec::new(),
+                            arrivals: 0,
+                            expected: None,
                             caps: (0..OUTPUTS)
                                 .map(|port| stamp.delayed(&time, port))
                                 .collect(),
                         });
-                        if *entry.caps[0].time() > time {
-                            entry.caps = (0..OUTPUTS)
-                                .map(|port| stamp.delayed(&time, port))
-                                .collect();
-                        }
-                        entry.batches.push(messages.to_vec());
+                    if *entry.caps[0].time() > time {
+                        entry.caps = (0..OUTPUTS)
+                            .map(|port| stamp.delayed(&time, port))
+                            .collect();
                     }
-                    // A finished run lets the next one, held meanwhile, through.
-                    while current.is_complete() {
-                        current = CurrentRun {
-                            run: current.run + 1,
-                            checked: 0,
-                            expected: None,
-                        };
-                        if let Some(held) = pending.remove(&current.run) {
-                            for batch in &held.batches {
-                                checker.check_and_send(&mut current, batch, &held.caps);
+                    for message in &messages {
+                        match *message {
+                            ToSensorChecks::Arrival { .. } => entry.arrivals += 1,
+                            ToSensorChecks::RunEnd { arrivals, .. } => {
+                                entry.expected = Some(arrivals)
                             }
                         }
                     }
+                    entry.batches.push(messages);
                 }
             });
+
+            while let Some(run) = pending.get(&next_run)
+                && run.expected == Some(run.arrivals)
+            {
+                let mut run = pending.remove(&next_run).expect("just seen");
+                // One reader sent the run in order, each container a stretch
+                // of it; should the exchange deliver them out of order, their
+                // first positions restore it.
+                run.batches
+                    .sort_by_key(|b| b.iter().find_map(ToSensorChecks::position));
+                let mut on_time = Vec::with_capacity(run.arrivals as usize);
+                let mut late = Vec::new();
+                let mut rejected: Vec<(Arrival, QuarantineReason)> = Vec::new();
+                let mut gaps = Vec::new();
+                let mut lost = Vec::new();
+                let arrivals = run.batches.iter().flatten().filter_map(|m| match m {
+                    ToSensorChecks::Arrival {
+                        arrival,
+                        implausible,
+                    } => Some((arrival, implausible)),
+                    ToSensorChecks::RunEnd { .. } => None,
+                });
+                for (arrival, implausible) in arrivals {
+                    let r = arrival.reading;
+                    let verdict = checks.check(
+                        r.sensor,
+                        arrival.seq,
+                        r.ts_us,
+                        arrival.arrival_us,
+                        *implausible,
+                        &mut lost,
+                    );
+                    gaps.extend(lost.drain(..).map(|range| SeqGap {
+                        sensor: r.sensor,
+                        first_seq: range.start,
+                        missing: range.end - range.start,
+                        noticed_us: Some(r.ts_us),
+                    }));
+                    match verdict {
+                        Err(reason) => rejected.push((*arrival, reason)),
+                        Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
+                            reading: r,
+                            position: arrival.position,
+                            watermark_us: arrival.watermark_us,
+                        }),
+                        Ok(()) => on_time.push(r),
+                    }
+                }
+                let caps = &run.caps;
+                if !on_time.is_empty() {
+                    readings_out
+                        .activate()
+                        .session(&caps[0])
+                        .give_container(&mut on_time);
+                }
+                if !late.is_empty() {
+                    late_out
+                        .activate()
+                        .session(&caps[1])
+                        .give_container(&mut late);
+                }
+                if !gaps.is_empty() {
+                    gaps_out
+                        .activate()
+                        .session(&caps[3])
+                        .give_container(&mut gaps);
+                }
+                if !rejected.is_empty() {
+                    match quarantine_arrivals(&log, &catalog, next_run, rejected) {
+                        Ok(mut rows) => quarantined_out
+                            .activate()
+                            .session(&caps[2])
+                            .give_container(&mut rows),
+                        Err(e) => {
+                            let mut status = status.borrow_mut();
+                            status.error.get_or_insert(e);
+                        }
+                    }
+                }
+                next_run += 1;
+            }
 
             if let Some(cap) = &mut end_cap {
                 match frontiers[0].frontier().iter().min() {
@@ -249,7 +284,18 @@ pub fn check_sensors<'s>(
                         // (Readers that failed stop sending; what they never
                         // completed is dropped, and the failure reported.)
                         if pending.is_empty() {
-                            checker.finish(cap);
+                            let mut gaps = Vec::new();
+                            checks.finish(|sensor, range| {
+                                gaps.push(SeqGap {
+                                    sensor,
+                                    first_seq: range.start,
+                                    missing: range.end - range.start,
+                                    noticed_us: None,
+                                })
+                            });
+                            if !gaps.is_empty() {
+                                gaps_out.activate().session(&*cap).give_container(&mut gaps);
+                            }
                         }
                         pending.clear();
                         end_cap = None;
@@ -263,135 +309,6 @@ pub fn check_sensors<'s>(
         late,
         quarantined,
         gaps,
-    }
-}
-
-type Out<D> = OutputBuilder<Micros, CapacityContainerBuilder<Vec<D>>>;
-
-struct Outputs {
-    readings: Out<Reading>,
-    late: Out<LateReading>,
-    quarantined: Out<Quarantined>,
-    gaps: Out<SeqGap>,
-}
-
-/// The per-sensor state of one worker and where its verdicts go.
-struct Checker {
-    checks: SensorChecks,
-    checked: Checked,
-    lost: Vec<std::ops::Range<u64>>,
-    outputs: Outputs,
-    log: Arc<LogSource>,
-    catalog: Arc<Catalog>,
-    status: Rc<RefCell<ReaderStatus>>,
-}
-
-impl Checker {
-    /// Checks `messages` of the current run, then sends what came of them at `caps`.
-    fn check_and_send(
-        &mut self,
-        current: &mut CurrentRun,
-        messages: &[ToSensorChecks],
-        caps: &[Capability<Micros>],
-    ) {
-        for message in messages {
-            match message {
-                ToSensorChecks::Arrival {
-                    arrival,
-                    implausible,
-                } => {
-                    current.checked += 1;
-                    let checks = &mut self.checks;
-                    check_one(
-                        checks,
-                        arrival,
-                        *implausible,
-                        &mut self.lost,
-                        &mut self.checked,
-                    );
-                }
-                ToSensorChecks::RunEnd { arrivals, .. } => current.expected = Some(*arrivals),
-            }
-        }
-        let (checked, outputs) = (&mut self.checked, &mut self.outputs);
-        if !checked.on_time.is_empty() {
-            let mut session = outputs.readings.activate();
-            session
-                .session(&caps[0])
-                .give_container(&mut checked.on_time);
-        }
-        if !checked.late.is_empty() {
-            let mut session = outputs.late.activate();
-            session.session(&caps[1]).give_container(&mut checked.late);
-        }
-        if !checked.gaps.is_empty() {
-            let mut session = outputs.gaps.activate();
-            session.session(&caps[3]).give_container(&mut checked.gaps);
-        }
-        if !checked.rejected.is_empty() {
-            let rejected = std::mem::take(&mut checked.rejected);
-            match quarantine_arrivals(&self.log, &self.catalog, current.run, rejected) {
-                Ok(mut rows) => {
-                    let mut session = outputs.quarantined.activate();
-                    session.session(&caps[2]).give_container(&mut rows);
-                }
-                Err(e) => {
-                    self.status.borrow_mut().error.get_or_insert(e);
-                }
-            }
-        }
-    }
-
-    /// At the log's end: every `seq` still missing is lost.
-    fn finish(&mut self, cap: &Capability<Micros>) {
-        let mut gaps = Vec::new();
-        self.checks.finish(|sensor, range| {
-            gaps.push(SeqGap {
-                sensor,
-                first_seq: range.start,
-                missing: range.end - range.start,
-                noticed_us: None,
-            })
-        });
-        if !gaps.is_empty() {
-            let mut session = self.outputs.gaps.activate();
-            session.session(cap).give_container(&mut gaps);
-        }
-    }
-}
-
-/// Checks one arrival of the current run against its sensor's state.
-#[inline]
-fn check_one(
-    checks: &mut SensorChecks,
-    arrival: &Arrival,
-    implausible: Option<QuarantineReason>,
-    lost: &mut Vec<std::ops::Range<u64>>,
-    out: &mut Checked,
-) {
-    let r = arrival.reading;
-    let verdict = checks.check(
-        r.sensor,
-        arrival.seq,
-        r.ts_us,
-        arrival.arrival_us,
-        implausible,
-        lost,
-    );
-    out.gaps.extend(lost.drain(..).map(|range| SeqGap {
-        sensor: r.sensor,
-        first_seq: range.start,
-        missing: range.end - range.start,
-        noticed_us: Some(r.ts_us),
-    }));
-    match verdict {
-        Err(reason) => out.rejected.push((*arrival, reason)),
-        Ok(()) if r.ts_us < arrival.watermark_us => out.late.push(LateReading {
-            reading: r,
-            position: arrival.position,
-            watermark_us: arrival.watermark_us,
-        }),
-        Ok(()) => out.on_time.push(r),
     }
 }
 
