@@ -143,7 +143,7 @@ impl RawLogWriter {
         rows: usize,
     ) -> Result<Self> {
         let properties =
-            crate::sink::writer_properties(&raw_log_schema(), rows, crate::sink::Codec::Zstd);
+            crate::sink::writer_properties(&raw_log_schema(), rows, crate::sink::Codec::Lz4);
         let parquet = ParquetFile::create_with(parquet_path, raw_log_schema(), properties)?;
         let csv = match csv_path {
             Some(p) => {
