@@ -13,6 +13,8 @@
 //! - peak memory of the same replay over logs 10× shorter and 2× longer, to
 //!   show it is flat in log length.
 //!
+//! Every throughput figure is the fastest of three runs (see [`TRIES`]).
+//!
 //! Set `TWINBENCH_SECONDS` to change the log length (default 460 s: 10.2M events).
 
 use std::path::{Path, PathBuf};
@@ -49,7 +51,11 @@ fn main() {
 
     // The first pass warms the page cache, so every figure below reads from memory.
     decode_floor(&long);
-    let (rows, floor) = decode_floor(&long);
+    let rows = decode_floor(&long).0;
+    // The smoke run (no `--bench`) checks that each measurement works, once.
+    let tries = if benchmarking { TRIES } else { 1 };
+    let fastest = |f: &dyn Fn() -> f64| (0..tries).map(|_| f()).fold(0.0, f64::max);
+    let floor = fastest(&|| decode_floor(&long).1);
     println!(
         "log: {} events ({ASSETS} assets × {seconds} s), {}",
         rows,
@@ -63,7 +69,7 @@ fn main() {
         "{:<40} {:>14.0} {:>14.0} {:>12} {:>10}",
         "decode floor (1 core)", floor, floor, "-", "1.00"
     );
-    let hand = hand_written_w(&long);
+    let hand = fastest(&|| hand_written_w(&long));
     println!(
         "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
         "hand-written W loop (1 core)",
@@ -72,7 +78,7 @@ fn main() {
         "-",
         hand / floor
     );
-    let checks = stateless_checks(&long);
+    let checks = fastest(&|| stateless_checks(&long));
     println!(
         "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
         "verification: tag+clock+range (1 core)",
@@ -93,7 +99,9 @@ fn main() {
     for (mode, (steps, windows_only, verified)) in MODES.into_iter().enumerate() {
         for workers in [1usize, 2] {
             let out = root.join(format!("out-w{workers}"));
-            let s = replay(&long, &out, workers, windows_only, verified);
+            let s = best_of(tries, || {
+                replay(&long, &out, workers, windows_only, verified)
+            });
             let eps = s["events_per_s"].as_f64().unwrap();
             let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
             if workers == 1 {
@@ -258,6 +266,20 @@ fn stateless_checks(log: &Path) -> f64 {
         "a TwinBench log is mostly genuine"
     );
     rate
+}
+
+/// Replays per throughput figure; the fastest counts. On a shared machine
+/// other work only ever slows a run down, so the fastest of a few is the
+/// figure that repeats best.
+const TRIES: usize = 3;
+
+/// The summary of the fastest of `tries` replays.
+fn best_of(tries: usize, mut run: impl FnMut() -> serde_json::Value) -> serde_json::Value {
+    let eps = |s: &serde_json::Value| s["events_per_s"].as_f64().unwrap_or(0.0);
+    (0..tries)
+        .map(|_| run())
+        .max_by(|a, b| eps(a).total_cmp(&eps(b)))
+        .expect("at least one try")
 }
 
 /// Runs `twinflow replay` in its own process (so its peak memory is its own).
