@@ -21,7 +21,7 @@ use timely::dataflow::{Scope, Stream};
 use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::time::Micros;
 
-use crate::align::{AlignedRow, Source};
+use crate::align::{AlignedRow, AlignedValue, Source};
 use crate::fuse::FusedRow;
 use crate::time_order::{TimeStep, in_time_order};
 use crate::total_order::TotalF64;
@@ -203,14 +203,10 @@ impl Ord for AssetState {
     }
 }
 
-impl AssetState {
-    /// How long each channel's sensor has not been seen, as of the latest row.
-    pub fn staleness_us(&self) -> impl Iterator<Item = Option<Micros>> + '_ {
-        let row = &self.latest.row;
-        row.values
-            .iter()
-            .map(|v| v.last_seen_us.map(|seen| row.start_us - seen))
-    }
+/// How long a channel's sensor has not been seen as of a row starting at
+/// `window_start_us` (`None` if never).
+pub fn staleness_us(window_start_us: Micros, value: &AlignedValue) -> Option<Micros> {
+    value.last_seen_us.map(|seen| window_start_us - seen)
 }
 
 /// The view of one asset: where it sits and its state.
@@ -426,12 +422,14 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
         while let Some(first) = inputs.next() {
             let asset = first.asset();
             let tracker = self.assets.entry(asset).or_default();
-            let old_places = tracker.places.clone();
+            // The places before this time, kept only if they change.
+            let mut old_places: Option<Vec<(Place, isize)>> = None;
             let mut latest: Option<FusedRow> = None;
             let mut input = Some(first);
             while let Some(item) = input.take() {
                 match item {
                     AssetInput::Place(_, place, _, diff) => {
+                        old_places.get_or_insert_with(|| tracker.places.clone());
                         match tracker.places.iter_mut().find(|(p, _)| *p == place) {
                             Some((_, count)) => *count += diff,
                             None => tracker.places.push((place, diff)),
@@ -457,9 +455,10 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
                     }));
                 }
             };
+            let old_places = old_places.as_deref().unwrap_or(&tracker.places);
             if old == state {
                 // Only places changed (if anything did): each place by its count's change.
-                let mut moved = old_places.clone();
+                let mut moved = old_places.to_vec();
                 for &(place, count) in &tracker.places {
                     match moved.iter_mut().find(|(p, _)| *p == place) {
                         Some((_, old)) => *old -= count,
@@ -469,7 +468,7 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
                 moved.retain(|(_, count)| *count != 0);
                 twins(&moved, &old, -1);
             } else {
-                twins(&old_places, &old, -1);
+                twins(old_places, &old, -1);
                 twins(&tracker.places, &state, 1);
             }
             tracker.state = state;

@@ -26,7 +26,7 @@ use twinflow_engine::time::Micros;
 use twinflow_operators::align::{AlignedRow, AlignedValue};
 use twinflow_operators::detect::Flag;
 use twinflow_operators::fuse::{FusedRow, FusedValue};
-use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup};
+use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup, staleness_us};
 
 use crate::columns::Columns;
 use crate::replay::SensorWindow;
@@ -369,7 +369,7 @@ impl Layout {
                     values
                         .iter()
                         .zip(&starts)
-                        .map(|(v, start)| v.last_seen_us.map(|seen| start - seen)),
+                        .map(|(v, &start)| staleness_us(start, v)),
                 );
         }
         columns
