@@ -278,6 +278,33 @@ mod tests {
         }
     }
 
+    /// Sensors of one kind share its id; other kinds and unknown names do not.
+    #[test]
+    fn kinds_are_numbered_once_each() {
+        let assets = vec![AssetRecord {
+            asset: "a".into(),
+            line: "l".into(),
+            site: "s".into(),
+            kind: "pump".into(),
+        }];
+        let with_kind = |name: &str, channel: &str, kind: &str| SensorRecord {
+            channel: channel.into(),
+            kind: kind.into(),
+            ..sensor(name, "a")
+        };
+        let sensors = vec![
+            with_kind("a/t1", "temp-1", "temperature"),
+            with_kind("a/p", "pressure", "pressure"),
+            with_kind("a/t2", "temp-2", "temperature"),
+        ];
+        let cat = Catalog::new(assets, sensors).unwrap();
+        assert_eq!(cat.kind_of(0), cat.kind_of(2));
+        assert_ne!(cat.kind_of(0), cat.kind_of(1));
+        assert_eq!(cat.kind_id("temperature"), Some(cat.kind_of(0)));
+        assert_eq!(cat.kind_id("pressure"), Some(cat.kind_of(1)));
+        assert_eq!(cat.kind_id("flow"), None);
+    }
+
     #[test]
     fn roundtrip_and_validation() {
         let assets = vec![AssetRecord {
