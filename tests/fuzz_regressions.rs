@@ -14,24 +14,35 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A footer whose column chunk starts at a negative offset: the Parquet
-/// reader asserted on it while reading the run (`ColumnChunkMetaData::byte_range`).
-#[test]
-fn log_chunk_outside_file() {
-    let path = data("log_chunk_outside_file.parquet");
-    for split in [
+/// The splits each damaged log is read with: the default, and runs of 5 rows.
+fn splits() -> [SplitOptions; 2] {
+    [
         SplitOptions::default(),
         SplitOptions {
             max_run_rows: Some(5),
         },
-    ] {
-        match LogSource::open(&path, split) {
-            Err(Error::Parquet { message, .. }) => {
-                assert!(message.contains("lies outside the file"), "{message}")
-            }
+    ]
+}
+
+/// The Parquet error (file named, message) opening `path` gives with each
+/// split: a damaged file must not open, and must fail with a Parquet error.
+fn parquet_errors_on_open(path: &Path) -> Vec<(PathBuf, String)> {
+    splits()
+        .into_iter()
+        .map(|split| match LogSource::open(path, split) {
+            Err(Error::Parquet { path, message }) => (path, message),
             Err(other) => panic!("expected a Parquet error, got {other}"),
-            Ok(_) => panic!("a damaged footer opened"),
-        }
+            Ok(_) => panic!("a damaged file opened"),
+        })
+        .collect()
+}
+
+/// A footer whose column chunk starts at a negative offset: the Parquet
+/// reader asserted on it while reading the run (`ColumnChunkMetaData::byte_range`).
+#[test]
+fn log_chunk_outside_file() {
+    for (_, message) in parquet_errors_on_open(&data("log_chunk_outside_file.parquet")) {
+        assert!(message.contains("lies outside the file"), "{message}");
     }
 }
 
@@ -41,26 +52,12 @@ fn log_chunk_outside_file() {
 #[test]
 fn log_reader_panic_is_an_error() {
     let path = data("log_def_levels_panic.parquet");
-    for split in [
-        SplitOptions::default(),
-        SplitOptions {
-            max_run_rows: Some(5),
-        },
-    ] {
-        match LogSource::open(&path, split) {
-            Err(Error::Parquet {
-                path: named,
-                message,
-            }) => {
-                assert_eq!(named, path);
-                assert!(
-                    message.contains("the Parquet reader failed on damaged data"),
-                    "{message}"
-                );
-            }
-            Err(other) => panic!("expected a Parquet error, got {other}"),
-            Ok(_) => panic!("a damaged file opened"),
-        }
+    for (named, message) in parquet_errors_on_open(&path) {
+        assert_eq!(named, path);
+        assert!(
+            message.contains("the Parquet reader failed on damaged data"),
+            "{message}"
+        );
     }
 }
 
@@ -69,12 +66,7 @@ fn log_reader_panic_is_an_error() {
 /// and with runs of 5 rows; returns the errors met. Must not panic.
 fn read_everything(path: &Path) -> Vec<String> {
     let mut errors = Vec::new();
-    for split in [
-        SplitOptions::default(),
-        SplitOptions {
-            max_run_rows: Some(5),
-        },
-    ] {
+    for split in splits() {
         let log = match LogSource::open(path, split) {
             Ok(log) => log,
             Err(e) => {

@@ -19,6 +19,9 @@ pub trait TimeStep<D, O>: 'static {
     /// The time a record belongs to, if not the timestamp of the message that
     /// carried it. Differential dataflow streams carry updates whose own
     /// times may be later than their message's; a step over them says so here.
+    /// A message's first record decides for all of it: either every record
+    /// of a message has its own time or none does (so a step over several
+    /// streams, concatenated, keeps them in separate messages).
     fn record_time(&self, _record: &D) -> Option<Micros> {
         None
     }

@@ -409,6 +409,8 @@ struct Tracker {
 type TwinUpdate = ((AssetId, AssetTwin), Micros, isize);
 
 impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
+    // Place updates come in messages of their own (the places stream is
+    // concatenated, not merged), as `record_time` requires.
     fn record_time(&self, input: &AssetInput) -> Option<Micros> {
         match input {
             AssetInput::Place(_, _, time, _) => Some(*time),
