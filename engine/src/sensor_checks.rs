@@ -204,56 +204,60 @@ pub fn check_sensors<'s>(
                 // first positions restore it.
                 run.batches
                     .sort_by_key(|b| b.iter().find_map(ToSensorChecks::position));
-                let mut on_time = Vec::with_capacity(run.arrivals as usize);
-                let mut late = Vec::new();
+                let caps = &run.caps;
                 let mut rejected: Vec<(Arrival, QuarantineReason)> = Vec::new();
                 let mut gaps = Vec::new();
                 let mut lost = Vec::new();
-                let arrivals = run.batches.iter().flatten().filter_map(|m| match m {
-                    ToSensorChecks::Arrival {
-                        arrival,
-                        implausible,
-                    } => Some((arrival, implausible)),
-                    ToSensorChecks::RunEnd { .. } => None,
-                });
-                for (arrival, implausible) in arrivals {
-                    let r = arrival.reading;
-                    let verdict = checks.check(
-                        r.sensor,
-                        arrival.seq,
-                        r.ts_us,
-                        arrival.arrival_us,
-                        *implausible,
-                        &mut lost,
-                    );
-                    gaps.extend(lost.drain(..).map(|range| SeqGap {
-                        sensor: r.sensor,
-                        first_seq: range.start,
-                        missing: range.end - range.start,
-                        noticed_us: Some(r.ts_us),
-                    }));
-                    match verdict {
-                        Err(reason) => rejected.push((*arrival, reason)),
-                        Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
-                            reading: r,
-                            position: arrival.position,
-                            watermark_us: arrival.watermark_us,
-                        }),
-                        Ok(()) => on_time.push(r),
+                // Each container is checked and sent on, then freed, so the
+                // memory of a run's arrivals is reused as the next run's.
+                for batch in run.batches.drain(..) {
+                    let mut on_time = Vec::with_capacity(batch.len());
+                    let mut late = Vec::new();
+                    let arrivals = batch.iter().filter_map(|m| match m {
+                        ToSensorChecks::Arrival {
+                            arrival,
+                            implausible,
+                        } => Some((arrival, implausible)),
+                        ToSensorChecks::RunEnd { .. } => None,
+                    });
+                    for (arrival, implausible) in arrivals {
+                        let r = arrival.reading;
+                        let verdict = checks.check(
+                            r.sensor,
+                            arrival.seq,
+                            r.ts_us,
+                            arrival.arrival_us,
+                            *implausible,
+                            &mut lost,
+                        );
+                        gaps.extend(lost.drain(..).map(|range| SeqGap {
+                            sensor: r.sensor,
+                            first_seq: range.start,
+                            missing: range.end - range.start,
+                            noticed_us: Some(r.ts_us),
+                        }));
+                        match verdict {
+                            Err(reason) => rejected.push((*arrival, reason)),
+                            Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
+                                reading: r,
+                                position: arrival.position,
+                                watermark_us: arrival.watermark_us,
+                            }),
+                            Ok(()) => on_time.push(r),
+                        }
                     }
-                }
-                let caps = &run.caps;
-                if !on_time.is_empty() {
-                    readings_out
-                        .activate()
-                        .session(&caps[0])
-                        .give_container(&mut on_time);
-                }
-                if !late.is_empty() {
-                    late_out
-                        .activate()
-                        .session(&caps[1])
-                        .give_container(&mut late);
+                    if !on_time.is_empty() {
+                        readings_out
+                            .activate()
+                            .session(&caps[0])
+                            .give_container(&mut on_time);
+                    }
+                    if !late.is_empty() {
+                        late_out
+                            .activate()
+                            .session(&caps[1])
+                            .give_container(&mut late);
+                    }
                 }
                 if !gaps.is_empty() {
                     gaps_out

@@ -77,6 +77,10 @@ impl KeyRing {
 /// greatest accepted one is replayed.
 pub const REPLAY_WINDOW: u64 = 1024;
 
+/// Bits in a [`ReplayWindow`]'s ring: a power of two above the window's
+/// 1025 numbers, so a number finds its bit with a mask.
+const RING_BITS: u64 = 2048;
+
 /// One sensor's anti-replay window (as IPsec's): the greatest `seq` accepted
 /// and which of the [`REPLAY_WINDOW`] below it were accepted.
 ///
@@ -85,14 +89,29 @@ pub const REPLAY_WINDOW: u64 = 1024;
 /// numbers are reported as ranges when they leave, and the rest by
 /// [`ReplayWindow::finish`] when the stream ends. Numbers below the least
 /// one accepted are not reported: where a sensor's count started is unknown.
-#[derive(Debug, Clone, Default)]
+///
+/// The accepted numbers are bits of a ring, number `s` at bit
+/// `s mod RING_BITS`, so moving the window up clears the bits it enters
+/// instead of shifting the whole window: a sensor's next number, the usual
+/// case, touches one word.
+#[derive(Debug, Clone)]
 pub struct ReplayWindow {
     /// Greatest accepted `seq`, if any.
     top: Option<u64>,
     /// The least accepted `seq`.
     floor: u64,
-    /// Bit `i` (from the least significant of word 0) set: `top - i` accepted.
-    seen: [u64; (REPLAY_WINDOW as usize + 1).div_ceil(64)],
+    /// Bit `s mod RING_BITS` set: `s` accepted, for `s` in the window.
+    seen: [u64; (RING_BITS / 64) as usize],
+}
+
+impl Default for ReplayWindow {
+    fn default() -> Self {
+        ReplayWindow {
+            top: None,
+            floor: 0,
+            seen: [0; (RING_BITS / 64) as usize],
+        }
+    }
 }
 
 impl ReplayWindow {
@@ -102,23 +121,29 @@ impl ReplayWindow {
         let Some(top) = self.top else {
             self.top = Some(seq);
             self.floor = seq;
-            self.set(0);
+            self.set(seq);
             return Ok(());
         };
         if seq > top {
             if let Some(last_leaving) = seq.checked_sub(REPLAY_WINDOW + 1) {
                 self.leave(top, last_leaving, lost);
             }
-            self.shift(seq - top);
+            // The bits of the numbers entering the window held numbers long gone.
+            if seq - top >= RING_BITS {
+                self.seen = [0; (RING_BITS / 64) as usize];
+            } else {
+                for s in top + 1..=seq {
+                    self.clear(s);
+                }
+            }
             self.top = Some(seq);
-            self.set(0);
+            self.set(seq);
             return Ok(());
         }
-        let behind = top - seq;
-        if behind > REPLAY_WINDOW || self.get(behind) {
+        if top - seq > REPLAY_WINDOW || self.get(seq) {
             return Err(QuarantineReason::Replayed);
         }
-        self.set(behind);
+        self.set(seq);
         self.floor = self.floor.min(seq);
         Ok(())
     }
@@ -138,7 +163,7 @@ impl ReplayWindow {
         let mut open: Option<u64> = None;
         let lowest = top.saturating_sub(REPLAY_WINDOW).max(self.floor);
         for s in lowest..=top.min(last_leaving) {
-            match (self.get(top - s), open) {
+            match (self.get(s), open) {
                 (false, None) => open = Some(s),
                 (true, Some(start)) => {
                     lost.push(start..s);
@@ -154,33 +179,25 @@ impl ReplayWindow {
         }
     }
 
-    fn get(&self, behind: u64) -> bool {
-        let (word, bit) = (behind as usize / 64, behind % 64);
+    /// The word and bit of number `seq`.
+    fn slot(seq: u64) -> (usize, u64) {
+        let bit = seq % RING_BITS;
+        ((bit / 64) as usize, bit % 64)
+    }
+
+    fn get(&self, seq: u64) -> bool {
+        let (word, bit) = Self::slot(seq);
         self.seen[word] >> bit & 1 == 1
     }
 
-    fn set(&mut self, behind: u64) {
-        let (word, bit) = (behind as usize / 64, behind % 64);
+    fn set(&mut self, seq: u64) {
+        let (word, bit) = Self::slot(seq);
         self.seen[word] |= 1 << bit;
     }
 
-    /// Moves the window up by `by`: every bit moves `by` places further behind.
-    fn shift(&mut self, by: u64) {
-        let words = self.seen.len();
-        if by >= (words * 64) as u64 {
-            self.seen = [0; (REPLAY_WINDOW as usize + 1).div_ceil(64)];
-            return;
-        }
-        let (whole, bits) = ((by / 64) as usize, (by % 64) as u32);
-        for i in (0..words).rev() {
-            let from = i.checked_sub(whole);
-            let high = from.map_or(0, |f| self.seen[f] << bits);
-            let low = match (from.and_then(|f| f.checked_sub(1)), bits) {
-                (Some(f), b) if b > 0 => self.seen[f] >> (64 - b),
-                _ => 0,
-            };
-            self.seen[i] = high | low;
-        }
+    fn clear(&mut self, seq: u64) {
+        let (word, bit) = Self::slot(seq);
+        self.seen[word] &= !(1 << bit);
     }
 }
 
@@ -256,7 +273,9 @@ impl FloodBudget {
     /// counted.
     pub fn admit(&mut self, ts_us: Micros, arrival_us: Micros) -> Result<(), QuarantineReason> {
         if self.counts.is_empty() {
+            // A fresh ring is all zeros: nothing below the horizon to clear.
             self.counts = vec![0; FLOOD_SECONDS as usize];
+            self.horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
         }
         // Windows more than the clock check's reach behind the arrival can
         // take no more events: their slots are cleared for reuse.
