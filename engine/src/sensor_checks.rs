@@ -120,9 +120,11 @@ const OUTPUTS: usize = 4;
 /// Applies the replay window and the flooding budget to `arrivals`.
 ///
 /// Guarantees: each sensor's events are checked in the log's arrival order,
-/// so verdicts do not depend on how runs were spread over workers; accepted
-/// readings leave each run's in arrival order and at a time no later than the
-/// one they came at (the window operator's input contract holds); a rejected
+/// so verdicts do not depend on how runs were spread over workers; a run's
+/// accepted readings leave in one container, in arrival order, at a time no
+/// later than the one they came at (the window operator's input contract
+/// holds, and its per-container partial sums do not depend on the worker
+/// count); a rejected
 /// event leaves with all its original fields, re-read from the log.
 pub fn check_sensors<'s>(
     scope: Scope<'s, Micros>,
@@ -205,14 +207,18 @@ pub fn check_sensors<'s>(
                 run.batches
                     .sort_by_key(|b| b.iter().find_map(ToSensorChecks::position));
                 let caps = &run.caps;
+                // The run leaves as one container: the window combiner folds
+                // a container's records of one sensor together, so its
+                // boundaries must not depend on how arrivals were batched on
+                // their way here (which depends on the worker count).
+                let mut on_time = Vec::with_capacity(run.arrivals as usize);
+                let mut late = Vec::new();
                 let mut rejected: Vec<(Arrival, QuarantineReason)> = Vec::new();
                 let mut gaps = Vec::new();
                 let mut lost = Vec::new();
-                // Each container is checked and sent on, then freed, so the
-                // memory of a run's arrivals is reused as the next run's.
+                // Containers are freed as they are checked, so the memory
+                // of a run's arrivals is reused for the next run's.
                 for batch in run.batches.drain(..) {
-                    let mut on_time = Vec::with_capacity(batch.len());
-                    let mut late = Vec::new();
                     let arrivals = batch.iter().filter_map(|m| match m {
                         ToSensorChecks::Arrival {
                             arrival,
@@ -246,18 +252,18 @@ pub fn check_sensors<'s>(
                             Ok(()) => on_time.push(r),
                         }
                     }
-                    if !on_time.is_empty() {
-                        readings_out
-                            .activate()
-                            .session(&caps[0])
-                            .give_container(&mut on_time);
-                    }
-                    if !late.is_empty() {
-                        late_out
-                            .activate()
-                            .session(&caps[1])
-                            .give_container(&mut late);
-                    }
+                }
+                if !on_time.is_empty() {
+                    readings_out
+                        .activate()
+                        .session(&caps[0])
+                        .give_container(&mut on_time);
+                }
+                if !late.is_empty() {
+                    late_out
+                        .activate()
+                        .session(&caps[1])
+                        .give_container(&mut late);
                 }
                 if !gaps.is_empty() {
                     gaps_out
