@@ -8,7 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use twinflow_engine::sink::NO_STATISTICS;
+use twinflow_engine::sink::{NO_STATISTICS, RANDOM_BYTES};
 
 /// Columns of a batch under construction; [`Columns::finish`] makes the batch.
 #[derive(Default)]
@@ -42,9 +42,13 @@ impl Columns {
     /// (a source, a health): written dictionary-encoded and without min/max
     /// statistics, which cost a comparison per value and serve no query.
     pub fn code<'a>(&mut self, name: &str, values: impl Iterator<Item = &'a str>) -> &mut Self {
-        self.utf8(name, values);
-        let field = self.fields.pop().expect("just pushed");
-        let metadata = std::collections::HashMap::from([(NO_STATISTICS.into(), "true".into())]);
+        self.utf8(name, values).mark_last(NO_STATISTICS)
+    }
+
+    /// Sets the writer hint `key` (see [`twinflow_engine::sink`]) on the last column.
+    fn mark_last(&mut self, key: &str) -> &mut Self {
+        let field = self.fields.pop().expect("a column was pushed");
+        let metadata = std::collections::HashMap::from([(key.into(), "true".into())]);
         self.fields.push(field.with_metadata(metadata));
         self
     }
@@ -69,12 +73,15 @@ impl Columns {
         self.push(name, Arc::new(values.collect::<UInt8Array>()), false)
     }
 
-    pub fn binary_opt<'a>(
+    /// A column of random bytes (tags, digests), some missing: written
+    /// uncompressed and without statistics, as [`twinflow_engine::sink::RANDOM_BYTES`] says.
+    pub fn random_bytes_opt<'a>(
         &mut self,
         name: &str,
         values: impl Iterator<Item = Option<&'a [u8]>>,
     ) -> &mut Self {
         self.push(name, Arc::new(values.collect::<BinaryArray>()), true)
+            .mark_last(RANDOM_BYTES)
     }
 
     pub fn f64(&mut self, name: &str, values: impl Iterator<Item = f64>) -> &mut Self {

@@ -96,7 +96,7 @@ pub fn quarantine_writer(out: &Path, worker: usize) -> Result<PartWriter<Quarant
                 .f64("value", rows.iter().map(|r| r.row.value))
                 .u64("seq", rows.iter().map(|r| r.row.seq))
                 .u8("quality", rows.iter().map(|r| r.row.quality))
-                .binary_opt("tag", rows.iter().map(|r| r.row.tag.as_deref()))
+                .random_bytes_opt("tag", rows.iter().map(|r| r.row.tag.as_deref()))
                 .utf8("reason", rows.iter().map(|r| r.reason.code()))
                 .i64("watermark_us", rows.iter().map(|r| r.watermark_us))
                 .u64("position", rows.iter().map(|r| r.position))
