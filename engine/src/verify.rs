@@ -49,8 +49,11 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// The id of the key `tag` verifies under, or `None` (no tag, a wrong
-    /// tag, or a sensor without keys). Comparisons are constant-time.
+    /// Which of the sensor's keys `tag` verifies under (its place in the key
+    /// file's order, see [`KeyRing::key_id`]), or `None` (no tag, a wrong
+    /// tag, or a sensor without keys). Comparisons are constant-time. The
+    /// first key is tried alone first: sensors have one key but while keys
+    /// rotate, and every event would otherwise also touch the list of others.
     #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
@@ -61,15 +64,20 @@ impl KeyRing {
         seq: u64,
         quality: u8,
         tag: Option<&[u8]>,
-    ) -> Option<&str> {
+    ) -> Option<usize> {
         let tag = tag?;
         let sensor = sensor as usize;
-        let macs = self.first.get(sensor)?.iter().chain(&self.others[sensor]);
-        let index = macs
-            .enumerate()
-            .find(|(_, mac)| mac.verify(name, ts_us, value, seq, quality, tag))?
-            .0;
-        Some(self.ids[sensor][index].as_str())
+        let verifies = |mac: &EventMac| mac.verify(name, ts_us, value, seq, quality, tag);
+        if verifies(self.first.get(sensor)?.as_ref()?) {
+            return Some(0);
+        }
+        let other = self.others[sensor].iter().position(verifies)?;
+        Some(other + 1)
+    }
+
+    /// The id of a sensor's key, by its place among the sensor's keys.
+    pub fn key_id(&self, sensor: SensorId, index: usize) -> &str {
+        &self.ids[sensor as usize][index]
     }
 }
 
@@ -654,7 +662,17 @@ mod tests {
         };
         let ring = KeyRing::new(&catalog, &[key("k1", 1), key("k2", 2)]).unwrap();
         let tag = EventMac::new(&[2; 32]).tag("a/t", 7, 1.5, 3, 0);
-        assert_eq!(ring.verify(0, "a/t", 7, 1.5, 3, 0, Some(&tag)), Some("k2"));
+        let key_id = |index| ring.key_id(0, index);
+        assert_eq!(
+            ring.verify(0, "a/t", 7, 1.5, 3, 0, Some(&tag)).map(key_id),
+            Some("k2")
+        );
+        let first = EventMac::new(&[1; 32]).tag("a/t", 7, 1.5, 3, 0);
+        assert_eq!(
+            ring.verify(0, "a/t", 7, 1.5, 3, 0, Some(&first))
+                .map(key_id),
+            Some("k1")
+        );
         // Any field changed, a missing tag, or a key that is not the sensor's: invalid.
         assert_eq!(ring.verify(0, "a/t", 8, 1.5, 3, 0, Some(&tag)), None);
         assert_eq!(ring.verify(0, "a/t", 7, 1.5, 3, 0, None), None);
