@@ -77,9 +77,9 @@ pub fn write_keys(path: &Path, keys: &[SensorKey]) -> Result<()> {
 /// avoids re-deriving the HMAC pads for every event.
 ///
 /// Only the two keyed hash states are kept (80 bytes; the MAC with its empty
-/// block buffer is 152): a verifier holds one per sensor, events of all
-/// sensors interleave, and loading a state was two to three cache misses an
-/// event.
+/// block buffer is 152): a verifier holds one per sensor and events of all
+/// sensors interleave, so the smaller state is about one cache miss an event
+/// fewer.
 #[derive(Clone)]
 pub struct EventMac {
     keyed: HmacCore<Sha256>,

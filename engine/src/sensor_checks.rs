@@ -124,8 +124,8 @@ const OUTPUTS: usize = 4;
 /// accepted readings leave in one container, in arrival order, at a time no
 /// later than the one they came at (the window operator's input contract
 /// holds, and its per-container partial sums do not depend on the worker
-/// count); a rejected
-/// event leaves with all its original fields, re-read from the log.
+/// count); a rejected event leaves with all its original fields, re-read
+/// from the log.
 pub fn check_sensors<'s>(
     scope: Scope<'s, Micros>,
     arrivals: Stream<'s, Micros, Vec<ToSensorChecks>>,

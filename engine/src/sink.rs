@@ -41,19 +41,21 @@ pub enum Codec {
     Lz4,
 }
 
+/// Field metadata key: a column with it is written without min/max statistics.
+pub const NO_STATISTICS: &str = "twinflow.no_statistics";
+
+/// Field metadata key: a column of random bytes (tags, digests, signatures),
+/// written without compression and without statistics, since neither can
+/// gain anything on it. Reading TwinBench's tags through LZ4 cost a verified
+/// replay about 90 instructions an event for nothing.
+pub const RANDOM_BYTES: &str = "twinflow.random_bytes";
+
 /// Writer properties shared by every file twinflow writes: `codec`, row
 /// groups of `rows` rows, column statistics and page indexes (readers plan
 /// and prune with them), and dictionary encoding for string columns only:
 /// names repeat, measurements and timestamps hardly ever do, and hashing them
 /// into a dictionary that is then thrown away costs more than it saves.
-/// Field metadata key: a column with it is written without min/max statistics.
-pub const NO_STATISTICS: &str = "twinflow.no_statistics";
-/// Field metadata key: a column of random bytes (tags, digests, signatures),
-/// written without compression and without statistics, since neither can
-/// gain anything on it. Reading TwinBench's tags through LZ4 cost a verified
-/// replay about 4 % of its time for nothing.
-pub const RANDOM_BYTES: &str = "twinflow.random_bytes";
-
+/// Fields marked [`NO_STATISTICS`] or [`RANDOM_BYTES`] are written as those say.
 pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterProperties {
     let compression = match codec {
         Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")),

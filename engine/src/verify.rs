@@ -272,6 +272,12 @@ impl FloodBudget {
         }
     }
 
+    /// The least second that can still take events once one has arrived at
+    /// `arrival_us`: the clock check rejects anything older.
+    fn horizon_at(arrival_us: Micros) -> i64 {
+        arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1
+    }
+
     /// Counts an event at `ts_us` that passed every earlier check, arriving at
     /// `arrival_us`; rejects it when its window's budget is spent.
     ///
@@ -283,12 +289,12 @@ impl FloodBudget {
         if self.counts.is_empty() {
             // A fresh ring is all zeros: nothing below the horizon to clear.
             self.counts = vec![0; FLOOD_SECONDS as usize];
-            self.horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
+            self.horizon = Self::horizon_at(arrival_us);
         }
         // Windows more than the clock check's reach behind the arrival can
         // take no more events: their slots are cleared for reuse.
         if arrival_us >= self.horizon_moves_at {
-            let horizon = arrival_us.saturating_sub(MAX_BEHIND).div_euclid(SECOND) - 1;
+            let horizon = Self::horizon_at(arrival_us);
             if horizon > self.horizon {
                 for second in self.horizon.max(horizon - FLOOD_SECONDS)..horizon {
                     self.counts[second.rem_euclid(FLOOD_SECONDS) as usize] = 0;
