@@ -9,7 +9,8 @@
 //!   event) alone, on one core;
 //! - `twinflow replay` end to end (Parquet in, Parquet out) with 1 and 2
 //!   workers, for step W alone and for the whole pipeline W → A → F → D → V,
-//!   each without verification (`--no-verify`) and with it (the default);
+//!   each without verification (`--no-verify`) and with it (the default),
+//!   with the CPU time all threads took per event;
 //! - peak memory of the same replay over logs 10× shorter and 2× longer, to
 //!   show it is flat in log length.
 //!
@@ -62,30 +63,32 @@ fn main() {
         long.display()
     );
     println!(
-        "{:<40} {:>14} {:>14} {:>12} {:>10}",
-        "measurement", "events/s", "per core", "peak MB", "vs floor"
+        "{:<40} {:>14} {:>14} {:>12} {:>10} {:>12}",
+        "measurement", "events/s", "per core", "peak MB", "vs floor", "CPU ns/ev"
     );
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10}",
-        "decode floor (1 core)", floor, floor, "-", "1.00"
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10} {:>12}",
+        "decode floor (1 core)", floor, floor, "-", "1.00", "-"
     );
     let hand = fastest(&|| hand_written_w(&long));
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
         "hand-written W loop (1 core)",
         hand,
         hand,
         "-",
-        hand / floor
+        hand / floor,
+        "-"
     );
     let checks = fastest(&|| stateless_checks(&long));
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2}",
+        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
         "verification: tag+clock+range (1 core)",
         checks,
         checks,
         "-",
-        checks / floor
+        checks / floor,
+        "-"
     );
     // (steps, windows only, verified)
     const MODES: [(&str, bool, bool); 4] = [
@@ -107,13 +110,18 @@ fn main() {
             if workers == 1 {
                 peak_long[mode] = peak;
             }
+            // CPU of all threads per event: what more workers cost beyond
+            // the work itself (waiting, exchange, progress) shows here.
+            let cpu_ns = s["cpu_s"].as_f64().unwrap_or(f64::NAN) * 1e9
+                / s["events_in"].as_f64().unwrap_or(f64::NAN);
             println!(
-                "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2}",
+                "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2} {:>12.0}",
                 format!("replay {steps}, {workers} worker(s)"),
                 eps,
                 eps / workers as f64,
                 peak,
-                eps / workers as f64 / floor
+                eps / workers as f64 / floor,
+                cpu_ns
             );
         }
     }

@@ -93,6 +93,7 @@ fn generated_log_matches_batch_on_one_and_three_workers() {
             elapsed_s: one.elapsed_s,
             events_per_s: one.events_per_s,
             peak_rss_mb: one.peak_rss_mb,
+            cpu_s: one.cpu_s,
             ..three.clone()
         }
     );

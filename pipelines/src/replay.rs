@@ -133,6 +133,8 @@ pub struct Summary {
     pub events_per_s: f64,
     /// Peak resident memory of this (the leader's) process, in MB.
     pub peak_rss_mb: Option<f64>,
+    /// CPU time of this (the leader's) process, user and system, in seconds.
+    pub cpu_s: Option<f64>,
 }
 
 /// One worker's counts, gathered by the leader.
@@ -596,6 +598,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         elapsed_s: elapsed,
         events_per_s: total.events_in as f64 / elapsed.max(1e-9),
         peak_rss_mb: twinflow_engine::metrics::peak_rss_bytes().map(|b| b as f64 / 1e6),
+        cpu_s: twinflow_engine::metrics::cpu_seconds(),
     };
     let path = options.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;

@@ -658,6 +658,9 @@ fn header(
     if let Some(m) = number("peak_rss_mb") {
         run.push(format!("peak RSS {m:.0} MB"));
     }
+    if let Some(c) = number("cpu_s") {
+        run.push(format!("CPU {c:.2} s"));
+    }
     if !run.is_empty() {
         let _ = writeln!(html, "<p class=\"note\">Run: {}.</p>", run.join(", "));
     }
