@@ -1,7 +1,6 @@
 //! The raw event log (TwinBench "Files"): its Arrow schema and a writer that
 //! produces it as Parquet, and optionally as CSV, in arrival order.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -41,10 +40,10 @@ pub fn raw_log_schema() -> SchemaRef {
         Field::new(col::VALUE, DataType::Float64, false),
         Field::new(col::SEQ, DataType::UInt64, false),
         Field::new(col::QUALITY, DataType::UInt8, false),
-        Field::new(col::TAG, DataType::Binary, true).with_metadata(HashMap::from([(
-            crate::sink::RANDOM_BYTES.to_owned(),
-            "true".to_owned(),
-        )])),
+        crate::sink::with_hint(
+            Field::new(col::TAG, DataType::Binary, true),
+            crate::sink::RANDOM_BYTES,
+        ),
     ]))
 }
 

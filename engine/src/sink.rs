@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -49,6 +49,13 @@ pub const NO_STATISTICS: &str = "twinflow.no_statistics";
 /// gain anything on it. Reading TwinBench's tags through LZ4 cost a verified
 /// replay about 90 instructions an event for nothing.
 pub const RANDOM_BYTES: &str = "twinflow.random_bytes";
+
+/// `field` carrying the writer hint `key` ([`NO_STATISTICS`] or [`RANDOM_BYTES`]).
+pub fn with_hint(field: Field, key: &str) -> Field {
+    let mut metadata = field.metadata().clone();
+    metadata.insert(key.to_owned(), "true".to_owned());
+    field.with_metadata(metadata)
+}
 
 /// Writer properties shared by every file twinflow writes: `codec`, row
 /// groups of `rows` rows, column statistics and page indexes (readers plan
@@ -372,10 +379,6 @@ impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use arrow::datatypes::Field;
-
     use super::*;
 
     /// The field hints reach the writer: a random-bytes column is stored
@@ -383,11 +386,10 @@ mod tests {
     /// codec, and a plain one keeps both.
     #[test]
     fn field_hints_set_codec_and_statistics() {
-        let hint = |key: &str| HashMap::from([(key.to_owned(), "true".to_owned())]);
         let schema = Schema::new(vec![
             Field::new("ts_us", DataType::Int64, false),
-            Field::new("tag", DataType::Binary, true).with_metadata(hint(RANDOM_BYTES)),
-            Field::new("health", DataType::Utf8, false).with_metadata(hint(NO_STATISTICS)),
+            with_hint(Field::new("tag", DataType::Binary, true), RANDOM_BYTES),
+            with_hint(Field::new("health", DataType::Utf8, false), NO_STATISTICS),
         ]);
         let properties = writer_properties(&schema, 1024, Codec::Lz4);
         let column = |name: &str| ColumnPath::from(name);

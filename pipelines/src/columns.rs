@@ -8,7 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use twinflow_engine::sink::{NO_STATISTICS, RANDOM_BYTES};
+use twinflow_engine::sink::{NO_STATISTICS, RANDOM_BYTES, with_hint};
 
 /// Columns of a batch under construction; [`Columns::finish`] makes the batch.
 #[derive(Default)]
@@ -48,8 +48,7 @@ impl Columns {
     /// Sets the writer hint `key` (see [`twinflow_engine::sink`]) on the last column.
     fn mark_last(&mut self, key: &str) -> &mut Self {
         let field = self.fields.pop().expect("a column was pushed");
-        let metadata = std::collections::HashMap::from([(key.into(), "true".into())]);
-        self.fields.push(field.with_metadata(metadata));
+        self.fields.push(with_hint(field, key));
         self
     }
 
