@@ -14,7 +14,7 @@ use twinflow::engine::verify::Untagged;
 use twinflow::pipelines::pipeline::twinbench;
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
-use twinflow::pipelines::show::twin_table;
+use twinflow::pipelines::show::{operator_table, twin_table};
 use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
 
 // Workers allocate and free many mid-sized buffers (batches, containers,
@@ -102,6 +102,10 @@ enum Command {
         /// key: a file of 64 hex digits, the 32-byte seed.
         #[arg(long)]
         sign_key: Option<PathBuf>,
+        /// Measure each operator's busy time on each worker: printed as a
+        /// table after the run, and in summary.json's `operators`.
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -216,6 +220,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             no_verify,
             keys,
             untagged,
+            profile,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -244,6 +249,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                     UntaggedArg::Reject => Untagged::Reject,
                     UntaggedArg::Accept => Untagged::Accept,
                 },
+                profile,
                 ..ReplayOptions::new(log, out.clone())
             };
             let key = sign_key.as_deref().map(read_signing_key).transpose()?;
@@ -258,6 +264,9 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                 );
                 if let Some(Show::Twins) = show {
                     println!("\n{}", twin_table(&out)?);
+                }
+                if profile {
+                    println!("\n{}", operator_table(&summary.operators, &out));
                 }
                 if report {
                     eprintln!("wrote {}", write_report(&out)?.display());

@@ -15,6 +15,8 @@ use arrow::record_batch::RecordBatch;
 use common::reference::{self, Cell, Flag, Fused, Reference, Source, Tables};
 use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use twinflow::engine::runtime::Cluster;
+use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
 
 const LATENESS_US: i64 = 2_000_000;
@@ -624,6 +626,55 @@ fn same_split_is_bit_identical_on_one_two_and_four_workers() {
             assert!(a == b, "{name} on {workers} workers differs from 1 worker");
         }
     }
+}
+
+/// `profile` reports every worker's operators, each dataset's writer named
+/// by its directory, and no operator busier than the dataflow that holds it.
+#[test]
+fn profile_names_operators_and_fits_within_the_dataflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = plant(dir.path(), 25);
+    let out = dir.path().join("out");
+    let options = ReplayOptions {
+        cluster: Cluster::threads(2),
+        profile: true,
+        ..ReplayOptions::new(&log, &out)
+    };
+    let summary = twinflow::pipelines::replay::replay(&options)
+        .unwrap()
+        .unwrap();
+    // "name [dataflow, operator…]" → the address.
+    let address = |operator: &str| -> Vec<usize> {
+        let list = operator.rsplit_once('[').unwrap().1.trim_end_matches(']');
+        list.split(", ").map(|n| n.parse().unwrap()).collect()
+    };
+    for worker in 0..2 {
+        let of_worker = || summary.operators.iter().filter(move |o| o.worker == worker);
+        let find = |name: &str| {
+            of_worker()
+                .find(|o| o.operator.starts_with(name))
+                .unwrap_or_else(|| panic!("worker {worker} has no {name}"))
+        };
+        for dataset in ["aligned", "twin_changes/assets"] {
+            find(&format!("WritePart {} ", out.join(dataset).display()));
+        }
+        // The pipeline's top-level operators run one at a time inside its
+        // dataflow's root.
+        let windows = find(&format!("WritePart {} ", out.join("windows").display()));
+        let dataflow = address(&windows.operator)[0];
+        let root = find(&format!("Dataflow [{dataflow}]")).busy_us;
+        let children: u64 = of_worker()
+            .filter(|o| address(&o.operator).len() == 2 && address(&o.operator)[0] == dataflow)
+            .map(|o| o.busy_us)
+            .sum();
+        assert!(
+            windows.busy_us > 0 && children <= root,
+            "worker {worker}: {children} µs in operators, {root} µs in the dataflow"
+        );
+    }
+    // Without `profile`, nothing is measured.
+    let plain = replay_threads(&log, &dir.path().join("plain"), 2, None);
+    assert!(plain.operators.is_empty());
 }
 
 /// The final twin of each asset equals the reference V: its latest aligned row,

@@ -244,6 +244,8 @@ pub type Encoder<T> = dyn FnMut(&[T]) -> RecordBatch;
 /// A part file of a dataset: records are buffered, encoded into Arrow batches
 /// by `encode`, and written to one Parquet file.
 pub struct PartWriter<T> {
+    /// The dataset's directory, which names the part's writer in profiles.
+    dataset: PathBuf,
     file: ParquetFile,
     buffer: Vec<T>,
     encode: Box<Encoder<T>>,
@@ -261,6 +263,7 @@ impl<T> PartWriter<T> {
         let rows = part_row_group_rows(schema.fields().len());
         let properties = writer_properties(&schema, rows, Codec::Lz4);
         Ok(PartWriter {
+            dataset: dir.to_path_buf(),
             file: ParquetFile::create_with(&path, schema, properties)?,
             buffer: Vec::new(),
             encode: Box::new(encode),
@@ -323,6 +326,7 @@ impl<T> PartWriter<T> {
 /// first one) and returned by [`SharedPart::finish`]; later records are dropped
 /// then, since the run fails anyway.
 pub struct SharedPart<T> {
+    dataset: PathBuf,
     writer: RefCell<Option<PartWriter<T>>>,
     error: RefCell<Option<Error>>,
 }
@@ -330,6 +334,7 @@ pub struct SharedPart<T> {
 impl<T> SharedPart<T> {
     pub fn new(writer: PartWriter<T>) -> Rc<Self> {
         Rc::new(SharedPart {
+            dataset: writer.dataset.clone(),
             writer: RefCell::new(Some(writer)),
             error: RefCell::new(None),
         })
@@ -366,7 +371,8 @@ pub trait WritePart<T> {
 
 impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
     fn write_part(self, part: Rc<SharedPart<T>>, mut observe: impl FnMut(&T) + 'static) {
-        self.sink(Pipeline, "WritePart", move |(input, _frontier)| {
+        let name = format!("WritePart {}", part.dataset.display());
+        self.sink(Pipeline, &name, move |(input, _frontier)| {
             input.for_each(|_, data| {
                 for record in data.drain(..) {
                     observe(&record);

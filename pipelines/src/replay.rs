@@ -26,6 +26,7 @@ use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
+use twinflow_engine::profile::{OperatorBusy, Profiler};
 use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
@@ -70,6 +71,9 @@ pub struct ReplayOptions {
     pub keys: Option<PathBuf>,
     /// What verification does with events that carry no tag.
     pub untagged: Untagged,
+    /// Measure each operator's busy time on each worker (in the summary's
+    /// `operators`).
+    pub profile: bool,
 }
 
 impl ReplayOptions {
@@ -87,6 +91,7 @@ impl ReplayOptions {
             verify: true,
             keys: None,
             untagged: Untagged::Reject,
+            profile: false,
         }
     }
 }
@@ -135,6 +140,9 @@ pub struct Summary {
     pub peak_rss_mb: Option<f64>,
     /// CPU time of this (the leader's) process, user and system, in seconds.
     pub cpu_s: Option<f64>,
+    /// With `profile`: each operator's busy time on each worker, busiest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<OperatorBusy>,
 }
 
 /// One worker's counts, gathered by the leader.
@@ -154,6 +162,7 @@ struct WorkerTotals {
     unauthenticated: u64,
     seq_gaps: u64,
     missing_seq: u64,
+    operators: Vec<OperatorBusy>,
 }
 
 impl WorkerTotals {
@@ -171,6 +180,7 @@ impl WorkerTotals {
         self.unauthenticated += other.unauthenticated;
         self.seq_gaps += other.seq_gaps;
         self.missing_seq += other.missing_seq;
+        self.operators.extend_from_slice(&other.operators);
         for (reason, n) in &other.quarantined_by_reason {
             *self
                 .quarantined_by_reason
@@ -416,6 +426,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     )?;
     let sources = lineage.sources.clone();
     let windows_only = pipeline.is_windows_only();
+    let profile = options.profile;
     let pipeline = pipeline.clone();
     let results = {
         let (log, progress) = (Arc::clone(&log), progress.clone());
@@ -428,6 +439,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 share_verified_prefix(worker, &log, &catalog, verification, &status)
             });
 
+            let profiler = profile.then(|| Profiler::attach(worker));
             let probe = ProbeHandle::new();
             worker.dataflow::<Micros, _, _>(|scope| {
                 let read = LogReadOptions {
@@ -539,6 +551,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
             // Park when there is nothing to do, so an idle worker leaves its core to the
             // others instead of spinning; messages and activations wake it.
             while worker.step_or_park(None) {}
+            let operators = profiler.map(|p| p.finish(worker)).unwrap_or_default();
 
             let outcome = (|| {
                 if let Some(e) = status.borrow_mut().error.take() {
@@ -549,6 +562,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 totals.events_in = status.borrow().rows;
                 totals.committed = committed;
                 totals.unauthenticated = status.borrow().unauthenticated;
+                totals.operators = operators;
                 Ok(totals)
             })();
             // Every worker takes part in the gather, failed or not, so no worker
@@ -599,6 +613,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         events_per_s: total.events_in as f64 / elapsed.max(1e-9),
         peak_rss_mb: twinflow_engine::metrics::peak_rss_bytes().map(|b| b as f64 / 1e6),
         cpu_s: twinflow_engine::metrics::cpu_seconds(),
+        operators: {
+            let mut operators = total.operators;
+            operators.sort_by_key(|o| std::cmp::Reverse(o.busy_us));
+            operators
+        },
     };
     let path = options.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::format(&path, e))?;

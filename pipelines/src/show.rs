@@ -1,10 +1,12 @@
 //! The final twin views as text tables for people to read (`replay --show twins`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
 use arrow::array::StringArray;
 use twinflow_engine::error::Result;
+use twinflow_engine::profile::OperatorBusy;
 use twinflow_engine::time::SECOND;
 
 use crate::dataset::{
@@ -146,4 +148,37 @@ mod tests {
         let rows = vec![vec!["xyz".to_owned(), "1".to_owned()]];
         assert_eq!(format_table(&header, &rows), "a    bb\nxyz  1\n");
     }
+}
+
+/// Each operator's busy time per worker (`replay --profile`), busiest first,
+/// with its share of the dataflow's: where a run's time went. Datasets are
+/// named relative to `out`.
+pub fn operator_table(operators: &[OperatorBusy], out: &Path) -> String {
+    let workers = operators.iter().map(|o| o.worker + 1).max().unwrap_or(0);
+    let prefix = format!("{}/", out.display());
+    let mut busy: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for o in operators {
+        let name = o.operator.replace(&prefix, "");
+        busy.entry(name).or_insert_with(|| vec![0; workers])[o.worker] += o.busy_us;
+    }
+    let mut rows: Vec<(String, Vec<u64>)> = busy.into_iter().collect();
+    rows.sort_by_key(|(name, us)| (std::cmp::Reverse(us.iter().sum::<u64>()), name.clone()));
+    // The root scope holds every operator: the shares are of its time.
+    let whole = rows
+        .first()
+        .map_or(1, |(_, us)| us.iter().sum::<u64>().max(1));
+    let mut text = format!("{:<48}", "operator");
+    for w in 0..workers {
+        write!(text, " {:>10}", format!("w{w} ms")).unwrap();
+    }
+    text.push_str("   share\n");
+    for (name, us) in rows {
+        write!(text, "{name:<48}").unwrap();
+        for t in &us {
+            write!(text, " {:>10.1}", *t as f64 / 1e3).unwrap();
+        }
+        let share = us.iter().sum::<u64>() as f64 / whole as f64 * 100.0;
+        writeln!(text, " {share:>6.1}%").unwrap();
+    }
+    text
 }
