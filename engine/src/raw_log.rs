@@ -31,12 +31,19 @@ pub mod col {
 
 /// The raw log's schema exactly as TwinBench defines it. Only `tag` may be null.
 pub fn raw_log_schema() -> SchemaRef {
+    // Replay reads names as dictionaries, resolving each once per page.
+    let name = |column| {
+        crate::sink::with_hint(
+            Field::new(column, DataType::Utf8, false),
+            crate::sink::DICTIONARY,
+        )
+    };
     Arc::new(Schema::new(vec![
         Field::new(col::TS_US, DataType::Int64, false),
         Field::new(col::ARRIVAL_US, DataType::Int64, false),
-        Field::new(col::ASSET, DataType::Utf8, false),
-        Field::new(col::SENSOR, DataType::Utf8, false),
-        Field::new(col::KIND, DataType::Utf8, false),
+        name(col::ASSET),
+        name(col::SENSOR),
+        name(col::KIND),
         Field::new(col::VALUE, DataType::Float64, false),
         Field::new(col::SEQ, DataType::UInt64, false),
         Field::new(col::QUALITY, DataType::UInt8, false),

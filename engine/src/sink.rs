@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -50,7 +50,17 @@ pub const NO_STATISTICS: &str = "twinflow.no_statistics";
 /// replay about 90 instructions an event for nothing.
 pub const RANDOM_BYTES: &str = "twinflow.random_bytes";
 
-/// `field` carrying the writer hint `key` ([`NO_STATISTICS`] or [`RANDOM_BYTES`]).
+/// Field metadata key: a string column dictionary-encoded, for names that
+/// readers resolve once per dictionary rather than once per row (the raw
+/// log's `sensor`). Other string columns are written plain: LZ4 shrinks
+/// repeated names about as well (TwinBench's `twin_changes/assets`: 12 MB
+/// plain, 11 MB with dictionaries), and hashing every value into a
+/// dictionary cost the dataset writers 4-33% of their time (A/B runs of
+/// `replay --profile`).
+pub const DICTIONARY: &str = "twinflow.dictionary";
+
+/// `field` carrying the writer hint `key` ([`NO_STATISTICS`],
+/// [`RANDOM_BYTES`] or [`DICTIONARY`]).
 pub fn with_hint(field: Field, key: &str) -> Field {
     let mut metadata = field.metadata().clone();
     metadata.insert(key.to_owned(), "true".to_owned());
@@ -59,10 +69,11 @@ pub fn with_hint(field: Field, key: &str) -> Field {
 
 /// Writer properties shared by every file twinflow writes: `codec`, row
 /// groups of `rows` rows, column statistics and page indexes (readers plan
-/// and prune with them), and dictionary encoding for string columns only:
-/// names repeat, measurements and timestamps hardly ever do, and hashing them
-/// into a dictionary that is then thrown away costs more than it saves.
-/// Fields marked [`NO_STATISTICS`] or [`RANDOM_BYTES`] are written as those say.
+/// and prune with them), and no dictionary encoding: measurements and
+/// timestamps hardly ever repeat, and hashing them into a dictionary that
+/// is then thrown away costs more than it saves. Fields marked
+/// [`NO_STATISTICS`], [`RANDOM_BYTES`] or [`DICTIONARY`] are written as
+/// those say.
 pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterProperties {
     let compression = match codec {
         Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")),
@@ -73,7 +84,7 @@ pub fn writer_properties(schema: &Schema, rows: usize, codec: Codec) -> WriterPr
         .set_max_row_group_row_count(Some(rows.max(1)))
         .set_dictionary_enabled(false);
     for field in schema.fields() {
-        if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+        if field.metadata().contains_key(DICTIONARY) {
             builder = builder
                 .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
         }
@@ -386,34 +397,43 @@ impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::DataType;
 
     /// The field hints reach the writer: a random-bytes column is stored
     /// uncompressed without statistics, a no-statistics column keeps the
     /// codec, and a plain one keeps both.
     #[test]
-    fn field_hints_set_codec_and_statistics() {
+    fn field_hints_set_codec_statistics_and_dictionary() {
         let schema = Schema::new(vec![
             Field::new("ts_us", DataType::Int64, false),
             with_hint(Field::new("tag", DataType::Binary, true), RANDOM_BYTES),
             with_hint(Field::new("health", DataType::Utf8, false), NO_STATISTICS),
+            with_hint(Field::new("sensor", DataType::Utf8, false), DICTIONARY),
+            Field::new("asset", DataType::Utf8, false),
         ]);
         let properties = writer_properties(&schema, 1024, Codec::Lz4);
         let column = |name: &str| ColumnPath::from(name);
-        let got: Vec<(Compression, EnabledStatistics)> = ["ts_us", "tag", "health"]
-            .iter()
-            .map(|name| {
-                (
-                    properties.compression(&column(name)),
-                    properties.statistics_enabled(&column(name)),
-                )
-            })
-            .collect();
+        let got: Vec<(Compression, EnabledStatistics, bool)> =
+            ["ts_us", "tag", "health", "sensor", "asset"]
+                .iter()
+                .map(|name| {
+                    (
+                        properties.compression(&column(name)),
+                        properties.statistics_enabled(&column(name)),
+                        properties.dictionary_enabled(&column(name)),
+                    )
+                })
+                .collect();
+        use Compression::{LZ4_RAW, UNCOMPRESSED};
+        use EnabledStatistics::{None, Page};
         assert_eq!(
             got,
             [
-                (Compression::LZ4_RAW, EnabledStatistics::Page),
-                (Compression::UNCOMPRESSED, EnabledStatistics::None),
-                (Compression::LZ4_RAW, EnabledStatistics::None),
+                (LZ4_RAW, Page, false),
+                (UNCOMPRESSED, None, false),
+                (LZ4_RAW, None, false),
+                (LZ4_RAW, Page, true),
+                (LZ4_RAW, Page, false),
             ]
         );
     }

@@ -39,8 +39,8 @@ impl Columns {
     }
 
     /// Like [`Columns::utf8`], for a short code from a small fixed set
-    /// (a source, a health): written dictionary-encoded and without min/max
-    /// statistics, which cost a comparison per value and serve no query.
+    /// (a source, a health): written without min/max statistics, which cost
+    /// a comparison per value and serve no query.
     pub fn code<'a>(&mut self, name: &str, values: impl Iterator<Item = &'a str>) -> &mut Self {
         self.utf8(name, values).mark_last(NO_STATISTICS)
     }
