@@ -628,8 +628,9 @@ fn same_split_is_bit_identical_on_one_two_and_four_workers() {
     }
 }
 
-/// `profile` reports every worker's operators, each dataset's writer named
-/// by its directory, and no operator busier than the dataflow that holds it.
+/// `profile` reports every worker's operators and parked time, each
+/// dataset's writer named by its directory, and no operator busier than the
+/// dataflow that holds it.
 #[test]
 fn profile_names_operators_and_fits_within_the_dataflow() {
     let dir = tempfile::tempdir().unwrap();
@@ -643,9 +644,12 @@ fn profile_names_operators_and_fits_within_the_dataflow() {
     let summary = twinflow::pipelines::replay::replay(&options)
         .unwrap()
         .unwrap();
-    // "name [dataflow, operator…]" → the address.
+    // "name [dataflow, operator…]" → the address; none for the parked time.
     let address = |operator: &str| -> Vec<usize> {
-        let list = operator.rsplit_once('[').unwrap().1.trim_end_matches(']');
+        let Some((_, list)) = operator.rsplit_once('[') else {
+            return Vec::new();
+        };
+        let list = list.trim_end_matches(']');
         list.split(", ").map(|n| n.parse().unwrap()).collect()
     };
     for worker in 0..2 {
@@ -655,6 +659,7 @@ fn profile_names_operators_and_fits_within_the_dataflow() {
                 .find(|o| o.operator.starts_with(name))
                 .unwrap_or_else(|| panic!("worker {worker} has no {name}"))
         };
+        find(twinflow::engine::profile::PARKED);
         for dataset in ["aligned", "twin_changes/assets"] {
             find(&format!("WritePart {} ", out.join(dataset).display()));
         }

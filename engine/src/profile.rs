@@ -4,6 +4,8 @@
 //! says which. Timely logs when it starts and stops scheduling each
 //! operator; a [`Profiler`] sums those intervals per operator on one worker.
 //! Nested scopes count in their parent too, so compare operators of one scope.
+//! The time a worker spent parked, with nothing to run, is reported beside
+//! its operators as [`PARKED`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,8 +13,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use timely::logging::{StartStop, TimelyEvent, TimelyEventBuilder};
+use timely::logging::{ParkEvent, StartStop, TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
+
+/// The entry for the time a worker was parked, waiting for messages or
+/// progress from other workers, or for a timer (its `activations` count the
+/// times it parked): what the worker did not spend in any operator.
+pub const PARKED: &str = "(parked)";
 
 /// The log timely's scheduling events go to.
 const LOG_NAME: &str = "timely";
@@ -35,6 +42,9 @@ struct Tally {
     busy: HashMap<usize, (Duration, u64)>,
     /// Operators being scheduled, innermost last, with their start times.
     open: Vec<(usize, Duration)>,
+    /// Time parked with nothing to do, how often, and since when if parked now.
+    parked: (Duration, u64),
+    parked_since: Option<Duration>,
 }
 
 /// Sums the busy time of every operator a worker builds after
@@ -69,6 +79,13 @@ impl Profiler {
                                 }
                             }
                         },
+                        TimelyEvent::Park(ParkEvent::Park(_)) => tally.parked_since = Some(time),
+                        TimelyEvent::Park(ParkEvent::Unpark) => {
+                            if let Some(since) = tally.parked_since.take() {
+                                tally.parked.0 += time.saturating_sub(since);
+                                tally.parked.1 += 1;
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -77,7 +94,8 @@ impl Profiler {
         Profiler { tally }
     }
 
-    /// Stops profiling; returns each operator's busy time, busiest first.
+    /// Stops profiling; returns each operator's busy time and the worker's
+    /// [`PARKED`] time, busiest first.
     pub fn finish(self, worker: &mut Worker) -> Vec<OperatorBusy> {
         // Removing the logger flushes what it buffered into the tally.
         if let Some(mut registry) = worker.log_register() {
@@ -98,6 +116,12 @@ impl Profiler {
                 activations: *activations,
             })
             .collect();
+        busy.push(OperatorBusy {
+            worker: worker.index(),
+            operator: PARKED.to_owned(),
+            busy_us: tally.parked.0.as_micros() as u64,
+            activations: tally.parked.1,
+        });
         busy.sort_by(|a, b| b.busy_us.cmp(&a.busy_us).then(a.operator.cmp(&b.operator)));
         busy
     }
