@@ -123,6 +123,23 @@ impl Cluster {
     }
 }
 
+/// Mixes a key's route number before timely's exchange, which keeps only
+/// its low bits (or takes it modulo the number of workers), so keys spread
+/// evenly over workers whatever pattern their numbers follow. Sensor ids
+/// count up asset by asset, eight channels each, so raw ids sent every
+/// asset's 50 Hz `vib-1` to the same one of two workers, which then checked
+/// 64% of the events.
+///
+/// Fibonacci hashing: the high half of the route times 2⁶⁴/φ. Ids in
+/// arithmetic progression (one channel of every asset) land nearly evenly
+/// on every worker count; on TwinBench's sensors, weighted by rate, the
+/// busiest of 2 to 8 workers gets at most 11% over an even share, 4% on two
+/// (a general-purpose hash such as MurmurHash3's finalizer: up to 19%).
+#[inline]
+pub fn spread(route: u64) -> u64 {
+    route.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+}
+
 /// Sends `value` from every worker to global worker 0, which receives all of
 /// them (sorted, so the result does not depend on arrival order); the other
 /// workers receive `None`. Every worker must call it.
@@ -173,4 +190,41 @@ where
     let mut all = gathered.take();
     all.sort();
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    /// TwinBench's layout: 200 assets of eight channels, ids counting up
+    /// asset by asset, the channels' rates as the spec's table gives them.
+    #[test]
+    fn spread_balances_twinbench_sensors_over_workers() {
+        let rates_hz = [10.0, 10.0, 10.0, 10.0, 10.0, 50.0, 10.0, 1.0];
+        let sensors = (0..200u64 * 8).map(|id| (id, rates_hz[id as usize % 8]));
+        // The busiest worker's load over an even share, with timely's
+        // exchange mapping a route to a worker.
+        let busiest = |peers: u64, route: &dyn Fn(u64) -> u64| -> f64 {
+            let mut load = vec![0.0; peers as usize];
+            for (id, rate) in sensors.clone() {
+                load[(route(id) % peers) as usize] += rate;
+            }
+            let total: f64 = load.iter().sum();
+            load.iter().fold(0.0f64, |m, l| m.max(*l)) / (total / peers as f64)
+        };
+        let raw = busiest(2, &|id| id);
+        assert!(raw > 1.25, "raw ids put {raw}× an even share on one of two");
+        let two = busiest(2, &spread);
+        assert!(
+            two < 1.05,
+            "two workers: the busiest has {two}× an even share"
+        );
+        for peers in 3..=8 {
+            let share = busiest(peers, &spread);
+            assert!(
+                share < 1.12,
+                "{peers} workers: the busiest has {share}× an even share"
+            );
+        }
+    }
 }

@@ -68,12 +68,14 @@ impl ToSensorChecks {
     }
 }
 
-/// The worker that checks `sensor`'s events. Timely's exchange maps a route
-/// `h` to worker `h % peers` (`h & (peers - 1)` for a power of two, the same
-/// thing), so routing by this number sends each record exactly here.
+/// The worker that checks `sensor`'s events: the one the window operator
+/// routes the sensor's partials to (see [`crate::runtime::spread`]), so
+/// checked readings are windowed where they are. Timely's exchange maps a
+/// route `h` to worker `h % peers` (`h & (peers - 1)` for a power of two,
+/// the same thing), so routing by this number sends each record exactly here.
 #[inline]
 pub fn target_of(sensor: SensorId, peers: usize) -> u32 {
-    (sensor as usize % peers) as u32
+    (crate::runtime::spread(u64::from(sensor)) % peers as u64) as u32
 }
 
 /// Sequence numbers of a sensor that were never accepted: dropped events

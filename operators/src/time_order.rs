@@ -6,6 +6,7 @@ use timely::ExchangeData;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
+use twinflow_engine::runtime::spread;
 use twinflow_engine::time::Micros;
 
 /// A stateful step that consumes a stream one timestamp at a time.
@@ -31,7 +32,8 @@ pub trait TimeStep<D, O>: 'static {
     fn finish(&mut self, _out: &mut Vec<O>) {}
 }
 
-/// Routes records by `route`, stashes them by timestamp, and runs `step` on
+/// Routes records by `route` (spread over workers by
+/// [`twinflow_engine::runtime::spread`]), stashes them by timestamp, and runs `step` on
 /// each timestamp in order once the input frontier has passed it.
 ///
 /// This is what makes per-key state deterministic: whatever the number of
@@ -49,6 +51,7 @@ where
     O: ExchangeData,
     S: TimeStep<D, O>,
 {
+    let route = move |d: &D| spread(route(d));
     stream.unary_frontier(Exchange::new(route), name, |capability, _info| {
         let mut capability = Some(capability);
         let mut stash: BTreeMap<Micros, Vec<D>> = BTreeMap::new();

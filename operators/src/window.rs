@@ -10,6 +10,7 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Operator;
 use twinflow_engine::event::Reading;
+use twinflow_engine::runtime::spread;
 use twinflow_engine::time::{Micros, window_start};
 
 /// A record that can be windowed: it has a key, an event time, and the number
@@ -88,7 +89,8 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     /// Guarantees:
     /// - a window is emitted exactly once, at timestamp `end_us`, after every
     ///   worker in every process has moved past `end_us` (records are exchanged
-    ///   by [`WindowRecord::route`], so each key's state lives on one worker);
+    ///   by [`WindowRecord::route`], spread by [`twinflow_engine::runtime::spread`],
+    ///   so each key's state lives on one worker);
     /// - the input contract is that a record sent at time `t` has event time
     ///   `>= t` (the log source sends at its watermark, which guarantees it), so
     ///   no record ever reaches a closed window;
@@ -312,7 +314,7 @@ where
     S: WindowState<I, K, A> + 'static,
 {
     stream.unary_frontier(
-        Exchange::new(move |i: &I| route(i)),
+        Exchange::new(move |i: &I| spread(route(i))),
         "EventTimeWindow",
         |capability, _info| {
             let mut capability = Some(capability);
