@@ -19,7 +19,7 @@ use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_wi
 
 // Workers allocate and free many mid-sized buffers (batches, containers,
 // column builders); mimalloc's per-thread free lists serve them with less
-// work than the system allocator's shared arenas.
+// work than the system allocator's shared arenas (its version: Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
