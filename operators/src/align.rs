@@ -323,8 +323,9 @@ impl<A: WindowValue> TimeStep<Window<SensorId, A>, AlignedRow> for Aligner {
             let (asset, slot) = alignment.slot_of(w.key);
             (asset, w.start_us, slot, w.aggregate.value())
         }));
+        // Each worker's windows come sorted: a stable sort merges the runs.
         self.scratch
-            .sort_unstable_by_key(|&(asset, start, slot, _)| (asset, start, slot));
+            .sort_by_key(|&(asset, start, slot, _)| (asset, start, slot));
         let channels = alignment.channels.len();
         for &(asset, start, slot, value) in &self.scratch {
             let state = self.assets.entry(asset).or_insert_with(|| AssetState {
