@@ -40,9 +40,6 @@ use crate::time::Micros;
 /// that workers reading neighbouring runs stay close in event time.
 pub const DEFAULT_RUN_ROWS: usize = 128 * 1024;
 
-/// Rows decoded per batch on the hot path.
-pub const BATCH_ROWS: usize = 16 * 1024;
-
 /// How a log is split into runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SplitOptions {
@@ -237,7 +234,7 @@ impl LogSource {
             columns.extend(c.tag);
         }
         let mask = ProjectionMask::roots(file.hot.parquet_schema(), columns);
-        let reader = file.reader(&file.hot, run, mask, selection)?;
+        let reader = file.reader(&file.hot, run, mask, selection, fields.batch_rows())?;
         Ok(RunReader {
             path: file.path.clone(),
             reader,
@@ -273,7 +270,8 @@ impl LogSource {
             next = range.end;
         }
         let mask = ProjectionMask::roots(file.plain.parquet_schema(), [file.columns.ts]);
-        let reader = file.reader(&file.plain, run, mask, Some(selectors))?;
+        let batch_rows = Fields::Windowing.batch_rows();
+        let reader = file.reader(&file.plain, run, mask, Some(selectors), batch_rows)?;
         let mut offsets = Vec::new();
         let mut ranges = ranges.into_iter().flatten();
         for batch in reader {
@@ -317,6 +315,24 @@ pub enum Fields {
     /// covers, the clock check's arrival time, and the `seq` the replay
     /// window needs.
     Checked,
+}
+
+impl Fields {
+    /// Rows decoded per batch: each batch goes downstream as one container.
+    ///
+    /// Unverified, a batch's readings fold into one partial per sensor and
+    /// window before they cross workers: fewer, larger batches send fewer
+    /// partials. 64k rows instead of 16k made two workers' replay of
+    /// TwinBench's 10M-event log 10-25% faster (3 runs each, interleaved).
+    /// Verified, every arrival crosses to the worker that checks its sensor,
+    /// and the small batches keep both workers fed: 64k rows made it 20%
+    /// slower.
+    pub fn batch_rows(self) -> usize {
+        match self {
+            Fields::Windowing => 64 * 1024,
+            Fields::Checked => 16 * 1024,
+        }
+    }
 }
 
 /// One decoded batch of a run: event times, sensor dictionary and values,
@@ -489,6 +505,7 @@ impl LogFile {
         run: &Run,
         mask: ProjectionMask,
         selection: Option<Vec<RowSelector>>,
+        batch_rows: usize,
     ) -> Result<Guarded<ParquetRecordBatchReader>> {
         let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         // Selections are relative to the run; the reader wants them relative to the row group.
@@ -505,7 +522,7 @@ impl LogFile {
             .with_row_groups(vec![run.row_group])
             .with_projection(mask)
             .with_row_selection(selection)
-            .with_batch_size(BATCH_ROWS)
+            .with_batch_size(batch_rows)
             .build()
             .map(Guarded::new)
             .map_err(|e| Error::parquet(&self.path, e))
