@@ -203,6 +203,14 @@ impl ParquetFile {
         self.rows
     }
 
+    /// Records `metadata` (key, value) in the file's footer.
+    pub fn append_metadata(&mut self, metadata: &[(String, String)]) {
+        for (key, value) in metadata {
+            self.writer
+                .append_key_value_metadata(KeyValue::new(key.clone(), value.clone()));
+        }
+    }
+
     /// Closes the file, syncs it to disk and moves it to its final name;
     /// returns its row count.
     pub fn finish(self) -> Result<u64> {
@@ -249,15 +257,32 @@ fn part_row_group_rows(columns: usize) -> usize {
 /// Rows buffered by a [`PartWriter`] before they are encoded and written.
 const PART_BATCH_ROWS: usize = 8 * 1024;
 
+/// Rows after which a [`PartWriter`] commits its file and goes on in a new
+/// one. A Parquet writer keeps every row group's metadata until its file is
+/// closed, so one file per worker grew without bound on a long run (at 80M
+/// events, `twin_changes/assets` held 360 row groups × 44 columns: a 1.7 MB
+/// footer, plus page indexes). Rolling keeps a writer's memory flat however
+/// long it runs.
+pub const PART_FILE_ROWS: u64 = 1 << 20;
+
 /// Turns buffered records into an Arrow batch.
 pub type Encoder<T> = dyn FnMut(&[T]) -> RecordBatch;
 
-/// A part file of a dataset: records are buffered, encoded into Arrow batches
-/// by `encode`, and written to one Parquet file.
+/// A worker's part of a dataset: records are buffered, encoded into Arrow
+/// batches by `encode`, and written to Parquet files of at most
+/// `rows_per_file` rows each: `part-NNNNN.parquet` for worker NNNNN, then
+/// `part-NNNNN-0001.parquet`, `part-NNNNN-0002.parquet` and so on.
 pub struct PartWriter<T> {
     /// The dataset's directory, which names the part's writer in profiles.
     dataset: PathBuf,
+    index: usize,
+    schema: SchemaRef,
+    /// Footer metadata of every file.
+    metadata: Vec<(String, String)>,
+    rows_per_file: u64,
     file: ParquetFile,
+    /// Files already committed, and how many.
+    committed: Vec<Committed>,
     buffer: Vec<T>,
     encode: Box<Encoder<T>>,
 }
@@ -270,25 +295,30 @@ impl<T> PartWriter<T> {
         schema: SchemaRef,
         encode: impl FnMut(&[T]) -> RecordBatch + 'static,
     ) -> Result<Self> {
-        let path = dir.join(format!("part-{index:05}.parquet"));
-        let rows = part_row_group_rows(schema.fields().len());
-        let properties = writer_properties(&schema, rows, Codec::Lz4);
         Ok(PartWriter {
             dataset: dir.to_path_buf(),
-            file: ParquetFile::create_with(&path, schema, properties)?,
+            index,
+            file: part_file(dir, index, 0, &schema, &[])?,
+            schema,
+            metadata: Vec::new(),
+            rows_per_file: PART_FILE_ROWS,
+            committed: Vec::new(),
             buffer: Vec::new(),
             encode: Box::new(encode),
         })
     }
 
-    /// Records `metadata` (key, value) in the file's footer: how the
+    /// Records `metadata` (key, value) in every file's footer: how the
     /// file's rows came to be (see `Lineage` in the pipelines crate).
     pub fn with_metadata(mut self, metadata: &[(String, String)]) -> Self {
-        for (key, value) in metadata {
-            self.file
-                .writer
-                .append_key_value_metadata(KeyValue::new(key.clone(), value.clone()));
-        }
+        self.file.append_metadata(metadata);
+        self.metadata.extend_from_slice(metadata);
+        self
+    }
+
+    /// Rolls to a new file after `rows` rows (default [`PART_FILE_ROWS`]).
+    pub fn with_rows_per_file(mut self, rows: u64) -> Self {
+        self.rows_per_file = rows.max(1);
         self
     }
 
@@ -304,8 +334,12 @@ impl<T> PartWriter<T> {
     }
 
     pub fn push(&mut self, record: T) -> Result<()> {
+        if self.file.rows >= self.rows_per_file {
+            self.roll()?;
+        }
         self.buffer.push(record);
-        if self.buffer.len() >= PART_BATCH_ROWS {
+        let room = self.rows_per_file - self.file.rows;
+        if self.buffer.len() >= PART_BATCH_ROWS || self.buffer.len() as u64 >= room {
             self.flush()?;
         }
         Ok(())
@@ -320,16 +354,52 @@ impl<T> PartWriter<T> {
         Ok(())
     }
 
-    /// Writes what is buffered and commits the file; returns its row count.
-    pub fn finish(self) -> Result<u64> {
-        self.commit().map(|c| c.rows)
+    /// Commits the full file and goes on in the next.
+    fn roll(&mut self) -> Result<()> {
+        let number = self.committed.len() + 1;
+        let next = part_file(
+            &self.dataset,
+            self.index,
+            number,
+            &self.schema,
+            &self.metadata,
+        )?;
+        let full = std::mem::replace(&mut self.file, next);
+        self.committed.push(full.commit()?);
+        Ok(())
     }
 
-    /// Like [`PartWriter::finish`]; returns what was committed.
-    pub fn commit(mut self) -> Result<Committed> {
-        self.flush()?;
-        self.file.commit()
+    /// Writes what is buffered and commits the last file; returns the rows
+    /// written in all.
+    pub fn finish(self) -> Result<u64> {
+        Ok(self.commit()?.iter().map(|c| c.rows).sum())
     }
+
+    /// Like [`PartWriter::finish`]; returns every file committed, in order.
+    pub fn commit(mut self) -> Result<Vec<Committed>> {
+        self.flush()?;
+        self.committed.push(self.file.commit()?);
+        Ok(self.committed)
+    }
+}
+
+/// File `number` of worker `index`'s part of the dataset in `dir`.
+fn part_file(
+    dir: &Path,
+    index: usize,
+    number: usize,
+    schema: &SchemaRef,
+    metadata: &[(String, String)],
+) -> Result<ParquetFile> {
+    let name = match number {
+        0 => format!("part-{index:05}.parquet"),
+        n => format!("part-{index:05}-{n:04}.parquet"),
+    };
+    let rows = part_row_group_rows(schema.fields().len());
+    let properties = writer_properties(schema, rows, Codec::Lz4);
+    let mut file = ParquetFile::create_with(&dir.join(name), schema.clone(), properties)?;
+    file.append_metadata(metadata);
+    Ok(file)
 }
 
 /// A dataset part shared by the dataflow, which fills it, and the worker,
@@ -362,8 +432,8 @@ impl<T> SharedPart<T> {
         }
     }
 
-    /// Commits the part file; returns what was committed, or the first write error.
-    pub fn finish(&self) -> Result<Committed> {
+    /// Commits the part's files; returns what was committed, or the first write error.
+    pub fn finish(&self) -> Result<Vec<Committed>> {
         if let Some(e) = self.error.borrow_mut().take() {
             return Err(e);
         }
@@ -398,6 +468,75 @@ impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
 mod tests {
     use super::*;
     use arrow::datatypes::DataType;
+
+    /// A part rolls to a new file every `rows_per_file` rows: 25 records in
+    /// files of 10 make three files of 10, 10 and 5 rows, each with the
+    /// footer metadata, holding the records in order; 20 records make two
+    /// (no empty third file).
+    #[test]
+    fn parts_roll_to_new_files() {
+        use arrow::array::{AsArray, UInt64Array};
+        use arrow::datatypes::UInt64Type;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let dir = std::env::temp_dir().join(format!("twinflow-roll-{}", std::process::id()));
+        for (records, expected) in [(25u64, vec![10, 10, 5]), (20, vec![10, 10])] {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let encode = |rows: &[u64]| {
+                let column = std::sync::Arc::new(rows.iter().copied().collect::<UInt64Array>());
+                RecordBatch::try_from_iter([("n", column as arrow::array::ArrayRef)]).unwrap()
+            };
+            let mut part = PartWriter::from_encoder(&dir, 3, encode)
+                .unwrap()
+                .with_metadata(&[("source".into(), "test".into())])
+                .with_rows_per_file(10);
+            for n in 0..records {
+                part.push(n).unwrap();
+            }
+            let committed = part.commit().unwrap();
+            let names: Vec<String> = committed
+                .iter()
+                .map(|c| c.path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            let expected_names = [
+                "part-00003.parquet",
+                "part-00003-0001.parquet",
+                "part-00003-0002.parquet",
+            ];
+            assert_eq!(names, expected_names[..expected.len()]);
+            assert_eq!(
+                committed.iter().map(|c| c.rows).collect::<Vec<_>>(),
+                expected
+            );
+            let mut read: Vec<u64> = Vec::new();
+            for c in &committed {
+                let file = std::fs::File::open(&c.path).unwrap();
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+                let footer = builder
+                    .metadata()
+                    .file_metadata()
+                    .key_value_metadata()
+                    .unwrap();
+                assert!(
+                    footer.iter().any(|kv| kv.key == "source"),
+                    "{}",
+                    c.path.display()
+                );
+                for batch in builder.build().unwrap() {
+                    read.extend(
+                        batch
+                            .unwrap()
+                            .column(0)
+                            .as_primitive::<UInt64Type>()
+                            .values(),
+                    );
+                }
+            }
+            assert_eq!(read, (0..records).collect::<Vec<_>>());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// The field hints reach the writer: a random-bytes column is stored
     /// uncompressed without statistics, a no-statistics column keeps the

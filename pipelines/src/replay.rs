@@ -254,8 +254,10 @@ impl<D> SharedView<D> {
         }
     }
 
-    fn finish(&self) -> Result<[Committed; 2]> {
-        Ok([self.state.finish()?, self.changes.finish()?])
+    fn finish(&self) -> Result<Vec<Committed>> {
+        let mut committed = self.state.finish()?;
+        committed.extend(self.changes.finish()?);
+        Ok(committed)
     }
 }
 
@@ -287,13 +289,11 @@ impl Parts {
     /// Commits every part, in order; the first error wins. Returns what was
     /// committed, for the manifest.
     fn finish(&self) -> Result<Vec<Committed>> {
-        let mut committed = vec![
-            self.windows.finish()?,
-            self.late.finish()?,
-            self.quarantine.finish()?,
-        ];
+        let mut committed = self.windows.finish()?;
+        committed.extend(self.late.finish()?);
+        committed.extend(self.quarantine.finish()?);
         if let Some(gaps) = &self.seq_gaps {
-            committed.push(gaps.finish()?);
+            committed.extend(gaps.finish()?);
         }
         if let Some(later) = &self.later {
             committed.extend(later.finish()?);
@@ -326,11 +326,9 @@ impl LaterParts {
     }
 
     fn finish(&self) -> Result<Vec<Committed>> {
-        let mut committed = vec![
-            self.aligned.finish()?,
-            self.fused.finish()?,
-            self.flags.finish()?,
-        ];
+        let mut committed = self.aligned.finish()?;
+        committed.extend(self.fused.finish()?);
+        committed.extend(self.flags.finish()?);
         committed.extend(self.assets.finish()?);
         committed.extend(self.lines.finish()?);
         committed.extend(self.sites.finish()?);
