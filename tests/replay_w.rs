@@ -153,8 +153,9 @@ fn four_workers_match_batch() {
     check_synthetic(&rows, &dir.path().join("out"), &summary);
 }
 
-/// Replaying into the directory of an earlier run with more workers leaves no
-/// stale part files behind: the datasets hold exactly this run's rows.
+/// Replaying into the directory of an earlier run with more workers, whose
+/// parts had rolled over to more files, leaves no stale part files behind:
+/// the datasets hold exactly this run's rows.
 #[test]
 fn rerun_into_same_directory_replaces_the_earlier_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,6 +163,12 @@ fn rerun_into_same_directory_replaces_the_earlier_run() {
     let rows = write_synthetic_log(&log, 500);
     let out = dir.path().join("out");
     replay_threads_unverified(&log, &out, 4, None);
+    // As if the earlier run's worker 0 had rolled over to a second file.
+    std::fs::copy(
+        out.join("windows/part-00000.parquet"),
+        out.join("windows/part-00000-0001.parquet"),
+    )
+    .unwrap();
     let summary = replay_threads_unverified(&log, &out, 1, None);
     check_synthetic(&rows, &out, &summary);
     assert_eq!(dataset_rows(&out.join("windows")) as u64, summary.windows);

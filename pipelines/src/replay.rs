@@ -690,7 +690,8 @@ pub const LATER_DATASETS: [&str; 9] = [
 
 /// Removes what an earlier run into `out` left that this run will not
 /// overwrite: part files of workers beyond this run's `workers` (all of the
-/// later steps' parts when this run is of step W alone), and the
+/// later steps' parts when this run is of step W alone), every file a part
+/// rolled over to (see `PartWriter`), and the
 /// summary (written again at the end, and absent if this run fails). Each
 /// worker replaces its own part atomically, so no process races another here.
 fn remove_stale_outputs(
@@ -722,13 +723,20 @@ fn remove_stale_outputs(
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            let index = name
+            // `part-NNNNN.parquet` is worker NNNNN's first file, which this
+            // run replaces if it has that worker; `part-NNNNN-MMMM.parquet`
+            // files are rolled over from it, and this run writes its own.
+            let Some(part) = name
                 .strip_prefix("part-")
-                .and_then(|n| n.strip_suffix(".parquet"));
-            if index
-                .and_then(|i| i.parse::<usize>().ok())
-                .is_some_and(|i| i >= keep)
-            {
+                .and_then(|n| n.strip_suffix(".parquet"))
+            else {
+                continue;
+            };
+            let (worker, rolled) = match part.split_once('-') {
+                Some((worker, _)) => (worker, true),
+                None => (part, false),
+            };
+            if rolled || worker.parse::<usize>().is_ok_and(|w| w >= keep) {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
         }
