@@ -273,7 +273,8 @@ pub type Encoder<T> = dyn FnMut(&[T]) -> RecordBatch;
 /// `rows_per_file` rows each: `part-NNNNN.parquet` for worker NNNNN, then
 /// `part-NNNNN-0001.parquet`, `part-NNNNN-0002.parquet` and so on.
 pub struct PartWriter<T> {
-    /// The dataset's directory, which names the part's writer in profiles.
+    /// The dataset's directory: where the part's files go, and what names
+    /// its writer in profiles.
     dataset: PathBuf,
     index: usize,
     schema: SchemaRef,
