@@ -323,7 +323,8 @@ impl Fields {
     /// Unverified, a batch's readings fold into one partial per sensor and
     /// window before they cross workers: fewer, larger batches send fewer
     /// partials. 64k rows instead of 16k made two workers' replay of
-    /// TwinBench's 10M-event log 10-25% faster (3 runs each, interleaved).
+    /// TwinBench's 10M-event log 9-27% faster (three sets of 3 alternated
+    /// runs).
     /// Verified, every arrival crosses to the worker that checks its sensor,
     /// and the small batches keep both workers fed: 64k rows made it 20%
     /// slower.

@@ -282,7 +282,7 @@ pub struct PartWriter<T> {
     metadata: Vec<(String, String)>,
     rows_per_file: u64,
     file: ParquetFile,
-    /// Files already committed, and how many.
+    /// Files already committed (their count numbers the next file).
     committed: Vec<Committed>,
     buffer: Vec<T>,
     encode: Box<Encoder<T>>,
@@ -384,6 +384,25 @@ impl<T> PartWriter<T> {
     }
 }
 
+/// The name of file `number` of worker `index`'s part of a dataset:
+/// `part-NNNNN.parquet` first, then `part-NNNNN-0001.parquet` and so on.
+pub fn part_file_name(index: usize, number: usize) -> String {
+    match number {
+        0 => format!("part-{index:05}.parquet"),
+        n => format!("part-{index:05}-{n:04}.parquet"),
+    }
+}
+
+/// The (worker, file number) a [`part_file_name`] names; `None` for any
+/// other name.
+pub fn parse_part_file_name(name: &str) -> Option<(usize, usize)> {
+    let part = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    match part.split_once('-') {
+        Some((index, number)) => Some((index.parse().ok()?, number.parse().ok()?)),
+        None => Some((part.parse().ok()?, 0)),
+    }
+}
+
 /// File `number` of worker `index`'s part of the dataset in `dir`.
 fn part_file(
     dir: &Path,
@@ -392,10 +411,7 @@ fn part_file(
     schema: &SchemaRef,
     metadata: &[(String, String)],
 ) -> Result<ParquetFile> {
-    let name = match number {
-        0 => format!("part-{index:05}.parquet"),
-        n => format!("part-{index:05}-{n:04}.parquet"),
-    };
+    let name = part_file_name(index, number);
     let rows = part_row_group_rows(schema.fields().len());
     let properties = writer_properties(schema, rows, Codec::Lz4);
     let mut file = ParquetFile::create_with(&dir.join(name), schema.clone(), properties)?;
@@ -539,9 +555,30 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Part file names: worker and file number survive the round trip, and
+    /// other names in a dataset's directory are not taken for parts.
+    #[test]
+    fn part_file_names_round_trip() {
+        assert_eq!(part_file_name(3, 0), "part-00003.parquet");
+        assert_eq!(part_file_name(3, 2), "part-00003-0002.parquet");
+        for (index, number) in [(0, 0), (3, 2), (12, 0), (7, 9999)] {
+            let name = part_file_name(index, number);
+            assert_eq!(parse_part_file_name(&name), Some((index, number)), "{name}");
+        }
+        for other in [
+            "summary.json",
+            "part-x.parquet",
+            "part-00001.parquet.tmp",
+            "part-1-a.parquet",
+        ] {
+            assert_eq!(parse_part_file_name(other), None, "{other}");
+        }
+    }
+
     /// The field hints reach the writer: a random-bytes column is stored
     /// uncompressed without statistics, a no-statistics column keeps the
-    /// codec, and a plain one keeps both.
+    /// codec, a dictionary column alone is dictionary-encoded, and a plain
+    /// one keeps codec and statistics.
     #[test]
     fn field_hints_set_codec_statistics_and_dictionary() {
         let schema = Schema::new(vec![

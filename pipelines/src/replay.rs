@@ -30,7 +30,7 @@ use twinflow_engine::profile::{OperatorBusy, Profiler};
 use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
-use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart};
+use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart, parse_part_file_name};
 use twinflow_engine::source::{LogReadOptions, ReaderStatus, Verifying, read_log};
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
 use twinflow_engine::verify::{Untagged, Verification};
@@ -723,20 +723,12 @@ fn remove_stale_outputs(
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            // `part-NNNNN.parquet` is worker NNNNN's first file, which this
-            // run replaces if it has that worker; `part-NNNNN-MMMM.parquet`
-            // files are rolled over from it, and this run writes its own.
-            let Some(part) = name
-                .strip_prefix("part-")
-                .and_then(|n| n.strip_suffix(".parquet"))
-            else {
+            // A worker's first file is replaced by this run if it has that
+            // worker; files rolled over from it are written afresh.
+            let Some((worker, number)) = parse_part_file_name(name) else {
                 continue;
             };
-            let (worker, rolled) = match part.split_once('-') {
-                Some((worker, _)) => (worker, true),
-                None => (part, false),
-            };
-            if rolled || worker.parse::<usize>().is_ok_and(|w| w >= keep) {
+            if number > 0 || worker >= keep {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
         }
