@@ -74,6 +74,7 @@ impl Stats {
     }
 
     /// Folds in statistics of values added after this one's.
+    #[inline]
     pub fn merge_later(&mut self, later: &Stats) {
         if later.count == 0 {
             return;
@@ -110,6 +111,7 @@ impl WindowValue for Stats {
 }
 
 impl Merge for Stats {
+    #[inline]
     fn merge(&mut self, later: &Self) {
         self.merge_later(later);
     }
