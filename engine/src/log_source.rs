@@ -973,9 +973,7 @@ mod tests {
     /// with the others' (no worker is more than one run ahead in turn).
     #[test]
     fn runs_are_dealt_by_rows_read() {
-        let rows: Vec<u64> = (0..40)
-            .map(|i| if i % 4 == 3 { 45 } else { 143 })
-            .collect();
+        let rows: Vec<u64> = (0..40).map(|i| if i % 4 == 3 { 45 } else { 143 }).collect();
         for peers in 1..=5 {
             let owners = deal_runs(rows.iter().copied(), peers);
             let mut read = vec![0u64; peers];
@@ -989,7 +987,10 @@ mod tests {
             let mut last_turn = vec![None::<usize>; peers];
             for (turn, &owner) in owners.iter().enumerate() {
                 if let Some(previous) = last_turn[owner] {
-                    assert!(turn - previous <= 2 * peers, "worker {owner} waited too long");
+                    assert!(
+                        turn - previous <= 2 * peers,
+                        "worker {owner} waited too long"
+                    );
                 }
                 last_turn[owner] = Some(turn);
             }
@@ -1001,6 +1002,9 @@ mod tests {
             .zip(&rows)
             .filter(|&(&o, &r)| o == 1 && r == 45)
             .count();
-        assert!(short_on_worker_1 < 10, "worker 1 got {short_on_worker_1} of 10 short runs");
+        assert!(
+            short_on_worker_1 < 10,
+            "worker 1 got {short_on_worker_1} of 10 short runs"
+        );
     }
 }
