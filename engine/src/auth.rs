@@ -8,10 +8,12 @@
 use std::path::Path;
 
 use hmac::block_api::HmacCore;
-use hmac::digest::block_api::{Buffer, CoreProxy};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::digest::Output;
+use hmac::digest::block_api::{Buffer, CoreProxy, FixedOutputCore, UpdateCore};
+use hmac::{Hmac, KeyInit};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 
@@ -79,7 +81,9 @@ pub fn write_keys(path: &Path, keys: &[SensorKey]) -> Result<()> {
 /// Only the two keyed hash states are kept (80 bytes; the MAC with its empty
 /// block buffer is 152): a verifier holds one per sensor and events of all
 /// sensors interleave, so the smaller state is about one cache miss an event
-/// fewer.
+/// fewer. Events are hashed with `hmac`'s block-level API (the same
+/// `HmacCore` its `Hmac` wraps): the wrapper moved its 150-byte state by
+/// value to start and to finish, which took a quarter of verification's time.
 #[derive(Clone)]
 pub struct EventMac {
     keyed: HmacCore<Sha256>,
@@ -93,45 +97,28 @@ impl EventMac {
         }
     }
 
-    /// A fresh MAC under this key.
-    fn start(&self) -> Hmac<Sha256> {
-        Hmac::compose(self.keyed.clone(), Buffer::<HmacCore<Sha256>>::default())
-    }
-
-    /// The canonical message of an event: sensor bytes, a zero byte, then
-    /// `ts_us`, the bits of `value` and `seq` as 8 bytes little-endian each, and
-    /// `quality` as one byte. Fed to the MAC in one piece when it fits a
-    /// stack buffer (sensor names are short), which saves a buffering step.
-    fn message(
-        mac: &mut Hmac<Sha256>,
-        sensor: &str,
-        ts_us: i64,
-        value: f64,
-        seq: u64,
-        quality: u8,
-    ) {
+    /// The full HMAC-SHA256 of an event's canonical message: sensor bytes, a
+    /// zero byte, then `ts_us`, the bits of `value` and `seq` as 8 bytes
+    /// little-endian each, and `quality` as one byte.
+    fn mac(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) -> Output<Sha256> {
         let mut tail = [0u8; 26];
         tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
         tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
         tail[17..25].copy_from_slice(&seq.to_le_bytes());
         tail[25] = quality;
-        let name = sensor.as_bytes();
-        let mut whole = [0u8; 128];
-        if name.len() + tail.len() <= whole.len() {
-            whole[..name.len()].copy_from_slice(name);
-            whole[name.len()..name.len() + tail.len()].copy_from_slice(&tail);
-            mac.update(&whole[..name.len() + tail.len()]);
-        } else {
-            mac.update(name);
-            mac.update(&tail);
+        let mut core = self.keyed.clone();
+        let mut buffer = Buffer::<HmacCore<Sha256>>::default();
+        for part in [sensor.as_bytes(), &tail] {
+            buffer.digest_blocks(part, |blocks| core.update_blocks(blocks));
         }
+        let mut out = Output::<Sha256>::default();
+        core.finalize_fixed_core(&mut buffer, &mut out);
+        out
     }
 
     /// The tag of an event.
     pub fn tag(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) -> Tag {
-        let mut mac = self.start();
-        Self::message(&mut mac, sensor, ts_us, value, seq, quality);
-        let full = mac.finalize().into_bytes();
+        let full = self.mac(sensor, ts_us, value, seq, quality);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag
@@ -147,38 +134,46 @@ impl EventMac {
         quality: u8,
         tag: &[u8],
     ) -> bool {
-        let mut mac = self.start();
-        Self::message(&mut mac, sensor, ts_us, value, seq, quality);
-        mac.verify_truncated_left(tag).is_ok() && tag.len() == TAG_LEN
+        let full = self.mac(sensor, ts_us, value, seq, quality);
+        tag.len() == TAG_LEN && bool::from(full[..TAG_LEN].ct_eq(tag))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::Mac;
 
-    /// The tag must equal HMAC-SHA256 over the message as the spec spells it out,
-    /// built here byte by byte, independently of `EventMac::message`.
+    /// The tag must equal HMAC-SHA256 over the message as the spec spells it
+    /// out, built here byte by byte and hashed with `hmac`'s own `Hmac`;
+    /// sensor names of every length around the block size (64 bytes) cover
+    /// messages of one, two and three blocks.
     #[test]
     fn tag_matches_spec_encoding() {
         let key = [7u8; KEY_LEN];
-        let (sensor, ts, value, seq, quality) = ("asset-0001/temp-1", -5i64, 21.5f64, 42u64, 1u8);
-        let mut m = Vec::new();
-        m.extend_from_slice(sensor.as_bytes());
-        m.push(0);
-        m.extend_from_slice(&ts.to_le_bytes());
-        m.extend_from_slice(&value.to_bits().to_le_bytes());
-        m.extend_from_slice(&seq.to_le_bytes());
-        m.push(quality);
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-        mac.update(&m);
-        let expect = mac.finalize().into_bytes();
+        let (ts, value, seq, quality) = (-5i64, 21.5f64, 42u64, 1u8);
         let mac = EventMac::new(&key);
-        let tag = mac.tag(sensor, ts, value, seq, quality);
-        assert_eq!(&tag[..], &expect[..16]);
-        assert!(mac.verify(sensor, ts, value, seq, quality, &tag));
-        assert!(!mac.verify(sensor, ts, value + 1e-9, seq, quality, &tag));
-        assert!(!mac.verify(sensor, ts, value, seq, quality, &tag[..15]));
+        for len in 1..=140 {
+            let sensor: String = "asset-0001/temp-1".chars().cycle().take(len).collect();
+            let mut m = Vec::new();
+            m.extend_from_slice(sensor.as_bytes());
+            m.push(0);
+            m.extend_from_slice(&ts.to_le_bytes());
+            m.extend_from_slice(&value.to_bits().to_le_bytes());
+            m.extend_from_slice(&seq.to_le_bytes());
+            m.push(quality);
+            let mut reference = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            reference.update(&m);
+            let expect = reference.finalize().into_bytes();
+            let tag = mac.tag(&sensor, ts, value, seq, quality);
+            assert_eq!(&tag[..], &expect[..16], "sensor name of {len} bytes");
+            assert!(mac.verify(&sensor, ts, value, seq, quality, &tag));
+            assert!(!mac.verify(&sensor, ts, value + 1e-9, seq, quality, &tag));
+            assert!(!mac.verify(&sensor, ts, value, seq, quality, &tag[..15]));
+            let mut flipped = tag;
+            flipped[15] ^= 1;
+            assert!(!mac.verify(&sensor, ts, value, seq, quality, &flipped));
+        }
     }
 
     /// The key file is outside input: anything but a list of valid keys is an
