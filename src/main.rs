@@ -28,13 +28,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long freed memory stays mapped before mimalloc returns it to the
-/// system. mimalloc's default, 10 ms, is shorter than the gap between one
-/// batch's buffers being freed and the next one's being allocated, so every
-/// batch came back as fresh pages the kernel had to zero: on TwinBench's
-/// 10M-event log, 1,200-1,400 page faults (2 MB each, transparent huge
-/// pages) and 8 % of the replay's CPU in `clear_page_erms` (perf). At a
-/// second: 400 faults, 1.4 % in `clear_page_erms`, CPU time 8-9 % less
-/// (`perf stat`, one worker), peak memory the same.
+/// system. At mimalloc's default, 10 ms, a replay, which frees and allocates
+/// batch-sized buffers all the time, got much of its memory back as fresh
+/// pages the kernel had to zero: on TwinBench's 10M-event log, 1,100-1,460
+/// page faults and 8 % of the replay's CPU in `clear_page_erms` (perf). At a
+/// second: 330 faults, 1.4 % in `clear_page_erms`, CPU time 7-14 % less
+/// (`perf stat`, one worker, alternated runs), peak memory the same.
 const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
 fn configure_allocator() {
