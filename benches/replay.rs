@@ -11,6 +11,8 @@
 //!   workers, for step W alone and for the whole pipeline W → A → F → D → V,
 //!   each without verification (`--no-verify`) and with it (the default),
 //!   with the CPU time all threads took per event;
+//! - two single-worker replays at the same time: what the machine gives each
+//!   core when both are busy, beside which two workers' rate per core reads;
 //! - peak memory of the same replay over logs 10× shorter and 2× longer, to
 //!   show it is flat in log length.
 //!
@@ -63,16 +65,16 @@ fn main() {
         long.display()
     );
     println!(
-        "{:<40} {:>14} {:>14} {:>12} {:>10} {:>12}",
+        "{:<48} {:>14} {:>14} {:>12} {:>10} {:>12}",
         "measurement", "events/s", "per core", "peak MB", "vs floor", "CPU ns/ev"
     );
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10} {:>12}",
+        "{:<48} {:>14.0} {:>14.0} {:>12} {:>10} {:>12}",
         "decode floor (1 core)", floor, floor, "-", "1.00", "-"
     );
     let hand = fastest(&|| hand_written_w(&long));
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
+        "{:<48} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
         "hand-written W loop (1 core)",
         hand,
         hand,
@@ -82,7 +84,7 @@ fn main() {
     );
     let checks = fastest(&|| stateless_checks(&long));
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
+        "{:<48} {:>14.0} {:>14.0} {:>12} {:>10.2} {:>12}",
         "verification: tag+clock+range (1 core)",
         checks,
         checks,
@@ -99,30 +101,42 @@ fn main() {
     ];
     // Peak memory of each mode's 1-worker run over the 10M-event log.
     let mut peak_long = [0.0; MODES.len()];
+    // (label, workers per replay, replays at once). Two single-worker
+    // replays side by side share nothing but the machine: their rate per
+    // replay is what this machine gives a core when both are busy, the
+    // yardstick for two workers' rate per core.
+    let setups = [
+        ("1 worker", 1usize, 1usize),
+        ("2 workers", 2, 1),
+        ("2 × 1 worker at once", 1, 2),
+    ];
     for (mode, (steps, windows_only, verified)) in MODES.into_iter().enumerate() {
-        for workers in [1usize, 2] {
-            let out = root.join(format!("out-w{workers}"));
-            let s = best_of(
+        for (label, workers, copies) in setups {
+            let runs = best_of(
                 tries,
-                || replay(&long, &out, workers, windows_only, verified),
-                |s| s["events_per_s"].as_f64().unwrap_or(0.0),
+                || replays_at_once(copies, &long, &root, workers, windows_only, verified),
+                |runs| runs.iter().map(|s| field(s, "events_per_s")).sum(),
             );
-            let eps = s["events_per_s"].as_f64().unwrap();
-            let peak = s["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-            if workers == 1 {
+            let eps: f64 = runs.iter().map(|s| field(s, "events_per_s")).sum();
+            let peak = runs
+                .iter()
+                .map(|s| field(s, "peak_rss_mb"))
+                .fold(f64::NAN, f64::max);
+            if (workers, copies) == (1, 1) {
                 peak_long[mode] = peak;
             }
             // CPU of all threads per event: what more workers cost beyond
             // the work itself (waiting, exchange, progress) shows here.
-            let cpu_ns = s["cpu_s"].as_f64().unwrap_or(f64::NAN) * 1e9
-                / s["events_in"].as_f64().unwrap_or(f64::NAN);
+            let cpu_ns = runs.iter().map(|s| field(s, "cpu_s")).sum::<f64>() * 1e9
+                / runs.iter().map(|s| field(s, "events_in")).sum::<f64>();
+            let cores = (workers * copies) as f64;
             println!(
-                "{:<40} {:>14.0} {:>14.0} {:>12.1} {:>10.2} {:>12.0}",
-                format!("replay {steps}, {workers} worker(s)"),
+                "{:<48} {:>14.0} {:>14.0} {:>12.1} {:>10.2} {:>12.0}",
+                format!("replay {steps}, {label}"),
                 eps,
-                eps / workers as f64,
+                eps / cores,
                 peak,
-                eps / workers as f64 / floor,
+                eps / cores / floor,
                 cpu_ns
             );
         }
@@ -290,6 +304,35 @@ fn best_of<T>(tries: usize, mut run: impl FnMut() -> T, rate: impl Fn(&T) -> f64
         .map(|_| run())
         .max_by(|a, b| rate(a).total_cmp(&rate(b)))
         .expect("at least one try")
+}
+
+/// A number from a replay's summary (NaN when missing).
+fn field(summary: &serde_json::Value, name: &str) -> f64 {
+    summary[name].as_f64().unwrap_or(f64::NAN)
+}
+
+/// Runs `copies` replays of `log` at the same time, each in its own process
+/// with `workers` workers and its own output directory under `root`.
+fn replays_at_once(
+    copies: usize,
+    log: &Path,
+    root: &Path,
+    workers: usize,
+    windows_only: bool,
+    verified: bool,
+) -> Vec<serde_json::Value> {
+    std::thread::scope(|scope| {
+        let replays: Vec<_> = (0..copies)
+            .map(|copy| {
+                let out = root.join(format!("out-w{workers}-{copy}"));
+                scope.spawn(move || replay(log, &out, workers, windows_only, verified))
+            })
+            .collect();
+        replays
+            .into_iter()
+            .map(|r| r.join().expect("replay thread"))
+            .collect()
+    })
 }
 
 /// Runs `twinflow replay` in its own process (so its peak memory is its own).
