@@ -112,12 +112,15 @@ fn main() {
     ];
     for (mode, (steps, windows_only, verified)) in MODES.into_iter().enumerate() {
         for (label, workers, copies) in setups {
+            let events_per_s = |runs: &[serde_json::Value]| -> f64 {
+                runs.iter().map(|s| field(s, "events_per_s")).sum()
+            };
             let runs = best_of(
                 tries,
                 || replays_at_once(copies, &long, &root, workers, windows_only, verified),
-                |runs| runs.iter().map(|s| field(s, "events_per_s")).sum(),
+                |runs| events_per_s(runs),
             );
-            let eps: f64 = runs.iter().map(|s| field(s, "events_per_s")).sum();
+            let eps = events_per_s(&runs);
             let peak = runs
                 .iter()
                 .map(|s| field(s, "peak_rss_mb"))

@@ -228,7 +228,8 @@ enum Next {
 }
 
 /// How many runs each worker may read ahead of the pipeline's end (times the
-/// number of workers: runs are dealt out round-robin). A run's last windows
+/// number of workers, who take turns with the runs: see
+/// [`crate::log_source::deal_runs`]). A run's last windows
 /// reach the end only after every stateful operator on every worker has
 /// taken a step, each worker a batch apart; a reader allowed one run ahead
 /// spent that time parked. On TwinBench's 10M-event log with two workers,

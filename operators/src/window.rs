@@ -230,26 +230,11 @@ where
             input.for_each(|stamp, data| {
                 let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
                 for record in data.iter() {
-                    let ts = record.event_time();
-                    check_contract(sent_at, ts);
-                    let route = record.route();
+                    check_contract(sent_at, record.event_time());
                     if size == slide {
-                        let index = route as usize & (COMBINER_SLOTS - 1);
-                        combiner.add(
-                            index,
-                            record,
-                            |start| start <= ts && ts < start + size,
-                            || window_start(ts, size),
-                        );
-                        continue;
-                    }
-                    let mut start = window_start(ts, slide);
-                    while start > ts - size {
-                        let mixed =
-                            route ^ ((start / slide) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        let index = mixed as usize & (COMBINER_SLOTS - 1);
-                        combiner.add(index, record, |s| s == start, || start);
-                        start -= slide;
+                        combiner.add_tumbling(record, size);
+                    } else {
+                        combiner.add_sliding(record, size, slide);
                     }
                 }
                 output.session(&stamp).give_container(combiner.flush());
@@ -275,6 +260,43 @@ impl<K: PartialEq, A> Combiner<K, A> {
                 .collect(),
             occupied: Vec::new(),
             partials: Vec::new(),
+        }
+    }
+
+    /// Adds `record` to its tumbling window of `size`, in the slot of its
+    /// route. The window's start is only computed (a division) for a new
+    /// partial.
+    #[inline]
+    fn add_tumbling<R>(&mut self, record: &R, size: Micros)
+    where
+        R: WindowRecord<Key = K>,
+        A: Aggregate<R>,
+    {
+        let ts = record.event_time();
+        let index = record.route() as usize & (COMBINER_SLOTS - 1);
+        self.add(
+            index,
+            record,
+            |start| start <= ts && ts < start + size,
+            || window_start(ts, size),
+        );
+    }
+
+    /// Adds `record` to each of its sliding windows (`size`, every `slide`),
+    /// each in a slot of its route mixed with the window's start.
+    #[inline]
+    fn add_sliding<R>(&mut self, record: &R, size: Micros, slide: Micros)
+    where
+        R: WindowRecord<Key = K>,
+        A: Aggregate<R>,
+    {
+        let (ts, route) = (record.event_time(), record.route());
+        let mut start = window_start(ts, slide);
+        while start > ts - size {
+            let mixed = route ^ ((start / slide) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let index = mixed as usize & (COMBINER_SLOTS - 1);
+            self.add(index, record, |s| s == start, || start);
+            start -= slide;
         }
     }
 
@@ -710,19 +732,12 @@ mod tests {
         }
     }
 
-    /// (key, window start, record count) of each partial, in flush order.
+    /// (key, window start, record count) of each partial of 1 ms tumbling
+    /// windows, in flush order.
     fn added(records: &[Reading]) -> Vec<(u32, Micros, u64)> {
-        let size = 1_000;
         let mut combiner = Combiner::<u32, Stats>::new();
         for r in records {
-            let index = r.route() as usize & (COMBINER_SLOTS - 1);
-            let ts = r.ts_us;
-            combiner.add(
-                index,
-                r,
-                |start| start <= ts && ts < start + size,
-                || window_start(ts, size),
-            );
+            combiner.add_tumbling(r, 1_000);
         }
         let partials = std::mem::take(combiner.flush());
         partials
