@@ -116,18 +116,66 @@ pub struct Committed {
 }
 
 /// Counts and hashes the bytes on their way to the file, so recording a
-/// committed file in the manifest costs no second read of it.
-struct Hashing<W> {
-    inner: W,
+/// committed file in the manifest costs no second read of it; and hands
+/// what it has written to the disk as it goes, so the sync at commit has
+/// little left to wait for.
+///
+/// Without the early writeback every byte of a replay's output was still
+/// dirty when its files were committed: the syncs then waited for the disk
+/// at the end of the run (41 ms of fsync and 17 ms of renames after a
+/// one-worker TwinBench replay of 1.15 s, the windows file alone 22 ms).
+struct Hashing {
+    inner: File,
     sha256: Sha256,
     bytes: u64,
+    /// Bytes handed to the disk so far.
+    written_back: u64,
 }
 
-impl<W: Write> Write for Hashing<W> {
+/// How many written bytes [`Hashing`] gathers before it starts writing them back.
+const WRITEBACK_BYTES: u64 = 4 << 20;
+
+impl Hashing {
+    fn new(inner: File) -> Self {
+        Hashing {
+            inner,
+            sha256: Sha256::new(),
+            bytes: 0,
+            written_back: 0,
+        }
+    }
+
+    /// Starts writing the bytes not yet written back to the disk, without
+    /// waiting for them (Linux; elsewhere the sync at commit does it all).
+    fn write_back(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (start, len) = (self.written_back, self.bytes - self.written_back);
+            // SAFETY: the descriptor is this open file's; the call only
+            // starts writeback of the range and touches no memory of ours.
+            // Its outcome is advisory: the sync at commit reports any failure.
+            unsafe {
+                libc::sync_file_range(
+                    self.inner.as_raw_fd(),
+                    start as libc::off64_t,
+                    len as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.written_back = self.bytes;
+    }
+}
+
+impl Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.sha256.update(&buf[..n]);
         self.bytes += n as u64;
+        if self.bytes - self.written_back >= WRITEBACK_BYTES {
+            self.write_back();
+        }
         Ok(n)
     }
 
@@ -143,7 +191,7 @@ pub struct ParquetFile {
     tmp: PathBuf,
     // The hasher sits below the buffer, so it sees the few large writes the
     // buffer makes rather than every small header and footer write.
-    writer: ArrowWriter<BufWriter<Hashing<File>>>,
+    writer: ArrowWriter<BufWriter<Hashing>>,
     rows: u64,
 }
 
@@ -173,14 +221,7 @@ impl ParquetFile {
             // it only gathers the small ones (headers, footers), and a worker
             // has a dozen files open: 64 KB each, not 256, took two workers'
             // replay of TwinBench from 121 to 111 MB at peak, in the same time.
-            BufWriter::with_capacity(
-                64 << 10,
-                Hashing {
-                    inner: file,
-                    sha256: Sha256::new(),
-                    bytes: 0,
-                },
-            ),
+            BufWriter::with_capacity(64 << 10, Hashing::new(file)),
             schema,
             Some(properties),
         )
@@ -232,6 +273,7 @@ impl ParquetFile {
             inner: file,
             sha256,
             bytes,
+            ..
         } = buffered
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
@@ -487,6 +529,31 @@ impl<'s, T: timely::ExchangeData> WritePart<T> for Stream<'s, Micros, Vec<T>> {
 mod tests {
     use super::*;
     use arrow::datatypes::DataType;
+
+    /// Bytes written through [`Hashing`] reach the file whole and in order
+    /// across writebacks (writes of odd sizes, 2.5 writeback chunks in all),
+    /// and its size and hash are those of the file as read back.
+    #[test]
+    fn hashing_writes_back_what_it_wrote() {
+        let path = std::env::temp_dir().join(format!("twinflow-writeback-{}", std::process::id()));
+        let expected: Vec<u8> = (0..WRITEBACK_BYTES * 5 / 2)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut file = Hashing::new(File::create(&path).unwrap());
+        for chunk in expected.chunks(1_000_003) {
+            file.write_all(chunk).unwrap();
+        }
+        // Written back twice, each time once a chunk had gathered.
+        assert!(file.written_back >= 2 * WRITEBACK_BYTES);
+        assert!(file.bytes - file.written_back < WRITEBACK_BYTES);
+        let Hashing { bytes, sha256, .. } = file;
+        let sha256 = sha256.finalize();
+        let read = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(read == expected, "the file holds the bytes written");
+        assert_eq!(bytes, read.len() as u64);
+        assert_eq!(sha256, Sha256::digest(&read));
+    }
 
     /// A part rolls to a new file every `rows_per_file` rows: 25 records in
     /// files of 10 make three files of 10, 10 and 5 rows, each with the
