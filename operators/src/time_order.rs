@@ -54,19 +54,27 @@ where
     let route = move |d: &D| spread(route(d));
     stream.unary_frontier(Exchange::new(route), name, |capability, _info| {
         let mut capability = Some(capability);
-        let mut stash: BTreeMap<Micros, Vec<D>> = BTreeMap::new();
+        // Per timestamp, the containers that brought its records, kept as
+        // they came: a timestamp's records come in many containers (a
+        // container holds about 8 KB), and appending each to one vector
+        // copied every record two or three times as the vector grew.
+        let mut stash: BTreeMap<Micros, Vec<Vec<D>>> = BTreeMap::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
             input.for_each(|stamp, data| {
                 let time = *stamp.least().expect("a stamped message");
                 match data.first().and_then(|d| step.record_time(d)) {
-                    None => stash.entry(time).or_default().append(data),
+                    None => stash.entry(time).or_default().push(std::mem::take(data)),
                     Some(_) => {
                         // Runs of records of one time are common: one lookup a run.
                         let mut records = data.drain(..).peekable();
                         while let Some(record) = records.next() {
                             let own = step.record_time(&record).unwrap_or(time);
-                            let bucket = stash.entry(own).or_default();
+                            let containers = stash.entry(own).or_default();
+                            if containers.is_empty() {
+                                containers.push(Vec::new());
+                            }
+                            let bucket = containers.last_mut().expect("just made");
                             bucket.push(record);
                             while let Some(next) =
                                 records.next_if(|r| step.record_time(r).unwrap_or(time) == own)
@@ -85,7 +93,17 @@ where
                 if frontier.less_equal(entry.key()) {
                     break;
                 }
-                let (time, mut records) = entry.remove_entry();
+                let (time, mut containers) = entry.remove_entry();
+                let mut records = match containers.len() {
+                    1 => containers.pop().expect("one container"),
+                    _ => {
+                        let mut records = Vec::with_capacity(containers.iter().map(Vec::len).sum());
+                        for mut container in containers {
+                            records.append(&mut container);
+                        }
+                        records
+                    }
+                };
                 step.step(time, &mut records, &mut out);
                 if !out.is_empty() {
                     output.session(&cap.delayed(&time)).give_container(&mut out);
