@@ -15,6 +15,7 @@ pub mod log_source;
 pub mod metrics;
 pub mod profile;
 pub mod run_checks;
+pub mod run_queue;
 pub mod runtime;
 pub mod sensor_checks;
 pub mod source;

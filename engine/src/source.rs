@@ -23,6 +23,7 @@ use crate::log_source::{
     DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
 };
 use crate::run_checks::{Stateless, VerifiedPrefix, stateless_verdict};
+use crate::run_queue::RunQueue;
 use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors, target_of};
 use crate::time::{Micros, Watermark};
 use crate::verify::Verification;
@@ -53,6 +54,9 @@ pub struct LogReadOptions {
     /// Verify events (TwinBench's "Authentication tag", "Replay window" and
     /// "Plausibility"); `None` reads every event as before verification.
     pub verify: Option<Verifying>,
+    /// The runs this process reads, shared by its workers: each takes the
+    /// next one when it is ready for another.
+    pub runs: Arc<RunQueue>,
 }
 
 /// What a worker needs to read its runs with verification: the rules, and
@@ -98,7 +102,7 @@ pub fn read_log<'s>(
     };
 
     let peers = scope.peers();
-    let runs: Vec<Run> = log.runs_for(scope.index(), peers).cloned().collect();
+    let queue = Arc::clone(&options.runs);
     let verify = options.verify.clone();
     let reader_log = Arc::clone(&log);
     let reader_status = Rc::clone(&status);
@@ -107,7 +111,6 @@ pub fn read_log<'s>(
         let catalog = reader_catalog;
         let (log, status) = (reader_log, reader_status);
         let mut caps: Option<Vec<Capability<Micros>>> = Some(capabilities);
-        let mut runs = runs.into_iter().peekable();
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
         let mut out = RowsOut::default();
@@ -126,10 +129,12 @@ pub fn read_log<'s>(
             // One step: open the next run (when the pace allows) or read one batch.
             let step = (|| -> crate::Result<Next> {
                 if cursor.is_none() {
-                    let Some(run) = runs.peek() else {
+                    let Some((place, next)) = queue.peek() else {
                         return Ok(Next::Done);
                     };
-                    // Nothing this worker sends from now on is behind its next run's start.
+                    let run = &log.runs()[next as usize];
+                    // Nothing this worker sends from now on is behind the next
+                    // run's start: the runs it may still take come later.
                     advance(held, prefix(run).saturating_sub(options.lateness));
                     let ahead = PACE_RUNS_PER_WORKER * peers;
                     if let Some(pace) = options.pace.as_ref()
@@ -140,7 +145,11 @@ pub fn read_log<'s>(
                             return Ok(Next::Wait);
                         }
                     }
-                    let run = runs.next().expect("peeked");
+                    if !queue.take(place) {
+                        // Another worker took it: look at the next one.
+                        return Ok(Next::Now);
+                    }
+                    let run = run.clone();
                     let fields = match verification {
                         Some(_) => Fields::Checked,
                         None => Fields::Windowing,
@@ -228,8 +237,8 @@ enum Next {
 }
 
 /// How many runs each worker may read ahead of the pipeline's end (times the
-/// number of workers, who take turns with the runs: see
-/// [`crate::log_source::deal_runs`]). A run's last windows
+/// number of workers, who take the runs from a queue in log order: see
+/// [`crate::run_queue`]). A run's last windows
 /// reach the end only after every stateful operator on every worker has
 /// taken a step, each worker a batch apart; a reader allowed one run ahead
 /// spent that time parked. On TwinBench's 10M-event log with two workers,

@@ -28,6 +28,7 @@ use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
 use twinflow_engine::profile::{OperatorBusy, Profiler};
 use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
+use twinflow_engine::run_queue::RunQueue;
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
 use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart, parse_part_file_name};
@@ -426,6 +427,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     let windows_only = pipeline.is_windows_only();
     let profile = options.profile;
     let pipeline = pipeline.clone();
+    let runs = Arc::new(RunQueue::of_process(
+        &log,
+        options.cluster.process,
+        options.cluster.processes,
+    ));
     let results = {
         let (log, progress) = (Arc::clone(&log), progress.clone());
         options.cluster.run(move |worker| {
@@ -445,6 +451,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     progress: Arc::clone(&progress.rows),
                     pace: Some(probe.clone()),
                     verify,
+                    runs: Arc::clone(&runs),
                 };
                 let streams = read_log(
                     scope,
