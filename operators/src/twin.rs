@@ -9,11 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use differential_dataflow::operators::arrange::arrangement::arrange_core;
+use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Operator};
@@ -341,13 +343,18 @@ impl<'s> BuildTwinViews<'s> for Stream<'s, Micros, Vec<FusedRow>> {
         });
         // Members are summed up per place (line and site) once; lines and
         // sites then merge the few place partials instead of every member.
-        let places = members.reduce_named("PlaceRollup", |_place, members, out| {
-            let mut partial = Partial::default();
-            for (member, _) in members {
-                partial.merge(&Partial::of(member));
-            }
-            out.push((partial, 1));
-        });
+        let places = reduce_routed(
+            members,
+            "PlaceRollup",
+            |place: &Place| u64::from(place.line),
+            |_place, members, out| {
+                let mut partial = Partial::default();
+                for (member, _) in members {
+                    partial.merge(&Partial::of(member));
+                }
+                out.push((partial, 1));
+            },
+        );
         let lines = rollup(places.clone(), |place| place.line);
         let sites = rollup(places, |place| place.site);
         TwinViews {
@@ -516,15 +523,54 @@ fn rollup<'s>(
     places: VecCollection<'s, Micros, (Place, Partial)>,
     group: impl Fn(&Place) -> u32 + 'static,
 ) -> VecCollection<'s, Micros, (u32, Rollup)> {
-    places
-        .map(move |(place, partial)| (group(&place), partial))
-        .reduce_named("Rollup", |_group, partials, out| {
+    reduce_routed(
+        places.map(move |(place, partial)| (group(&place), partial)),
+        "Rollup",
+        |group: &u32| u64::from(*group),
+        |_group, partials, out| {
             let mut total = Partial::default();
             for (partial, _) in partials {
                 total.merge(partial);
             }
             out.push((total.rollup(), 1));
-        })
+        },
+    )
+}
+
+/// Differential's `reduce_named`, with each key's updates sent to worker
+/// `route(key) % workers` instead of to one picked by a hash of the key.
+///
+/// Lines and sites have dense ids (interned in catalog order), so routing by
+/// the id deals them evenly: hashed, TwinBench's ten lines went four to one
+/// worker and six to the other, whose rollups then took 60% longer
+/// (`replay --profile`, 2 workers).
+fn reduce_routed<'s, K, V, V2>(
+    collection: VecCollection<'s, Micros, (K, V)>,
+    name: &str,
+    route: impl Fn(&K) -> u64 + 'static,
+    logic: impl FnMut(&K, &[(&V, isize)], &mut Vec<(V2, isize)>) + 'static,
+) -> VecCollection<'s, Micros, (K, V2)>
+where
+    K: ExchangeData + Ord + Clone + std::fmt::Debug,
+    V: ExchangeData + Ord + Clone + std::fmt::Debug,
+    V2: ExchangeData + Ord + Clone + std::fmt::Debug,
+{
+    let exchange = Exchange::new(move |((key, _), _, _): &((K, V), Micros, isize)| route(key));
+    arrange_core::<_, _, ValBatcher<K, V, Micros, isize>, ValSpine<K, V, Micros, isize>>(
+        collection.inner,
+        exchange,
+        &format!("Arrange: {name}"),
+        ValBatcher::new,
+    )
+    .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<K, V2, _, _>, _, _>(
+        name,
+        logic,
+        |updates, key, changes| {
+            updates.clear();
+            updates.extend(changes.drain(..).map(|(v, t, r)| ((key.clone(), v), t, r)));
+        },
+    )
+    .as_collection(|key, value| (key.clone(), value.clone()))
 }
 
 /// Some members of a group summed up: what its rollup is made of, and what
