@@ -2,8 +2,8 @@
 //!
 //! A tag is the first 16 bytes of HMAC-SHA256 over a canonical encoding of the
 //! event. The generator signs with [`EventMac::tag`] and verifiers check with
-//! [`EventMac::verify`]; both go through [`EventMac::message`], so signing and
-//! checking cannot drift apart.
+//! [`EventMac::verify`]; both compute the MAC with the same private
+//! `EventMac::mac`, so signing and checking cannot drift apart.
 
 use std::path::Path;
 

@@ -2,13 +2,14 @@
 //!
 //! Runs dealt to workers in advance leave the workers as unevenly loaded as
 //! the rest of their work is: a worker reads and pre-aggregates its runs,
-//! but it also windows, aligns and writes the sensors and assets routed to
-//! it, and rolls up the lines hashed to it, which TwinBench's ten lines
-//! split unevenly. Taken from a shared queue, runs go to whichever worker
-//! has time, so the less loaded one reads more. Which worker reads a run
-//! changes nothing in the results: every run is read whole by one reader,
-//! its rows keep their positions, and its watermark starts where the runs
-//! before it left it, whoever read them.
+//! but it also windows, aligns, rolls up and writes the sensors, assets and
+//! lines routed to it, which no routing splits exactly, and the machine may
+//! give one worker's core less time than the other's. Taken from a shared
+//! queue, runs go to whichever worker has time, so the less loaded one reads
+//! more (TwinBench, two workers: its reader 100 ms busy against 81). Which
+//! worker reads a run changes nothing in the results: every run is read
+//! whole by one reader, its rows keep their positions, and its watermark
+//! starts where the runs before it left it, whoever read them.
 //!
 //! A queue is shared by the workers of one process (threads); processes
 //! share no memory, so each has its own queue of the runs dealt to it by

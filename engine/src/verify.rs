@@ -249,8 +249,8 @@ const FLOOD_SECONDS: i64 =
 /// One sensor's flooding budget: per 1 s event-time window, in arrival order,
 /// the events beyond `budget` (twice the sensor's rated count) are flooding.
 ///
-/// Counts live in a ring of [`FLOOD_SECONDS`] slots ([`SecondCounts`]),
-/// second `k` in slot `k mod FLOOD_SECONDS`, however long the log. The
+/// Counts live in a ring of `FLOOD_SECONDS` slots (a `SecondCounts`: about
+/// an hour), second `k` in slot `k mod FLOOD_SECONDS`, however long the log. The
 /// count of the second of the sensor's last event is held beside the ring
 /// instead, and goes back to its slot when an event of another second
 /// comes: a sensor's events mostly share the second of the one before, and
