@@ -72,15 +72,17 @@ impl Run {
     }
 }
 
-/// Which of `peers` workers reads each run, given the runs' row counts in
-/// order: each run goes to the worker with the fewest rows so far (the lowest
-/// index on a tie). The workers take turns, so they move through event time
-/// together and none runs far ahead, and each reads about as many rows as the
-/// others, which dealing runs round-robin did not do: a row group's last run is
-/// often short, and TwinBench's 1M-row row groups, cut into 7 runs of 143k
-/// rows and one of 45k, gave one of two workers every short run (it read
-/// 4.6M rows, the other 5.5M; `replay --profile`: ReadLog busy 98 against
-/// 122 ms, 109 against 111 dealt by rows).
+/// Which of `peers` takers (processes, or workers splitting a pass over the
+/// log) gets each run, given the runs' row counts in order: each run goes to
+/// the taker with the fewest rows so far (the lowest index on a tie). They
+/// take turns, so they move through event time together and none runs far
+/// ahead, and each gets about as many rows as the others, which dealing runs
+/// round-robin did not do: a row group's last run is often short, and
+/// TwinBench's 1M-row row groups, cut into 7 runs of 143k rows and one of
+/// 45k, gave one of two workers every short run (it read 4.6M rows, the
+/// other 5.5M; `replay --profile`: ReadLog busy 98 against 122 ms, 109
+/// against 111 dealt by rows). A process's workers no longer read a dealt
+/// share: they take runs from a queue ([`crate::run_queue`]).
 pub fn deal_runs(rows: impl IntoIterator<Item = u64>, peers: usize) -> Vec<usize> {
     let mut read = vec![0u64; peers.max(1)];
     rows.into_iter()
@@ -149,7 +151,8 @@ impl LogSource {
         &self.runs
     }
 
-    /// The runs worker `index` of `peers` reads, in order (see [`deal_runs`]).
+    /// The runs dealt to taker `index` of `peers`, in order (see
+    /// [`deal_runs`]): a worker's share of the verified pre-pass.
     pub fn runs_for(&self, index: usize, peers: usize) -> impl Iterator<Item = &Run> {
         let owners = deal_runs(self.runs.iter().map(|r| r.rows() as u64), peers);
         self.runs

@@ -238,13 +238,16 @@ pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), QuarantineReaso
 /// Seconds per chunk of a [`FloodBudget`]'s counts.
 const CHUNK_SECONDS: i64 = 64;
 
-/// Seconds a [`FloodBudget`] keeps counts for: every second an event that
-/// passes the clock check can fall in, from an hour behind its arrival to
-/// 5 s ahead of it, a little slack, and one chunk more (so no chunk holds
-/// both a second that has left and one still open: see
-/// [`SecondCounts::clear`]), in whole chunks.
-const FLOOD_SECONDS: i64 =
-    ((MAX_BEHIND + MAX_AHEAD) / SECOND + 8 + 2 * CHUNK_SECONDS - 1) / CHUNK_SECONDS * CHUNK_SECONDS;
+/// Seconds a [`FloodBudget`] counts at a time, from its horizon up: every
+/// second an event that passes the clock check can fall in, from an hour
+/// behind its arrival to 5 s ahead of it, and a little slack (the horizon
+/// moves every other second).
+const OPEN_SECONDS: i64 = (MAX_BEHIND + MAX_AHEAD) / SECOND + 8;
+
+/// Slots in a [`FloodBudget`]'s ring: the open seconds and one chunk more,
+/// in whole chunks, so no chunk holds both a second that has left and one
+/// still open (see [`SecondCounts::clear`]).
+const FLOOD_SECONDS: i64 = (OPEN_SECONDS + 2 * CHUNK_SECONDS - 1) / CHUNK_SECONDS * CHUNK_SECONDS;
 
 /// One sensor's flooding budget: per 1 s event-time window, in arrival order,
 /// the events beyond `budget` (twice the sensor's rated count) are flooding.
@@ -356,9 +359,9 @@ impl FloodBudget {
     /// `arrival_us`; rejects it when its window's budget is spent.
     ///
     /// Arrival times are taken to grow along the log (they are the log's
-    /// order). An event whose second is outside the ring, which only a log
-    /// whose arrival times go back by more than an hour can bring, is not
-    /// counted.
+    /// order). An event whose second is not open (see `OPEN_SECONDS`), which
+    /// only a log whose arrival times go back by more than an hour, or an
+    /// event the clock check would reject, can bring, is not counted.
     pub fn admit(&mut self, ts_us: Micros, arrival_us: Micros) -> Result<(), QuarantineReason> {
         if self.horizon == Micros::MIN {
             // Nothing is counted yet: nothing below the horizon to clear.
@@ -390,7 +393,9 @@ impl FloodBudget {
             _ => {
                 self.release();
                 let second = ts_us.div_euclid(SECOND);
-                if second < self.horizon || second >= self.horizon + FLOOD_SECONDS {
+                // Only open seconds: a count beyond them could share a
+                // chunk with seconds leaving, and be dropped with them.
+                if second < self.horizon || second >= self.horizon + OPEN_SECONDS {
                     return Ok(());
                 }
                 let slot = second.rem_euclid(FLOOD_SECONDS) as usize;
@@ -703,7 +708,7 @@ mod tests {
     /// The budget equals a plain count per second, for events spread over
     /// many seconds in a jumbled order (as late and reordered events come),
     /// around time zero and over hours (so the ring's slots are reused), some
-    /// of them nearly as old as the clock check allows, and across gaps in
+    /// of them nearly as old or as far ahead as the clock check allows, and across gaps in
     /// arrival of a minute and of two hours (so chunks are dropped and made
     /// again).
     #[test]
@@ -726,12 +731,13 @@ mod tests {
                 if gap > 0 && i % 5_000 == 4_999 {
                     arrival += gap;
                 }
-                // Mostly within a second of arrival, sometimes much older.
-                let behind = match next() % 10 {
-                    0 => (next() % (oldest as u64 + 1)) as i64,
-                    _ => (next() % 1_000_000) as i64,
+                // Mostly within a second of arrival, sometimes much older,
+                // sometimes ahead by as much as the clock check allows.
+                let ts = match next() % 20 {
+                    0 | 1 => arrival - (next() % (oldest as u64 + 1)) as i64,
+                    2 => arrival + (next() % (MAX_AHEAD as u64 + 1)) as i64,
+                    _ => arrival - (next() % 1_000_000) as i64,
                 };
-                let ts = arrival - behind;
                 let count = counts.entry(ts.div_euclid(SECOND)).or_default();
                 let expected = if *count >= 3 {
                     Err(QuarantineReason::Flooding)
