@@ -140,6 +140,24 @@ pub fn spread(route: u64) -> u64 {
     route.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
+/// The load of the busiest of `peers` workers over an even share (1.0 is
+/// perfect balance), when keys of the given `(route, weight)` go to worker
+/// `spread(route) % peers`, as timely's exchange and ours map them.
+pub fn busiest_share(keys: impl Iterator<Item = (u64, f64)>, peers: usize) -> f64 {
+    let peers = peers.max(1);
+    let mut load = vec![0.0; peers];
+    for (route, weight) in keys {
+        load[(spread(route) % peers as u64) as usize] += weight;
+    }
+    let total: f64 = load.iter().sum();
+    let busiest = load.iter().fold(0.0f64, |m, l| m.max(*l));
+    if total > 0.0 {
+        busiest / (total / peers as f64)
+    } else {
+        1.0
+    }
+}
+
 /// Sends `value` from every worker to global worker 0, which receives all of
 /// them (sorted, so the result does not depend on arrival order); the other
 /// workers receive `None`. Every worker must call it.
@@ -194,37 +212,49 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::{busiest_share, spread};
 
     /// TwinBench's layout: 200 assets of eight channels, ids counting up
     /// asset by asset, the channels' rates as the spec's table gives them.
     #[test]
     fn spread_balances_twinbench_sensors_over_workers() {
         let rates_hz = [10.0, 10.0, 10.0, 10.0, 10.0, 50.0, 10.0, 1.0];
-        let sensors = (0..200u64 * 8).map(|id| (id, rates_hz[id as usize % 8]));
-        // The busiest worker's load over an even share, with timely's
-        // exchange mapping a route to a worker.
-        let busiest = |peers: u64, route: &dyn Fn(u64) -> u64| -> f64 {
-            let mut load = vec![0.0; peers as usize];
-            for (id, rate) in sensors.clone() {
-                load[(route(id) % peers) as usize] += rate;
-            }
-            let total: f64 = load.iter().sum();
-            load.iter().fold(0.0f64, |m, l| m.max(*l)) / (total / peers as f64)
-        };
-        let raw = busiest(2, &|id| id);
-        assert!(raw > 1.25, "raw ids put {raw}× an even share on one of two");
-        let two = busiest(2, &spread);
+        let sensors = || (0..200u64 * 8).map(|id| (id, rates_hz[id as usize % 8]));
+        // Without spreading, raw ids put every asset's 50 Hz channel on one of two.
+        let mut raw = [0.0; 2];
+        sensors().for_each(|(id, rate)| raw[id as usize % 2] += rate);
+        assert!(raw[1] / raw[0] > 1.5, "raw ids: {raw:?}");
+        let two = busiest_share(sensors(), 2);
         assert!(
             two < 1.05,
             "two workers: the busiest has {two}× an even share"
         );
         for peers in 3..=8 {
-            let share = busiest(peers, &spread);
+            let share = busiest_share(sensors(), peers);
             assert!(
                 share < 1.12,
                 "{peers} workers: the busiest has {share}× an even share"
             );
         }
+        // By asset, each weighing its eight channels: 200 keys, not 1600,
+        // spread less evenly over some worker counts, evenly over two.
+        let assets = || (0..200u64).map(|asset| (asset, rates_hz.iter().sum::<f64>()));
+        assert!(busiest_share(assets(), 2) < 1.02);
+        for peers in 3..=8 {
+            let share = busiest_share(assets(), peers);
+            assert!(
+                share < 1.1,
+                "{peers} workers by asset: {share}× an even share"
+            );
+        }
+    }
+
+    #[test]
+    fn busiest_share_of_known_loads() {
+        // Routes 0 and 1 spread to different workers of two (checked here).
+        assert_ne!(spread(0) % 2, spread(1) % 2);
+        assert_eq!(busiest_share([(0, 1.0), (1, 1.0)].into_iter(), 2), 1.0);
+        assert_eq!(busiest_share([(0, 3.0), (1, 1.0)].into_iter(), 2), 1.5);
+        assert_eq!(busiest_share([(0, 3.0), (0, 1.0)].into_iter(), 2), 2.0);
     }
 }

@@ -139,6 +139,44 @@ pub trait DetectAnomalies<'s, K> {
         self,
         new_detector: impl Fn(&K) -> D + 'static,
     ) -> Stream<'s, Micros, Vec<Flag<K>>>;
+    /// [`DetectAnomalies::detect`], with windows exchanged by `route(key)`
+    /// (spread) rather than by a hash of the key: windows from
+    /// [`crate::window::EventTimeWindows::window_by`] with the same route are
+    /// already on their detector's worker and stay there. The guarantees of
+    /// `detect` hold whatever the route.
+    ///
+    /// ```
+    /// use timely::dataflow::InputHandle;
+    /// use timely::dataflow::operators::{Capture, capture::Event};
+    /// use twinflow_operators::detect::DetectAnomalies;
+    /// use twinflow_operators::stats::Stats;
+    /// use twinflow_operators::window::Window;
+    ///
+    /// let flags = timely::execute_directly(|worker| {
+    ///     let mut input = InputHandle::new();
+    ///     let captured = worker.dataflow::<i64, _, _>(|scope| {
+    ///         let by_asset = |sensor: &u32| u64::from(sensor / 8);
+    ///         let above_100 = |_sensor: &u32| |_, x: f64| (x > 100.0).then_some(x - 100.0);
+    ///         input.to_stream(scope).detect_by(by_asset, above_100).capture()
+    ///     });
+    ///     let mut stats = Stats::default();
+    ///     stats.push(0, 150.0);
+    ///     input.advance_to(1_000_000);
+    ///     input.send(Window { key: 9u32, start_us: 0, end_us: 1_000_000, aggregate: stats });
+    ///     input.close();
+    ///     while worker.step() {}
+    ///     captured.try_iter().filter_map(|e| match e {
+    ///         Event::Messages(_, flags) => Some(flags),
+    ///         Event::Progress(_) => None,
+    ///     }).flatten().collect::<Vec<_>>()
+    /// });
+    /// assert_eq!((flags[0].key, flags[0].score), (9, 50.0));
+    /// ```
+    fn detect_by<D: Detector>(
+        self,
+        route: impl Fn(&K) -> u64 + 'static,
+        new_detector: impl Fn(&K) -> D + 'static,
+    ) -> Stream<'s, Micros, Vec<Flag<K>>>;
 }
 
 impl<'s, K, A> DetectAnomalies<'s, K> for Stream<'s, Micros, Vec<Window<K, A>>>
@@ -150,10 +188,18 @@ where
         self,
         new_detector: impl Fn(&K) -> D + 'static,
     ) -> Stream<'s, Micros, Vec<Flag<K>>> {
+        self.detect_by(|key: &K| FxBuildHasher.hash_one(key), new_detector)
+    }
+
+    fn detect_by<D: Detector>(
+        self,
+        route: impl Fn(&K) -> u64 + 'static,
+        new_detector: impl Fn(&K) -> D + 'static,
+    ) -> Stream<'s, Micros, Vec<Flag<K>>> {
         in_time_order(
             self,
             "Detect",
-            |w: &Window<K, A>| FxBuildHasher.hash_one(&w.key),
+            move |w: &Window<K, A>| route(&w.key),
             Detectors {
                 new_detector,
                 detectors: FxHashMap::default(),

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use timely::ExchangeData;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use twinflow_engine::runtime::spread;
 use twinflow_engine::time::Micros;
+
+use crate::exchange::exchange;
 
 /// A stateful step that consumes a stream one timestamp at a time.
 pub trait TimeStep<D, O>: 'static {
@@ -33,8 +34,10 @@ pub trait TimeStep<D, O>: 'static {
 }
 
 /// Routes records by `route` (spread over workers by
-/// [`twinflow_engine::runtime::spread`]), stashes them by timestamp, and runs `step` on
-/// each timestamp in order once the input frontier has passed it.
+/// [`twinflow_engine::runtime::spread`], through [`exchange`], so a stream
+/// already partitioned by the same route stays where it is), stashes them by
+/// timestamp, and runs `step` on each timestamp in order once the input
+/// frontier has passed it.
 ///
 /// This is what makes per-key state deterministic: whatever the number of
 /// workers and however records interleave, a key's step sees the same records
@@ -52,7 +55,7 @@ where
     S: TimeStep<D, O>,
 {
     let route = move |d: &D| spread(route(d));
-    stream.unary_frontier(Exchange::new(route), name, |capability, _info| {
+    stream.unary_frontier(exchange(route), name, |capability, _info| {
         let mut capability = Some(capability);
         // Per timestamp, the containers that brought its records, kept as
         // they came: a timestamp's records come in many containers (a

@@ -21,7 +21,9 @@ pub trait WindowRecord: ExchangeData + Clone {
     fn event_time(&self) -> Micros;
     /// The log run the record came from; records of one run arrive in order.
     fn run(&self) -> u32;
-    /// Routes the record to a worker; records with equal keys must route alike.
+    /// Spreads keys over the window combiner's slots and, unless
+    /// [`EventTimeWindows::window_by`] routes them otherwise, over workers;
+    /// records with equal keys must route alike.
     fn route(&self) -> u64;
 }
 
@@ -90,7 +92,7 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     /// - a window is emitted exactly once, at timestamp `end_us`, after every
     ///   worker in every process has moved past `end_us` (records are exchanged
     ///   by [`WindowRecord::route`], spread by [`twinflow_engine::runtime::spread`],
-    ///   so each key's state lives on one worker);
+    ///   so each key's state lives on one worker, and so do its windows);
     /// - the input contract is that a record sent at time `t` has event time
     ///   `>= t` (the log source sends at its watermark, which guarantees it), so
     ///   no record ever reaches a closed window;
@@ -138,6 +140,48 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     fn window<A>(self, windows: Windows) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
     where
         A: Aggregate<R> + ExchangeData;
+
+    /// [`EventTimeWindows::window`], with each key's windows kept on the
+    /// worker that `route(key)` picks (spread as every route is), so keys
+    /// with equal routes share a worker. An operator downstream that routes
+    /// by the same function (the alignment routes by asset) then finds every
+    /// window already in place, and nothing crosses workers on the way. The
+    /// guarantees of `window` hold whatever the route.
+    ///
+    /// ```
+    /// use timely::dataflow::InputHandle;
+    /// use timely::dataflow::operators::Inspect;
+    /// use twinflow_engine::event::Reading;
+    /// use twinflow_engine::runtime::spread;
+    /// use twinflow_operators::stats::Stats;
+    /// use twinflow_operators::window::{EventTimeWindows, Windows};
+    ///
+    /// // Sensors 0..8 belong to assets 0..4, two each.
+    /// let asset = |sensor: &u32| u64::from(sensor / 2);
+    /// timely::execute(timely::Config::process(2), move |worker| {
+    ///     let index = worker.index() as u64;
+    ///     let mut input = InputHandle::new();
+    ///     worker.dataflow::<i64, _, _>(|scope| {
+    ///         let windows = Windows::Tumbling { size: 1_000_000 };
+    ///         input
+    ///             .to_stream(scope)
+    ///             .window_by::<Stats>(windows, asset)
+    ///             // Each window closes on its asset's worker.
+    ///             .inspect(move |w| assert_eq!(spread(asset(&w.key)) % 2, index));
+    ///     });
+    ///     for sensor in 0..8 {
+    ///         input.send(Reading { sensor, run: index as u32, ts_us: 10, value: 1.0 });
+    ///     }
+    /// })
+    /// .unwrap();
+    /// ```
+    fn window_by<A>(
+        self,
+        windows: Windows,
+        route: impl Fn(&R::Key) -> u64 + 'static,
+    ) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
+    where
+        A: Aggregate<R> + ExchangeData;
 }
 
 impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>> {
@@ -145,31 +189,57 @@ impl<'s, R: WindowRecord> EventTimeWindows<'s, R> for Stream<'s, Micros, Vec<R>>
     where
         A: Aggregate<R> + ExchangeData,
     {
-        match windows {
-            Windows::Tumbling { size } => close_windows(
-                combine(self, size, size),
-                |p| p.route,
-                FixedWindows::new(size, size),
-            ),
-            Windows::Sliding { size, slide } => close_windows(
-                combine(self, size, slide),
-                |p| p.route,
-                FixedWindows::new(size, slide),
-            ),
-            Windows::Session { gap } => {
-                assert!(gap > 0, "session gap must be positive");
-                let checked = self.unary(Pipeline, "CheckEventTime", |_, _| {
-                    move |input, output| {
-                        input.for_each(|stamp, data| {
-                            let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
-                            data.iter()
-                                .for_each(|r| check_contract(sent_at, r.event_time()));
-                            output.session(&stamp).give_container(data);
-                        })
-                    }
-                });
-                close_windows(checked, |r: &R| r.route(), SessionWindows::new(gap))
-            }
+        window_routed(self, windows, |r: &R| r.route())
+    }
+
+    fn window_by<A>(
+        self,
+        windows: Windows,
+        route: impl Fn(&R::Key) -> u64 + 'static,
+    ) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
+    where
+        A: Aggregate<R> + ExchangeData,
+    {
+        window_routed(self, windows, move |r: &R| route(&r.key()))
+    }
+}
+
+/// Windows `stream`, each key's state on the worker of `route` (see
+/// [`EventTimeWindows::window_by`]); `route` is asked once per partial, not
+/// per record.
+fn window_routed<'s, R, A>(
+    stream: Stream<'s, Micros, Vec<R>>,
+    windows: Windows,
+    route: impl Fn(&R) -> u64 + 'static,
+) -> Stream<'s, Micros, Vec<Window<R::Key, A>>>
+where
+    R: WindowRecord,
+    A: Aggregate<R> + ExchangeData,
+{
+    match windows {
+        Windows::Tumbling { size } => close_windows(
+            combine(stream, size, size, route),
+            |p| p.route,
+            FixedWindows::new(size, size),
+        ),
+        Windows::Sliding { size, slide } => close_windows(
+            combine(stream, size, slide, route),
+            |p| p.route,
+            FixedWindows::new(size, slide),
+        ),
+        Windows::Session { gap } => {
+            assert!(gap > 0, "session gap must be positive");
+            let checked = stream.unary(Pipeline, "CheckEventTime", |_, _| {
+                move |input, output| {
+                    input.for_each(|stamp, data| {
+                        let sent_at = stamp.least().copied().unwrap_or(Micros::MIN);
+                        data.iter()
+                            .for_each(|r| check_contract(sent_at, r.event_time()));
+                        output.session(&stamp).give_container(data);
+                    })
+                }
+            });
+            close_windows(checked, route, SessionWindows::new(gap))
         }
     }
 }
@@ -215,6 +285,7 @@ fn combine<'s, R, A>(
     stream: Stream<'s, Micros, Vec<R>>,
     size: Micros,
     slide: Micros,
+    route: impl Fn(&R) -> u64 + 'static,
 ) -> Stream<'s, Micros, Vec<Partial<R::Key, A>>>
 where
     R: WindowRecord,
@@ -232,9 +303,9 @@ where
                 for record in data.iter() {
                     check_contract(sent_at, record.event_time());
                     if size == slide {
-                        combiner.add_tumbling(record, size);
+                        combiner.add_tumbling(record, size, &route);
                     } else {
-                        combiner.add_sliding(record, size, slide);
+                        combiner.add_sliding(record, size, slide, &route);
                     }
                 }
                 output.session(&stamp).give_container(combiner.flush());
@@ -267,7 +338,7 @@ impl<K: PartialEq, A> Combiner<K, A> {
     /// route. The window's start is only computed (a division) for a new
     /// partial.
     #[inline]
-    fn add_tumbling<R>(&mut self, record: &R, size: Micros)
+    fn add_tumbling<R>(&mut self, record: &R, size: Micros, route: &impl Fn(&R) -> u64)
     where
         R: WindowRecord<Key = K>,
         A: Aggregate<R>,
@@ -279,23 +350,29 @@ impl<K: PartialEq, A> Combiner<K, A> {
             record,
             |start| start <= ts && ts < start + size,
             || window_start(ts, size),
+            route,
         );
     }
 
     /// Adds `record` to each of its sliding windows (`size`, every `slide`),
     /// each in a slot of its route mixed with the window's start.
     #[inline]
-    fn add_sliding<R>(&mut self, record: &R, size: Micros, slide: Micros)
-    where
+    fn add_sliding<R>(
+        &mut self,
+        record: &R,
+        size: Micros,
+        slide: Micros,
+        route: &impl Fn(&R) -> u64,
+    ) where
         R: WindowRecord<Key = K>,
         A: Aggregate<R>,
     {
-        let (ts, route) = (record.event_time(), record.route());
+        let (ts, hash) = (record.event_time(), record.route());
         let mut start = window_start(ts, slide);
         while start > ts - size {
-            let mixed = route ^ ((start / slide) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mixed = hash ^ ((start / slide) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let index = mixed as usize & (COMBINER_SLOTS - 1);
-            self.add(index, record, |s| s == start, || start);
+            self.add(index, record, |s| s == start, || start, route);
             start -= slide;
         }
     }
@@ -310,6 +387,7 @@ impl<K: PartialEq, A> Combiner<K, A> {
         record: &R,
         in_window: impl Fn(Micros) -> bool,
         start: impl FnOnce() -> Micros,
+        route: &impl Fn(&R) -> u64,
     ) where
         R: WindowRecord<Key = K>,
         A: Aggregate<R>,
@@ -334,7 +412,7 @@ impl<K: PartialEq, A> Combiner<K, A> {
             key: record.key(),
             start: start(),
             run: record.run(),
-            route: record.route(),
+            route: route(record),
             aggregate,
         };
         match ways[way].replace(fresh) {
@@ -737,7 +815,7 @@ mod tests {
     fn added(records: &[Reading]) -> Vec<(u32, Micros, u64)> {
         let mut combiner = Combiner::<u32, Stats>::new();
         for r in records {
-            combiner.add_tumbling(r, 1_000);
+            combiner.add_tumbling(r, 1_000, &|r: &Reading| r.route());
         }
         let partials = std::mem::take(combiner.flush());
         partials

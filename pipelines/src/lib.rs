@@ -6,6 +6,7 @@
 pub mod columns;
 pub mod dataset;
 pub mod lineage;
+pub mod partition;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

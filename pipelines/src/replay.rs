@@ -43,6 +43,7 @@ use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_s
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
 use crate::lineage::{Lineage, SourceFile};
+use crate::partition::SensorRoutes;
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, Layout};
 
@@ -465,10 +466,13 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     move || f(&mut totals.borrow_mut())
                 };
 
-                // W
-                let windows = streams.readings.window::<Stats>(Windows::Tumbling {
-                    size: pipeline.window_size_us(),
-                });
+                // W, each asset's windows closed on one worker (see `SensorRoutes`)
+                let routes = SensorRoutes::for_plant(&catalog, scope.peers());
+                let route = move |sensor: &SensorId| routes.route(sensor);
+                let size = pipeline.window_size_us();
+                let windows = streams
+                    .readings
+                    .window_by::<Stats>(Windows::Tumbling { size }, route.clone());
                 let counts = Rc::clone(&totals);
                 windows
                     .clone()
@@ -511,8 +515,9 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 let aligned = windows.clone().align(alignment.clone());
                 let fused = aligned.clone().fuse(Arc::clone(&fusion));
                 let detectors = (pipeline.clone(), Arc::clone(&catalog));
-                let flags =
-                    windows.detect(move |sensor| detectors.0.detector(&detectors.1, *sensor));
+                let flags = windows.detect_by(route, move |sensor| {
+                    detectors.0.detector(&detectors.1, *sensor)
+                });
                 let aligned_row = count(|t| t.aligned_rows += 1);
                 aligned
                     .clone()
