@@ -31,7 +31,9 @@ use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
 use twinflow_engine::run_queue::RunQueue;
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
-use twinflow_engine::sink::{Committed, PartWriter, SharedPart, WritePart, parse_part_file_name};
+use twinflow_engine::sink::{
+    Commit, Committed, PartWriter, SharedPart, WritePart, parse_part_file_name,
+};
 use twinflow_engine::source::{LogReadOptions, ReaderStatus, Verifying, read_log};
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
 use twinflow_engine::verify::{Untagged, Verification};
@@ -256,10 +258,10 @@ impl<D> SharedView<D> {
         }
     }
 
-    fn finish(&self) -> Result<Vec<Committed>> {
-        let mut committed = self.state.finish()?;
-        committed.extend(self.changes.finish()?);
-        Ok(committed)
+    fn close(&self) -> Result<Commit> {
+        let mut commit = self.state.close()?;
+        commit.extend(self.changes.close()?);
+        Ok(commit)
     }
 }
 
@@ -288,19 +290,19 @@ impl Parts {
         })
     }
 
-    /// Commits every part, in order; the first error wins. Returns what was
-    /// committed, for the manifest.
+    /// Commits every part, all together; the first error wins. Returns what
+    /// was committed, for the manifest.
     fn finish(&self) -> Result<Vec<Committed>> {
-        let mut committed = self.windows.finish()?;
-        committed.extend(self.late.finish()?);
-        committed.extend(self.quarantine.finish()?);
+        let mut commit = self.windows.close()?;
+        commit.extend(self.late.close()?);
+        commit.extend(self.quarantine.close()?);
         if let Some(gaps) = &self.seq_gaps {
-            committed.extend(gaps.finish()?);
+            commit.extend(gaps.close()?);
         }
         if let Some(later) = &self.later {
-            committed.extend(later.finish()?);
+            commit.extend(later.close()?);
         }
-        Ok(committed)
+        commit.finish()
     }
 }
 
@@ -327,14 +329,14 @@ impl LaterParts {
         })
     }
 
-    fn finish(&self) -> Result<Vec<Committed>> {
-        let mut committed = self.aligned.finish()?;
-        committed.extend(self.fused.finish()?);
-        committed.extend(self.flags.finish()?);
-        committed.extend(self.assets.finish()?);
-        committed.extend(self.lines.finish()?);
-        committed.extend(self.sites.finish()?);
-        Ok(committed)
+    fn close(&self) -> Result<Commit> {
+        let mut commit = self.aligned.close()?;
+        commit.extend(self.fused.close()?);
+        commit.extend(self.flags.close()?);
+        commit.extend(self.assets.close()?);
+        commit.extend(self.lines.close()?);
+        commit.extend(self.sites.close()?);
+        Ok(commit)
     }
 }
 
