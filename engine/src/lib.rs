@@ -13,6 +13,7 @@ pub mod event;
 pub mod exact_sum;
 pub mod log_source;
 pub mod metrics;
+pub mod partition;
 pub mod profile;
 pub mod run_checks;
 pub mod run_queue;

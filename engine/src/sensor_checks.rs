@@ -25,9 +25,10 @@ use timely::dataflow::{Scope, Stream};
 use crate::catalog::{Catalog, SensorId};
 use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::LogSource;
-use crate::source::{ReaderStatus, quarantine_rows};
+use crate::partition::SensorRoutes;
+use crate::source::{ReaderStatus, Verifying, quarantine_rows};
 use crate::time::Micros;
-use crate::verify::{SensorChecks, Verification};
+use crate::verify::SensorChecks;
 
 /// What readers send the per-sensor checks.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -59,23 +60,14 @@ impl ToSensorChecks {
         }
     }
 
-    /// The worker this goes to: a sensor's arrivals always to the same one.
-    pub fn target(&self, peers: usize) -> u32 {
+    /// The worker this goes to: a sensor's arrivals always to the worker of
+    /// its route, where its readings are then windowed.
+    pub fn target(&self, routes: &SensorRoutes) -> u32 {
         match self {
-            ToSensorChecks::Arrival { arrival, .. } => target_of(arrival.reading.sensor, peers),
+            ToSensorChecks::Arrival { arrival, .. } => routes.worker_of(arrival.reading.sensor),
             ToSensorChecks::RunEnd { to, .. } => *to,
         }
     }
-}
-
-/// The worker that checks `sensor`'s events: the one the window operator
-/// routes the sensor's partials to (see [`crate::runtime::spread`]), so
-/// checked readings are windowed where they are. Timely's exchange maps a
-/// route `h` to worker `h % peers` (`h & (peers - 1)` for a power of two,
-/// the same thing), so routing by this number sends each record exactly here.
-#[inline]
-pub fn target_of(sensor: SensorId, peers: usize) -> u32 {
-    (crate::runtime::spread(u64::from(sensor)) % peers as u64) as u32
 }
 
 /// Sequence numbers of a sensor that were never accepted: dropped events
@@ -133,14 +125,18 @@ pub fn check_sensors<'s>(
     arrivals: Stream<'s, Micros, Vec<ToSensorChecks>>,
     log: Arc<LogSource>,
     catalog: Arc<Catalog>,
-    verification: Arc<Verification>,
+    verify: Verifying,
     status: Rc<RefCell<ReaderStatus>>,
 ) -> CheckedStreams<'s> {
-    let peers = scope.peers();
+    let Verifying {
+        verification,
+        routes,
+        ..
+    } = verify;
     let mut builder = OperatorBuilder::new("CheckSensors".to_owned(), scope);
     let mut input = builder.new_input(
         arrivals,
-        Exchange::new(move |m: &ToSensorChecks| u64::from(m.target(peers))),
+        Exchange::new(move |m: &ToSensorChecks| u64::from(m.target(&routes))),
     );
     let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
     let (late_out, late) = builder.new_output::<Vec<LateReading>>();

@@ -22,9 +22,10 @@ use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading}
 use crate::log_source::{
     DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
 };
+use crate::partition::SensorRoutes;
 use crate::run_checks::{Stateless, VerifiedPrefix, stateless_verdict};
 use crate::run_queue::RunQueue;
-use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors, target_of};
+use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors};
 use crate::time::{Micros, Watermark};
 use crate::verify::Verification;
 
@@ -59,12 +60,14 @@ pub struct LogReadOptions {
     pub runs: Arc<RunQueue>,
 }
 
-/// What a worker needs to read its runs with verification: the rules, and
-/// where each run's watermark starts (see [`crate::run_checks`]).
+/// What a worker needs to read its runs with verification: the rules,
+/// where each run's watermark starts (see [`crate::run_checks`]), and which
+/// worker checks each sensor's events.
 #[derive(Clone)]
 pub struct Verifying {
     pub verification: Arc<Verification>,
     pub prefix: Arc<VerifiedPrefix>,
+    pub routes: SensorRoutes,
 }
 
 /// The streams a log source produces. Their timestamps are watermarks: a
@@ -114,7 +117,6 @@ pub fn read_log<'s>(
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
         let mut out = RowsOut::default();
-        let verification = options.verify.as_ref().map(|v| Arc::clone(&v.verification));
         // Where run `r`'s watermark starts: after the greatest event time
         // before it (of verified events only, when verifying).
         let prefix = {
@@ -150,7 +152,7 @@ pub fn read_log<'s>(
                         return Ok(Next::Now);
                     }
                     let run = run.clone();
-                    let fields = match verification {
+                    let fields = match options.verify {
                         Some(_) => Fields::Checked,
                         None => Fields::Windowing,
                     };
@@ -160,7 +162,7 @@ pub fn read_log<'s>(
                         run,
                         offset: 0,
                         rejects: Vec::new(),
-                        verification: verification.clone(),
+                        verify: options.verify.clone(),
                         sent: vec![0; peers],
                         unauthenticated: 0,
                         asset_ids: DictionaryIds::default(),
@@ -180,7 +182,7 @@ pub fn read_log<'s>(
                     None => {
                         let done = cursor.take().expect("a run is open");
                         status.borrow_mut().unauthenticated += done.unauthenticated;
-                        if done.verification.is_some() {
+                        if done.verify.is_some() {
                             // Tell every checking worker how much of this run to expect.
                             for (to, &arrivals) in done.sent.iter().enumerate() {
                                 out.arrivals.push(ToSensorChecks::RunEnd {
@@ -215,7 +217,7 @@ pub fn read_log<'s>(
             gaps: None,
         },
         Some(verify) => {
-            let checked = check_sensors(scope, arrivals, log, catalog, verify.verification, status);
+            let checked = check_sensors(scope, arrivals, log, catalog, verify, status);
             LogStreams {
                 readings: checked.readings,
                 late: checked.late,
@@ -309,8 +311,8 @@ struct RunCursor {
     /// Rows quarantined so far: offset in run, reason, watermark at arrival.
     /// Their other fields are read back when the run ends (they are rare).
     rejects: Vec<(usize, QuarantineReason, Micros)>,
-    /// With verification: the rules.
-    verification: Option<Arc<Verification>>,
+    /// With verification: the rules, and which worker checks each sensor.
+    verify: Option<Verifying>,
     /// With verification: arrivals sent to each checking worker.
     sent: Vec<u64>,
     /// With verification: rows without a tag let through.
@@ -335,7 +337,12 @@ impl RunCursor {
         let ts = batch.ts.values();
         let keys = batch.sensor.keys().values();
         let values = batch.value.values();
-        if let Some(verification) = &self.verification {
+        if let Some(Verifying {
+            verification,
+            routes,
+            ..
+        }) = &self.verify
+        {
             let (Some(seq), Some(arrival)) = (&batch.seq, &batch.arrival) else {
                 return Err(Error::Runtime("verified runs are read with seq".into()));
             };
@@ -352,7 +359,6 @@ impl RunCursor {
             });
             let quality = batch.quality.as_ref().map_or(&[][..], |q| q.values());
 
-            let peers = self.sent.len();
             out.arrivals.reserve(ts.len());
             for i in 0..ts.len() {
                 let offset = self.offset + i;
@@ -380,7 +386,7 @@ impl RunCursor {
                         "a checked row names an unknown sensor".into(),
                     ));
                 };
-                self.sent[target_of(sensor, peers) as usize] += 1;
+                self.sent[routes.worker_of(sensor) as usize] += 1;
                 out.arrivals.push(ToSensorChecks::Arrival {
                     arrival: Arrival {
                         reading: Reading {

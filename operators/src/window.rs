@@ -7,11 +7,13 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 use twinflow_engine::event::Reading;
 use twinflow_engine::runtime::spread;
 use twinflow_engine::time::{Micros, window_start};
+
+use crate::exchange::exchange;
 
 /// A record that can be windowed: it has a key, an event time, and the number
 /// of the log run it was read from (see [`Reading::run`]).
@@ -438,7 +440,8 @@ impl<K: PartialEq, A> Combiner<K, A> {
     }
 }
 
-/// Exchanges items by `route`, keeps per-worker window `state`, and emits each
+/// Exchanges items by `route` (through [`exchange`]: items already on their
+/// worker, as checked readings are, stay there), keeps per-worker window `state`, and emits each
 /// window when the input frontier passes its end, one session per end time.
 fn close_windows<'s, I, K, A, S>(
     stream: Stream<'s, Micros, Vec<I>>,
@@ -452,7 +455,7 @@ where
     S: WindowState<I, K, A> + 'static,
 {
     stream.unary_frontier(
-        Exchange::new(move |i: &I| spread(route(i))),
+        exchange(move |i: &I| spread(route(i))),
         "EventTimeWindow",
         |capability, _info| {
             let mut capability = Some(capability);

@@ -6,7 +6,6 @@
 pub mod columns;
 pub mod dataset;
 pub mod lineage;
-pub mod partition;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

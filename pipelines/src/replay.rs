@@ -26,6 +26,7 @@ use twinflow_engine::event::{LateReading, Quarantined};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
+use twinflow_engine::partition::SensorRoutes;
 use twinflow_engine::profile::{OperatorBusy, Profiler};
 use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
 use twinflow_engine::run_queue::RunQueue;
@@ -45,7 +46,6 @@ use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_s
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
 use crate::lineage::{Lineage, SourceFile};
-use crate::partition::SensorRoutes;
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, Layout};
 
@@ -442,8 +442,10 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
+            // Where each sensor's events are checked and windowed.
+            let routes = SensorRoutes::for_plant(&catalog, worker.peers());
             let verify = verification.as_ref().map(|verification| {
-                share_verified_prefix(worker, &log, &catalog, verification, &status)
+                share_verified_prefix(worker, &log, &catalog, verification, &routes, &status)
             });
 
             let profiler = profile.then(|| Profiler::attach(worker));
@@ -469,7 +471,6 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 };
 
                 // W, each asset's windows closed on one worker (see `SensorRoutes`)
-                let routes = SensorRoutes::for_plant(&catalog, scope.peers());
                 let route = move |sensor: &SensorId| routes.route(sensor);
                 let size = pipeline.window_size_us();
                 let windows = streams
@@ -847,6 +848,7 @@ fn share_verified_prefix(
     log: &LogSource,
     catalog: &Catalog,
     verification: &Arc<Verification>,
+    routes: &SensorRoutes,
     status: &Rc<RefCell<ReaderStatus>>,
 ) -> Verifying {
     let mut maxima = Vec::new();
@@ -863,6 +865,7 @@ fn share_verified_prefix(
     Verifying {
         verification: Arc::clone(verification),
         prefix: Arc::new(prefix),
+        routes: routes.clone(),
     }
 }
 

@@ -2,18 +2,20 @@
 
 use std::sync::Arc;
 
-use twinflow_engine::catalog::{Catalog, SensorId};
-use twinflow_engine::runtime::busiest_share;
+use crate::catalog::{Catalog, SensorId};
+use crate::runtime::{busiest_share, spread};
 
 /// Each sensor's route (spread over workers as every route is): its asset's
 /// id, so an asset's windows close on the worker that aligns them, detects on
 /// them and keeps the asset's twin, and reach those stages without crossing
 /// workers; or, when a plant's assets are too few or too uneven to share the
-/// workers out evenly, its own id.
+/// workers out evenly, its own id. With verification, a sensor's events are
+/// checked on that worker too, so checked readings are windowed where they are.
 #[derive(Debug, Clone)]
 pub struct SensorRoutes {
     by_sensor: Arc<[u64]>,
     by_asset: bool,
+    peers: usize,
 }
 
 /// How much busier the busiest worker may be when sensors are routed by asset
@@ -38,6 +40,7 @@ impl SensorRoutes {
         SensorRoutes {
             by_sensor: routes,
             by_asset,
+            peers: peers.max(1),
         }
     }
 
@@ -45,6 +48,13 @@ impl SensorRoutes {
     #[inline]
     pub fn route(&self, sensor: &SensorId) -> u64 {
         self.by_sensor[*sensor as usize]
+    }
+
+    /// The worker a sensor's route leads to: timely's exchange, and ours,
+    /// send route `h` to worker `h % peers`.
+    #[inline]
+    pub fn worker_of(&self, sensor: SensorId) -> u32 {
+        (spread(self.route(&sensor)) % self.peers as u64) as u32
     }
 
     /// Whether sensors route by their asset.
@@ -56,7 +66,8 @@ impl SensorRoutes {
 #[cfg(test)]
 mod tests {
     use super::SensorRoutes;
-    use twinflow_engine::catalog::Catalog;
+    use crate::catalog::Catalog;
+    use crate::runtime::spread;
 
     /// A plant of `assets` assets with `channels` sensors each.
     fn plant(assets: usize, channels: usize) -> Catalog {
@@ -74,7 +85,9 @@ mod tests {
         let routes = SensorRoutes::for_plant(&catalog, 2);
         assert!(routes.by_asset());
         for sensor in 0..catalog.sensors().len() as u32 {
-            assert_eq!(routes.route(&sensor), u64::from(catalog.asset_of(sensor)));
+            let asset = u64::from(catalog.asset_of(sensor));
+            assert_eq!(routes.route(&sensor), asset);
+            assert_eq!(u64::from(routes.worker_of(sensor)), spread(asset) % 2);
         }
     }
 
