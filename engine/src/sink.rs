@@ -559,7 +559,7 @@ fn part_file(
 
 /// A dataset part shared by the dataflow, which fills it, and the worker,
 /// which commits it when the dataflow is done. A write error is kept (the
-/// first one) and returned by [`SharedPart::finish`]; later records are dropped
+/// first one) and returned by [`SharedPart::close`]; later records are dropped
 /// then, since the run fails anyway.
 pub struct SharedPart<T> {
     dataset: PathBuf,
