@@ -11,6 +11,7 @@ pub mod sink;
 pub use error::{Error, Result};
 pub mod event;
 pub mod exact_sum;
+pub mod exchange;
 pub mod log_source;
 pub mod metrics;
 pub mod partition;

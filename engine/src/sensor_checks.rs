@@ -16,7 +16,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -24,6 +23,7 @@ use timely::dataflow::{Scope, Stream};
 
 use crate::catalog::{Catalog, SensorId};
 use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::exchange::exchange;
 use crate::log_source::LogSource;
 use crate::partition::SensorRoutes;
 use crate::source::{ReaderStatus, Verifying, quarantine_rows};
@@ -136,7 +136,8 @@ pub fn check_sensors<'s>(
     let mut builder = OperatorBuilder::new("CheckSensors".to_owned(), scope);
     let mut input = builder.new_input(
         arrivals,
-        Exchange::new(move |m: &ToSensorChecks| u64::from(m.target(&routes))),
+        // Readers send each worker's arrivals in containers of their own.
+        exchange(move |m: &ToSensorChecks| u64::from(m.target(&routes))),
     );
     let (readings_out, readings) = builder.new_output::<Vec<Reading>>();
     let (late_out, late) = builder.new_output::<Vec<LateReading>>();

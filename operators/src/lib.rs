@@ -3,7 +3,6 @@
 
 pub mod align;
 pub mod detect;
-pub mod exchange;
 pub mod fuse;
 pub mod stats;
 pub mod time_order;

@@ -8,7 +8,7 @@ use timely::dataflow::operators::Operator;
 use twinflow_engine::runtime::spread;
 use twinflow_engine::time::Micros;
 
-use crate::exchange::exchange;
+use twinflow_engine::exchange::exchange;
 
 /// A stateful step that consumes a stream one timestamp at a time.
 pub trait TimeStep<D, O>: 'static {

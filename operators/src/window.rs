@@ -13,7 +13,7 @@ use twinflow_engine::event::Reading;
 use twinflow_engine::runtime::spread;
 use twinflow_engine::time::{Micros, window_start};
 
-use crate::exchange::exchange;
+use twinflow_engine::exchange::exchange;
 
 /// A record that can be windowed: it has a key, an event time, and the number
 /// of the log run it was read from (see [`Reading::run`]).

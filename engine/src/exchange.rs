@@ -22,7 +22,7 @@ pub type WholeExchange<D, F> = DistributorPact<Box<dyn FnOnce(usize) -> WholeCon
 ///
 /// ```
 /// use timely::dataflow::operators::{Inspect, Operator, ToStream};
-/// use twinflow_operators::exchange::exchange;
+/// use twinflow_engine::exchange::exchange;
 ///
 /// timely::execute(timely::Config::process(2), |worker| {
 ///     let index = worker.index() as u64;
@@ -81,6 +81,9 @@ impl<D, F: FnMut(&D) -> u64> Distributor<Vec<D>> for WholeContainers<D, F> {
             // Records split off earlier containers go first, to keep order.
             self.flush(stamp, pushers);
             Message::push_at(container, stamp.clone(), &mut pushers[target]);
+            // A pusher to another process serializes the records and hands
+            // them back: they are sent, and must not be sent again.
+            container.clear();
             return;
         }
         let peers = self.builders.len() as u64;
@@ -119,7 +122,7 @@ mod tests {
     use timely::dataflow::InputHandle;
     use timely::dataflow::operators::Operator;
 
-    use super::exchange;
+    use super::{WholeContainers, exchange};
 
     /// What each worker received: (record, capacity of its container).
     type Received = Arc<Mutex<Vec<Vec<((u64, u64), usize)>>>>;
@@ -184,6 +187,47 @@ mod tests {
                     .collect();
                 assert_eq!(sequences, expected, "worker {worker} from {sender}");
             }
+        }
+    }
+
+    /// Pushers to other processes serialize a message and leave it with
+    /// the caller; what the exchange was given must be gone all the same.
+    #[test]
+    fn a_container_handed_back_is_not_sent_twice() {
+        use timely::communication::Push;
+        use timely::dataflow::channels::Message;
+        use timely::dataflow::channels::pushers::exchange::Distributor;
+        use timely::progress::Stamp;
+
+        /// Records what it is given, and hands the message back.
+        #[derive(Default)]
+        struct Serializing(Vec<u64>);
+        impl Push<Message<u64, Vec<u64>>> for Serializing {
+            fn push(&mut self, message: &mut Option<Message<u64, Vec<u64>>>) {
+                if let Some(message) = message {
+                    self.0.extend_from_slice(&message.data);
+                }
+            }
+        }
+
+        let mut pushers = vec![Serializing::default(), Serializing::default()];
+        let stamp = Stamp::from_elem(0u64);
+        let mut distributor = exchange_distributor(2);
+        for sent in [vec![1, 3, 5], vec![2, 3, 4], vec![7]] {
+            let mut container = sent;
+            distributor.partition(&mut container, &stamp, &mut pushers);
+            assert!(container.is_empty(), "left with {container:?}");
+        }
+        distributor.flush(&stamp, &mut pushers);
+        assert_eq!(pushers[0].0, [2, 4]);
+        assert_eq!(pushers[1].0, [1, 3, 5, 3, 7]);
+    }
+
+    /// The distributor [`exchange`] makes for `peers` workers, routing by value.
+    fn exchange_distributor(peers: usize) -> WholeContainers<u64, fn(&u64) -> u64> {
+        WholeContainers {
+            route: |x: &u64| *x,
+            builders: (0..peers).map(|_| Default::default()).collect(),
         }
     }
 
