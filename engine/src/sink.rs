@@ -351,13 +351,22 @@ impl Commit {
     pub fn finish(self) -> Result<Vec<Committed>> {
         let Commit { mut done, closed } = self;
         let synced: Vec<Result<()>> = std::thread::scope(|scope| {
+            // A file whose thread cannot be had is synced here, in turn.
             let syncs: Vec<_> = closed
                 .iter()
-                .map(|file| scope.spawn(move || file.sync()))
+                .map(|file| {
+                    std::thread::Builder::new()
+                        .name("sync".into())
+                        .spawn_scoped(scope, move || file.sync())
+                        .map_err(|_| file)
+                })
                 .collect();
             syncs
                 .into_iter()
-                .map(|sync| sync.join().expect("a sync thread does not panic"))
+                .map(|sync| match sync {
+                    Ok(thread) => thread.join().expect("a sync thread does not panic"),
+                    Err(file) => file.sync(),
+                })
                 .collect()
         });
         synced.into_iter().collect::<Result<()>>()?;
