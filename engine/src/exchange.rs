@@ -59,14 +59,25 @@ pub struct WholeContainers<D, F> {
 }
 
 impl<D, F: FnMut(&D) -> u64> WholeContainers<D, F> {
+    /// The worker `record` goes to: `route % peers`, as a mask when the
+    /// number of workers is a power of two (a division per record is dear).
+    #[inline]
+    fn target(&mut self, record: &D) -> usize {
+        let (route, peers) = ((self.route)(record), self.builders.len() as u64);
+        (if peers.is_power_of_two() {
+            route & (peers - 1)
+        } else {
+            route % peers
+        }) as usize
+    }
+
     /// The one worker every record of `container` goes to, if there is one.
     fn single_target(&mut self, container: &[D]) -> Option<usize> {
-        let peers = self.builders.len() as u64;
         let (first, rest) = container.split_first()?;
-        let target = (self.route)(first) % peers;
+        let target = self.target(first);
         rest.iter()
-            .all(|d| (self.route)(d) % peers == target)
-            .then_some(target as usize)
+            .all(|d| self.target(d) == target)
+            .then_some(target)
     }
 }
 
@@ -86,9 +97,8 @@ impl<D, F: FnMut(&D) -> u64> Distributor<Vec<D>> for WholeContainers<D, F> {
             container.clear();
             return;
         }
-        let peers = self.builders.len() as u64;
         for record in container.drain(..) {
-            let target = ((self.route)(&record) % peers) as usize;
+            let target = self.target(&record);
             let builder = &mut self.builders[target];
             builder.push_into(record);
             while let Some(full) = builder.extract() {

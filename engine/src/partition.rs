@@ -14,8 +14,9 @@ use crate::runtime::{busiest_share, spread};
 #[derive(Debug, Clone)]
 pub struct SensorRoutes {
     by_sensor: Arc<[u64]>,
+    /// Each sensor's worker, looked up once per event with verification.
+    workers: Arc<[u32]>,
     by_asset: bool,
-    peers: usize,
 }
 
 /// How much busier the busiest worker may be when sensors are routed by asset
@@ -36,13 +37,18 @@ impl SensorRoutes {
         let by_sensor = busiest_share(sensors.clone().map(|s| (s as u64, rate(s))), peers);
         let by_asset = busiest_share(sensors.clone().map(|s| (asset_of(s), rate(s))), peers);
         let by_asset = by_asset <= by_sensor * ASSET_IMBALANCE;
-        let routes = sensors
+        let routes: Arc<[u64]> = sensors
             .map(|s| if by_asset { asset_of(s) } else { s as u64 })
+            .collect();
+        // Timely's exchange, and ours, send route `h` to worker `h % peers`.
+        let workers = routes
+            .iter()
+            .map(|&r| (spread(r) % peers.max(1) as u64) as u32)
             .collect();
         SensorRoutes {
             by_sensor: routes,
+            workers,
             by_asset,
-            peers: peers.max(1),
         }
     }
 
@@ -52,11 +58,10 @@ impl SensorRoutes {
         self.by_sensor[*sensor as usize]
     }
 
-    /// The worker a sensor's route leads to: timely's exchange, and ours,
-    /// send route `h` to worker `h % peers`.
+    /// The worker a sensor's route leads to.
     #[inline]
     pub fn worker_of(&self, sensor: SensorId) -> u32 {
-        (spread(self.route(&sensor)) % self.peers as u64) as u32
+        self.workers[sensor as usize]
     }
 
     /// Whether sensors route by their asset.
