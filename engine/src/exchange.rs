@@ -45,10 +45,7 @@ where
     F: FnMut(&D) -> u64 + 'static,
     D: 'static,
 {
-    DistributorPact(Box::new(move |peers| WholeContainers {
-        route,
-        builders: (0..peers).map(|_| Default::default()).collect(),
-    }))
+    DistributorPact(Box::new(move |peers| WholeContainers::new(route, peers)))
 }
 
 /// The [`Distributor`] behind [`exchange`].
@@ -59,6 +56,13 @@ pub struct WholeContainers<D, F> {
 }
 
 impl<D, F: FnMut(&D) -> u64> WholeContainers<D, F> {
+    fn new(route: F, peers: usize) -> Self {
+        WholeContainers {
+            route,
+            builders: (0..peers).map(|_| Default::default()).collect(),
+        }
+    }
+
     /// The worker `record` goes to: `route % peers`, as a mask when the
     /// number of workers is a power of two (a division per record is dear).
     #[inline]
@@ -222,7 +226,7 @@ mod tests {
 
         let mut pushers = vec![Serializing::default(), Serializing::default()];
         let stamp = Stamp::from_elem(0u64);
-        let mut distributor = exchange_distributor(2);
+        let mut distributor = WholeContainers::new(|x: &u64| *x, 2);
         for sent in [vec![1, 3, 5], vec![2, 3, 4], vec![7]] {
             let mut container = sent;
             distributor.partition(&mut container, &stamp, &mut pushers);
@@ -231,14 +235,6 @@ mod tests {
         distributor.flush(&stamp, &mut pushers);
         assert_eq!(pushers[0].0, [2, 4]);
         assert_eq!(pushers[1].0, [1, 3, 5, 3, 7]);
-    }
-
-    /// The distributor [`exchange`] makes for `peers` workers, routing by value.
-    fn exchange_distributor(peers: usize) -> WholeContainers<u64, fn(&u64) -> u64> {
-        WholeContainers {
-            route: |x: &u64| *x,
-            builders: (0..peers).map(|_| Default::default()).collect(),
-        }
     }
 
     #[test]

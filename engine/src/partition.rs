@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, SensorId};
-use crate::runtime::{busiest_share, spread};
+use crate::runtime::{busiest_share, worker_of_route};
 
 /// Each sensor's route (spread over workers as every route is): its asset's
 /// id, so an asset's windows close on the worker that aligns them, detects on
@@ -13,7 +13,8 @@ use crate::runtime::{busiest_share, spread};
 /// checked on that worker too, so checked readings are windowed where they are.
 #[derive(Debug, Clone)]
 pub struct SensorRoutes {
-    by_sensor: Arc<[u64]>,
+    /// Each sensor's route.
+    routes: Arc<[u64]>,
     /// Each sensor's worker, looked up once per event with verification.
     workers: Arc<[u32]>,
     by_asset: bool,
@@ -40,13 +41,12 @@ impl SensorRoutes {
         let routes: Arc<[u64]> = sensors
             .map(|s| if by_asset { asset_of(s) } else { s as u64 })
             .collect();
-        // Timely's exchange, and ours, send route `h` to worker `h % peers`.
         let workers = routes
             .iter()
-            .map(|&r| (spread(r) % peers.max(1) as u64) as u32)
+            .map(|&r| worker_of_route(r, peers) as u32)
             .collect();
         SensorRoutes {
-            by_sensor: routes,
+            routes,
             workers,
             by_asset,
         }
@@ -55,7 +55,7 @@ impl SensorRoutes {
     /// The route of `sensor`.
     #[inline]
     pub fn route(&self, sensor: &SensorId) -> u64 {
-        self.by_sensor[*sensor as usize]
+        self.routes[*sensor as usize]
     }
 
     /// The worker a sensor's route leads to.

@@ -140,14 +140,21 @@ pub fn spread(route: u64) -> u64 {
     route.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
+/// The worker of `peers` that a key's `route` leads to: `spread(route) %
+/// peers`, as timely's exchange and ours map the spread route.
+#[inline]
+pub fn worker_of_route(route: u64, peers: usize) -> usize {
+    (spread(route) % peers.max(1) as u64) as usize
+}
+
 /// The load of the busiest of `peers` workers over an even share (1.0 is
-/// perfect balance), when keys of the given `(route, weight)` go to worker
-/// `spread(route) % peers`, as timely's exchange and ours map them.
+/// perfect balance), when keys of the given `(route, weight)` go to
+/// [`worker_of_route`].
 pub fn busiest_share(keys: impl Iterator<Item = (u64, f64)>, peers: usize) -> f64 {
     let peers = peers.max(1);
     let mut load = vec![0.0; peers];
     for (route, weight) in keys {
-        load[(spread(route) % peers as u64) as usize] += weight;
+        load[worker_of_route(route, peers)] += weight;
     }
     let total: f64 = load.iter().sum();
     let busiest = load.iter().fold(0.0f64, |m, l| m.max(*l));
