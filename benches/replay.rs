@@ -172,9 +172,9 @@ fn main() {
 
 /// Generates (once) a TwinBench log of `seconds`, returning its directory.
 fn ensure_log(root: &Path, seconds: u64) -> PathBuf {
-    // The name changes when the generator's output does (here: LZ4 pages,
-    // tags stored uncompressed).
-    let dir = root.join(format!("log-lz4-rawtags-{ASSETS}x{seconds}"));
+    // The name changes when the generator's output does (here: LZ4 pages of
+    // at most 16k rows, tags stored uncompressed).
+    let dir = root.join(format!("log-lz4p16k-rawtags-{ASSETS}x{seconds}"));
     if !dir.join("events.parquet").exists() {
         eprintln!("generating {}", dir.display());
         let status = Command::new(env!("CARGO_BIN_EXE_twinflow"))

@@ -131,6 +131,9 @@ impl RawLogColumns {
 /// Rows buffered before a batch is handed to the Parquet and CSV writers.
 const BATCH_ROWS: usize = 64 * 1024;
 
+/// Rows per data page of a raw log at most (a page also ends at 1 MB).
+const PAGE_ROWS: usize = 16 * 1024;
+
 /// Writes a raw log in the order events are pushed (which must be arrival order).
 ///
 /// The CSV twin has the same columns; `tag` is lowercase hex there, empty when absent.
@@ -152,8 +155,14 @@ impl RawLogWriter {
         csv_path: Option<&Path>,
         rows: usize,
     ) -> Result<Self> {
+        // Small pages: a reader that wants a few rows of a run (verification's
+        // greatest verified time of each run, quarantine records) decodes a
+        // page of each column, not a megabyte of it.
         let properties =
-            crate::sink::writer_properties(&raw_log_schema(), rows, crate::sink::Codec::Lz4);
+            crate::sink::writer_properties(&raw_log_schema(), rows, crate::sink::Codec::Lz4)
+                .into_builder()
+                .set_data_page_row_count_limit(PAGE_ROWS)
+                .build();
         let parquet = ParquetFile::create_with(parquet_path, raw_log_schema(), properties)?;
         let csv = match csv_path {
             Some(p) => {
@@ -223,4 +232,62 @@ fn hex_tags(batch: &RecordBatch) -> RecordBatch {
     let mut columns = batch.columns().to_vec();
     columns[8] = Arc::new(hex);
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    use parquet::file::metadata::PageIndexPolicy;
+
+    use super::*;
+
+    /// Every column's pages hold at most `PAGE_ROWS` rows, however small the
+    /// values (`quality`'s pages would otherwise each hold a row group), so
+    /// a reader after a few rows decodes little of any column.
+    #[test]
+    fn pages_are_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let mut writer = RawLogWriter::create(&path, None).unwrap();
+        let rows = 2 * BATCH_ROWS + 100;
+        for i in 0..rows {
+            writer
+                .push(&RawEvent {
+                    ts_us: i as i64,
+                    arrival_us: i as i64,
+                    asset: "a",
+                    sensor: "a/t",
+                    kind: "pump",
+                    value: 1.0,
+                    seq: i as u64,
+                    quality: 1,
+                    tag: Some(&[7; 16]),
+                })
+                .unwrap();
+        }
+        assert_eq!(writer.finish().unwrap(), rows as u64);
+        let file = File::open(&path).unwrap();
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let meta = ArrowReaderMetadata::load(&file, options).unwrap();
+        let index = meta.metadata().page_index_for_row_group(0);
+        let group_rows = meta.metadata().row_group(0).num_rows() as usize;
+        for column in 0..raw_log_schema().fields().len() {
+            let offsets = index.offset_index(column).expect("a page index");
+            let starts: Vec<usize> = offsets
+                .page_locations()
+                .iter()
+                .map(|p| p.first_row_index as usize)
+                .chain([group_rows])
+                .collect();
+            let largest = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+            assert!(
+                largest <= PAGE_ROWS,
+                "column {column}: a page of {largest} rows"
+            );
+            assert!(
+                starts.len() > rows / PAGE_ROWS,
+                "column {column}: {starts:?}"
+            );
+        }
+    }
 }
