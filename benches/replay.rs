@@ -28,7 +28,7 @@ use arrow::array::AsArray;
 use twinflow::engine::auth::{KEYS_FILE, read_keys};
 use twinflow::engine::catalog::Catalog;
 use twinflow::engine::log_source::{Fields, LogSource, SplitOptions};
-use twinflow::engine::run_checks::{Stateless, stateless_verdict};
+use twinflow::engine::run_checks::{CheckedBatch, Stateless};
 use twinflow::engine::verify::{Untagged, Verification};
 use twinflow::pipelines::pipeline::twinbench;
 
@@ -281,8 +281,9 @@ fn stateless_checks(log: &Path) -> f64 {
                 .iter()
                 .map(|n| n.and_then(|n| catalog.sensor_id(n)))
                 .collect();
+            let checked = CheckedBatch::new(&batch);
             for i in 0..batch.ts.len() {
-                if let Stateless::Pass { .. } = stateless_verdict(&batch, i, &ids, &verification) {
+                if let Stateless::Pass { .. } = checked.verdict(i, &ids, &verification) {
                     passed += 1;
                 }
             }

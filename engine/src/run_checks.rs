@@ -10,9 +10,9 @@
 //! are), and checks the whole run only when none passes. The workers then
 //! share one number per run ([`VerifiedPrefix::share`]), every reader knows
 //! where its watermark starts whatever the split, and every event is read,
-//! and its MAC computed, once: by the reader, with [`stateless_verdict`].
+//! and its MAC computed, once: by the reader, with [`CheckedBatch::verdict`].
 
-use arrow::array::{Array, AsArray, StringArray};
+use arrow::array::{Array, AsArray, BinaryArray, StringArray};
 use timely::worker::Worker;
 
 use crate::catalog::{Catalog, SensorId};
@@ -36,54 +36,108 @@ pub enum Stateless {
     Implausible(QuarantineReason),
 }
 
-/// The stateless verdict of row `i` of a batch read with [`Fields::Checked`];
-/// `ids` are the sensor ids of the batch's dictionary.
-#[inline]
-pub fn stateless_verdict(
-    batch: &RunBatch,
-    i: usize,
-    ids: &[Option<SensorId>],
-    verification: &Verification,
-) -> Stateless {
-    let (Some(arrival), Some(seq), Some(quality)) = (&batch.arrival, &batch.seq, &batch.quality)
-    else {
-        return Stateless::Reject(QuarantineReason::NullField);
-    };
-    let keys = batch.sensor.keys();
-    let complete = batch.ts.is_valid(i)
-        && keys.is_valid(i)
-        && batch.value.is_valid(i)
-        && arrival.is_valid(i)
-        && seq.is_valid(i)
-        && quality.is_valid(i);
-    if !complete {
-        return Stateless::Reject(QuarantineReason::NullField);
+/// A batch read with [`Fields::Checked`], as the stateless checks read it:
+/// its columns' values as slices, looked up once per batch, so a row's
+/// verdict costs the checks and no array bookkeeping.
+pub struct CheckedBatch<'a> {
+    batch: &'a RunBatch,
+    /// `None` when the batch lacks a column the checks need: every row is
+    /// then `NullField`.
+    columns: Option<CheckedColumns<'a>>,
+}
+
+struct CheckedColumns<'a> {
+    ts: &'a [Micros],
+    keys: &'a [i32],
+    value: &'a [f64],
+    arrival: &'a [Micros],
+    seq: &'a [u64],
+    quality: &'a [u8],
+    names: &'a StringArray,
+    tags: Option<&'a BinaryArray>,
+    /// Whether a column the checks need has a null: only then is each row's
+    /// validity looked up.
+    nulls: bool,
+}
+
+impl<'a> CheckedBatch<'a> {
+    pub fn new(batch: &'a RunBatch) -> Self {
+        let columns = match (&batch.arrival, &batch.seq, &batch.quality) {
+            (Some(arrival), Some(seq), Some(quality)) => {
+                let keys = batch.sensor.keys();
+                let nulls = batch.ts.null_count()
+                    + keys.null_count()
+                    + batch.value.null_count()
+                    + arrival.null_count()
+                    + seq.null_count()
+                    + quality.null_count()
+                    > 0;
+                Some(CheckedColumns {
+                    ts: batch.ts.values(),
+                    keys: keys.values(),
+                    value: batch.value.values(),
+                    arrival: arrival.values(),
+                    seq: seq.values(),
+                    quality: quality.values(),
+                    names: batch.sensor.values().as_string(),
+                    tags: batch.tag.as_ref(),
+                    nulls,
+                })
+            }
+            _ => None,
+        };
+        CheckedBatch { batch, columns }
     }
-    let names: &StringArray = batch.sensor.values().as_string();
-    let key = keys.value(i) as usize;
-    let (ts, value) = (batch.ts.value(i), batch.value.value(i));
-    let sensor = ids[key];
-    let tag = batch
-        .tag
-        .as_ref()
-        .and_then(|t| t.is_valid(i).then(|| t.value(i)));
-    let tag_check = verification.check_tag(
-        sensor,
-        names.value(key),
-        ts,
-        value,
-        seq.value(i),
-        quality.value(i),
-        tag,
-    );
-    let Some(sensor) = sensor.filter(|_| tag_check != TagCheck::Invalid) else {
-        return Stateless::Reject(QuarantineReason::BadTag);
-    };
-    match verification.check_plausible(sensor, ts, arrival.value(i), value) {
-        Ok(()) => Stateless::Pass {
-            unauthenticated: tag_check == TagCheck::Unauthenticated,
-        },
-        Err(reason) => Stateless::Implausible(reason),
+
+    /// Whether row `i` has every field the checks need.
+    fn complete(&self, c: &CheckedColumns, i: usize) -> bool {
+        let b = self.batch;
+        !c.nulls
+            || (b.ts.is_valid(i)
+                && b.sensor.keys().is_valid(i)
+                && b.value.is_valid(i)
+                && b.arrival.as_ref().is_some_and(|a| a.is_valid(i))
+                && b.seq.as_ref().is_some_and(|a| a.is_valid(i))
+                && b.quality.as_ref().is_some_and(|a| a.is_valid(i)))
+    }
+
+    /// The stateless verdict of row `i`; `ids` are the sensor ids of the
+    /// batch's dictionary.
+    #[inline]
+    pub fn verdict(
+        &self,
+        i: usize,
+        ids: &[Option<SensorId>],
+        verification: &Verification,
+    ) -> Stateless {
+        let Some(c) = &self.columns else {
+            return Stateless::Reject(QuarantineReason::NullField);
+        };
+        if !self.complete(c, i) {
+            return Stateless::Reject(QuarantineReason::NullField);
+        }
+        let key = c.keys[i] as usize;
+        let (ts, value) = (c.ts[i], c.value[i]);
+        let sensor = ids[key];
+        let tag = c.tags.and_then(|t| t.is_valid(i).then(|| t.value(i)));
+        let tag_check = verification.check_tag(
+            sensor,
+            c.names.value(key),
+            ts,
+            value,
+            c.seq[i],
+            c.quality[i],
+            tag,
+        );
+        let Some(sensor) = sensor.filter(|_| tag_check != TagCheck::Invalid) else {
+            return Stateless::Reject(QuarantineReason::BadTag);
+        };
+        match verification.check_plausible(sensor, ts, c.arrival[i], value) {
+            Ok(()) => Stateless::Pass {
+                unauthenticated: tag_check == TagCheck::Unauthenticated,
+            },
+            Err(reason) => Stateless::Implausible(reason),
+        }
     }
 }
 
@@ -116,8 +170,9 @@ fn max_passing(
     let mut greatest = Micros::MIN;
     while let Some(batch) = reader.next_batch()? {
         let ids = ids.resolve(batch.sensor.values().as_string::<i32>(), catalog);
+        let checked = CheckedBatch::new(&batch);
         for i in 0..batch.ts.len() {
-            if let Stateless::Pass { .. } = stateless_verdict(&batch, i, ids, verification) {
+            if let Stateless::Pass { .. } = checked.verdict(i, ids, verification) {
                 greatest = greatest.max(batch.ts.value(i));
             }
         }

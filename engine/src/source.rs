@@ -23,7 +23,7 @@ use crate::log_source::{
     DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
 };
 use crate::partition::SensorRoutes;
-use crate::run_checks::{Stateless, VerifiedPrefix, stateless_verdict};
+use crate::run_checks::{CheckedBatch, Stateless, VerifiedPrefix};
 use crate::run_queue::RunQueue;
 use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors};
 use crate::time::{Micros, Watermark};
@@ -379,10 +379,11 @@ impl RunCursor {
                 arrivals.reserve(share);
             }
 
+            let checked = CheckedBatch::new(batch);
             for i in 0..ts.len() {
                 let offset = self.offset + i;
                 let watermark = self.watermark.current();
-                let implausible = match stateless_verdict(batch, i, ids, verification) {
+                let implausible = match checked.verdict(i, ids, verification) {
                     Stateless::Pass { unauthenticated } => {
                         self.unauthenticated += u64::from(unauthenticated);
                         None
