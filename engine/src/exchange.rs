@@ -78,6 +78,10 @@ impl<D, F: FnMut(&D) -> u64> WholeContainers<D, F> {
     /// The one worker every record of `container` goes to, if there is one.
     fn single_target(&mut self, container: &[D]) -> Option<usize> {
         let (first, rest) = container.split_first()?;
+        if self.builders.len() == 1 {
+            // One worker: no record needs routing.
+            return Some(0);
+        }
         let target = self.target(first);
         rest.iter()
             .all(|d| self.target(d) == target)

@@ -103,6 +103,7 @@ const RING_BITS: u64 = 2048;
 /// instead of shifting the whole window: a sensor's next number, the usual
 /// case, touches one word.
 #[derive(Debug, Clone)]
+#[repr(C)] // the numbers first, where a sensor's other state ends (`SensorChecks`)
 pub struct ReplayWindow {
     /// Greatest accepted `seq`, if any.
     top: Option<u64>,
@@ -533,18 +534,29 @@ impl Verification {
 /// The per-sensor state of verification: every sensor's replay window and
 /// flooding budget. It must see each sensor's events in arrival order.
 pub struct SensorChecks {
-    replay: Vec<ReplayWindow>,
-    flood: Vec<Option<FloodBudget>>,
+    /// Per sensor id.
+    sensors: Vec<SensorState>,
+}
+
+/// A sensor's replay window and flooding budget side by side: an event
+/// touches both, and events of all sensors interleave. The budget comes
+/// first, next to the window's greatest number; the window's bits follow.
+#[repr(C)]
+struct SensorState {
+    flood: Option<FloodBudget>,
+    replay: ReplayWindow,
 }
 
 impl SensorChecks {
     pub fn new(verification: &Verification) -> Self {
         SensorChecks {
-            replay: vec![ReplayWindow::default(); verification.budgets.len()],
-            flood: verification
+            sensors: verification
                 .budgets
                 .iter()
-                .map(|b| b.map(FloodBudget::new))
+                .map(|b| SensorState {
+                    flood: b.map(FloodBudget::new),
+                    replay: ReplayWindow::default(),
+                })
                 .collect(),
         }
     }
@@ -563,11 +575,12 @@ impl SensorChecks {
         implausible: Option<QuarantineReason>,
         lost: &mut Vec<Range<u64>>,
     ) -> Result<(), QuarantineReason> {
-        self.replay[sensor as usize].accept(seq, lost)?;
+        let state = &mut self.sensors[sensor as usize];
+        state.replay.accept(seq, lost)?;
         if let Some(reason) = implausible {
             return Err(reason);
         }
-        if let Some(flood) = &mut self.flood[sensor as usize] {
+        if let Some(flood) = &mut state.flood {
             flood.admit(ts_us, arrival_us)?;
         }
         Ok(())
@@ -576,8 +589,8 @@ impl SensorChecks {
     /// Every sensor's `seq`s never accepted, when the stream has ended.
     pub fn finish(&self, mut lost: impl FnMut(SensorId, Range<u64>)) {
         let mut ranges = Vec::new();
-        for (sensor, window) in self.replay.iter().enumerate() {
-            window.finish(&mut ranges);
+        for (sensor, state) in self.sensors.iter().enumerate() {
+            state.replay.finish(&mut ranges);
             for range in ranges.drain(..) {
                 lost(sensor as SensorId, range);
             }
