@@ -466,15 +466,16 @@ where
                 let upto = frontier.frontier().first().copied().unwrap_or(Micros::MAX);
                 if let Some(cap) = capability.as_mut() {
                     state.close_until(upto, &mut closed);
+                    // The windows of one end time leave as one container: a
+                    // message per few kilobytes, cloned for each consumer,
+                    // cost more than the windows in it.
                     let mut windows = closed.drain(..).peekable();
                     while let Some(first) = windows.next() {
                         let end = first.end_us;
                         let time = cap.delayed(&end.max(*cap.time()));
-                        let mut session = output.session(&time);
-                        session.give(first);
-                        while let Some(next) = windows.next_if(|w| w.end_us == end) {
-                            session.give(next);
-                        }
+                        let mut batch = vec![first];
+                        batch.extend(std::iter::from_fn(|| windows.next_if(|w| w.end_us == end)));
+                        output.session(&time).give_container(&mut batch);
                     }
                     if frontier.is_empty() {
                         capability = None;
