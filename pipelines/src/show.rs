@@ -138,18 +138,6 @@ fn format_table(header: &[String], rows: &[Vec<String>]) -> String {
     table
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_columns_line_up() {
-        let header = vec!["a".to_owned(), "bb".to_owned()];
-        let rows = vec![vec!["xyz".to_owned(), "1".to_owned()]];
-        assert_eq!(format_table(&header, &rows), "a    bb\nxyz  1\n");
-    }
-}
-
 /// Each operator's busy time per worker (`replay --profile`), busiest first,
 /// with its share of the dataflow's: where a run's time went. Datasets are
 /// named relative to `out`.
@@ -181,4 +169,16 @@ pub fn operator_table(operators: &[OperatorBusy], out: &Path) -> String {
         writeln!(text, " {share:>6.1}%").unwrap();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_line_up() {
+        let header = vec!["a".to_owned(), "bb".to_owned()];
+        let rows = vec![vec!["xyz".to_owned(), "1".to_owned()]];
+        assert_eq!(format_table(&header, &rows), "a    bb\nxyz  1\n");
+    }
 }
