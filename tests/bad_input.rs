@@ -309,3 +309,124 @@ fn a_failing_worker_fails_the_run_without_hanging() {
         "no summary for a failed run"
     );
 }
+
+/// A log written elsewhere may have nulls in any column. A row missing a
+/// field its checks need is quarantined as `null_field`, and the rows around
+/// it are read as if it were not there: with verification every field the
+/// tag covers and the arrival time are needed; without it only the event
+/// time, the sensor and the value (a row missing only its arrival time,
+/// `seq` or quality is windowed).
+#[test]
+fn rows_with_null_fields_are_quarantined() {
+    use arrow::array::{BinaryArray, UInt8Array, UInt64Array};
+    use twinflow::engine::auth::{EventMac, KEYS_FILE, read_keys};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let generated = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["generate", "--assets", "2", "--seconds", "5", "--seed", "3"])
+        .args(["--out", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let rows = read_log_rows(&log.join("events.parquet"));
+    let last = rows.iter().max_by_key(|r| r.arrival_us).unwrap();
+    let key = read_keys(&log.join(KEYS_FILE))
+        .unwrap()
+        .into_iter()
+        .find(|k| k.sensor == last.sensor)
+        .unwrap();
+    let mac = EventMac::new(&key.key_bytes().unwrap());
+
+    // Seven rows a minute after the log: six each missing one field, then a
+    // complete one with a valid tag, alone in a new window.
+    let at = last.arrival_us + 60_000_000;
+    let seq = 1_000_000;
+    let tag = mac.tag(&last.sensor, at, 20.0, seq + 6, 1);
+    let n = 7;
+    let missing = |column: usize| (0..n).map(move |row| row != column);
+    let pick =
+        |column: usize, value: i64| missing(column).map(move |present| present.then_some(value));
+    let ts: Int64Array = pick(0, at).collect();
+    let arrival: Int64Array = pick(1, at).collect();
+    let sensor: StringArray = missing(2)
+        .map(|present| present.then_some(last.sensor.as_str()))
+        .collect();
+    let value: Float64Array = missing(3).map(|p| p.then_some(20.0)).collect();
+    let seqs: UInt64Array = missing(4)
+        .zip(0..)
+        .map(|(p, i)| p.then_some(seq + i))
+        .collect();
+    let quality: UInt8Array = missing(5).map(|p| p.then_some(1)).collect();
+    let tags: BinaryArray = (0..n)
+        .map(|row| Some(if row == 6 { &tag[..] } else { &[0u8; 16][..] }))
+        .collect();
+    let text = |value: &str| Arc::new(StringArray::from(vec![value; n])) as ArrayRef;
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("ts_us", Arc::new(ts)),
+        ("arrival_us", Arc::new(arrival)),
+        ("asset", text(&last.asset)),
+        ("sensor", Arc::new(sensor)),
+        ("kind", text("temperature")),
+        ("value", Arc::new(value)),
+        ("seq", Arc::new(seqs)),
+        ("quality", Arc::new(quality)),
+        ("tag", Arc::new(tags)),
+    ];
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    let batch =
+        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|c| c.1).collect()).unwrap();
+
+    for verify in [true, false] {
+        let summary = |log: &Path, name: &str| -> serde_json::Value {
+            let out = dir.path().join(format!("{name}-{verify}"));
+            let mut command = Command::new(env!("CARGO_BIN_EXE_twinflow"));
+            command.args([
+                "replay",
+                log.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            command.args(["--workers", "2"]);
+            if !verify {
+                command.arg("--no-verify");
+            }
+            let output = command.output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{stderr}");
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+        };
+        let _ = std::fs::remove_file(log.join("events_2.parquet"));
+        let before = summary(&log, "before");
+        write_parquet(&log.join("events_2.parquet"), &batch);
+        let after = summary(&log, "after");
+
+        let reasons = |s: &serde_json::Value| {
+            let mut r = s["quarantined_by_reason"].as_object().unwrap().clone();
+            r.remove("null_field").unwrap_or(serde_json::json!(0))
+        };
+        assert_eq!(reasons(&before), 0, "verify: {verify}");
+        let needed = if verify { 6 } else { 3 };
+        assert_eq!(reasons(&after), needed, "verify: {verify}");
+        let others = |s: &serde_json::Value| {
+            let mut r = s["quarantined_by_reason"].as_object().unwrap().clone();
+            r.remove("null_field");
+            r
+        };
+        assert_eq!(others(&after), others(&before), "verify: {verify}");
+        assert_eq!(
+            after["events_in"],
+            before["events_in"].as_u64().unwrap() + 7
+        );
+        assert_eq!(
+            after["windows"],
+            before["windows"].as_u64().unwrap() + 1,
+            "the complete row makes a window of its own (verify: {verify})"
+        );
+    }
+}
