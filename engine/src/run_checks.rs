@@ -13,6 +13,7 @@
 //! and its MAC computed, once: by the reader, with [`CheckedBatch::verdict`].
 
 use arrow::array::{Array, AsArray, BinaryArray, StringArray};
+use arrow::buffer::NullBuffer;
 use timely::worker::Worker;
 
 use crate::catalog::{Catalog, SensorId};
@@ -40,7 +41,6 @@ pub enum Stateless {
 /// its columns' values as slices, looked up once per batch, so a row's
 /// verdict costs the checks and no array bookkeeping.
 pub struct CheckedBatch<'a> {
-    batch: &'a RunBatch,
     /// `None` when the batch lacks a column the checks need: every row is
     /// then `NullField`.
     columns: Option<CheckedColumns<'a>>,
@@ -55,9 +55,9 @@ struct CheckedColumns<'a> {
     quality: &'a [u8],
     names: &'a StringArray,
     tags: Option<&'a BinaryArray>,
-    /// Whether a column the checks need has a null: only then is each row's
-    /// validity looked up.
-    nulls: bool,
+    /// The validity of each column the checks need that has a null
+    /// (usually none, and then a row's validity costs nothing).
+    nulls: Vec<&'a NullBuffer>,
 }
 
 impl<'a> CheckedBatch<'a> {
@@ -65,13 +65,18 @@ impl<'a> CheckedBatch<'a> {
         let columns = match (&batch.arrival, &batch.seq, &batch.quality) {
             (Some(arrival), Some(seq), Some(quality)) => {
                 let keys = batch.sensor.keys();
-                let nulls = batch.ts.null_count()
-                    + keys.null_count()
-                    + batch.value.null_count()
-                    + arrival.null_count()
-                    + seq.null_count()
-                    + quality.null_count()
-                    > 0;
+                let nulls = [
+                    batch.ts.nulls(),
+                    keys.nulls(),
+                    batch.value.nulls(),
+                    arrival.nulls(),
+                    seq.nulls(),
+                    quality.nulls(),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|n| n.null_count() > 0)
+                .collect();
                 Some(CheckedColumns {
                     ts: batch.ts.values(),
                     keys: keys.values(),
@@ -86,19 +91,7 @@ impl<'a> CheckedBatch<'a> {
             }
             _ => None,
         };
-        CheckedBatch { batch, columns }
-    }
-
-    /// Whether row `i` has every field the checks need.
-    fn complete(&self, c: &CheckedColumns, i: usize) -> bool {
-        let b = self.batch;
-        !c.nulls
-            || (b.ts.is_valid(i)
-                && b.sensor.keys().is_valid(i)
-                && b.value.is_valid(i)
-                && b.arrival.as_ref().is_some_and(|a| a.is_valid(i))
-                && b.seq.as_ref().is_some_and(|a| a.is_valid(i))
-                && b.quality.as_ref().is_some_and(|a| a.is_valid(i)))
+        CheckedBatch { columns }
     }
 
     /// The stateless verdict of row `i`; `ids` are the sensor ids of the
@@ -113,7 +106,7 @@ impl<'a> CheckedBatch<'a> {
         let Some(c) = &self.columns else {
             return Stateless::Reject(QuarantineReason::NullField);
         };
-        if !self.complete(c, i) {
+        if !c.nulls.iter().all(|n| n.is_valid(i)) {
             return Stateless::Reject(QuarantineReason::NullField);
         }
         let key = c.keys[i] as usize;

@@ -441,8 +441,9 @@ impl<K: PartialEq, A> Combiner<K, A> {
 }
 
 /// Exchanges items by `route` (through [`exchange`]: items already on their
-/// worker, as checked readings are, stay there), keeps per-worker window `state`, and emits each
-/// window when the input frontier passes its end, one session per end time.
+/// worker, as checked readings are, stay there), keeps per-worker window
+/// `state`, and emits each window when the input frontier passes its end,
+/// one container per end time.
 fn close_windows<'s, I, K, A, S>(
     stream: Stream<'s, Micros, Vec<I>>,
     route: impl Fn(&I) -> u64 + 'static,
@@ -469,12 +470,14 @@ where
                     // The windows of one end time leave as one container: a
                     // message per few kilobytes, cloned for each consumer,
                     // cost more than the windows in it.
-                    let mut windows = closed.drain(..).peekable();
-                    while let Some(first) = windows.next() {
-                        let end = first.end_us;
+                    let ends: Vec<(Micros, usize)> = closed
+                        .chunk_by(|a, b| a.end_us == b.end_us)
+                        .map(|same| (same[0].end_us, same.len()))
+                        .collect();
+                    let mut windows = closed.drain(..);
+                    for (end, count) in ends {
                         let time = cap.delayed(&end.max(*cap.time()));
-                        let mut batch = vec![first];
-                        batch.extend(std::iter::from_fn(|| windows.next_if(|w| w.end_us == end)));
+                        let mut batch: Vec<_> = windows.by_ref().take(count).collect();
                         output.session(&time).give_container(&mut batch);
                     }
                     if frontier.is_empty() {
