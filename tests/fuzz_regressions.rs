@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use arrow::array::Array;
 use arrow::datatypes::DataType;
 use twinflow::engine::Error;
+use twinflow::engine::auth::SensorKey;
+use twinflow::engine::catalog::Catalog;
 use twinflow::engine::log_source::{Fields, LogSource, SplitOptions};
+use twinflow::engine::run_checks::verified_max;
+use twinflow::engine::verify::{Untagged, Verification};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -105,22 +109,75 @@ fn read_everything(path: &Path) -> Vec<String> {
     errors
 }
 
+/// Finds each run's greatest verified event time as a verified replay does
+/// before reading (the rows at the run's greatest time first, a selection
+/// inside its pages), with every sensor of the log keyed; returns the
+/// errors met. Must not panic.
+fn verified_maxima(path: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    for split in splits() {
+        let Ok(log) = LogSource::open(path, split) else {
+            continue;
+        };
+        let Ok(sensors) = log.distinct_sensors() else {
+            continue;
+        };
+        let catalog = Catalog::discovered(&sensors).unwrap();
+        let keys: Vec<SensorKey> = sensors
+            .iter()
+            .map(|(sensor, _, _)| SensorKey {
+                sensor: sensor.clone(),
+                key_id: "k0".into(),
+                key: "07".repeat(32),
+            })
+            .collect();
+        let verification =
+            Verification::new(&catalog, &keys, |_| Some(10.0), Untagged::Accept).unwrap();
+        for run in log.runs() {
+            if let Err(e) = verified_max(&log, run, &catalog, &verification) {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    errors
+}
+
+/// A byte-array page whose value lengths run past its end. parquet's plain
+/// decoder skipped over them unchecked, and the read that followed on the
+/// same page asked for an allocation of exabytes, which aborted the process
+/// (found by the `log_parquet` target in the verified pre-pass, whose
+/// selection starts inside pages). Decoding now starts only at page starts
+/// of byte-array columns (`safe_selection`), where reading checks lengths.
+#[test]
+fn log_byte_array_skip_is_an_error() {
+    let file = "log_byte_array_skip.parquet";
+    let path = data(file);
+    let mut errors = read_everything(&path);
+    errors.extend(verified_maxima(&path));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(file) && e.contains("eof decoding byte array")),
+        "{errors:#?}"
+    );
+    // Test builds check arithmetic, so the wrapping subtraction panicked
+    // here (and the log reader caught it) where a release build aborted.
+    assert_no_reader_panic(&errors);
+}
+
+/// Asserts that none of `errors` is a panic of the Parquet reader caught by
+/// the log reader: the input failed the reader's own checks.
+fn assert_no_reader_panic(errors: &[String]) {
+    let caught = "the Parquet reader failed on damaged data";
+    assert!(!errors.iter().any(|e| e.contains(caught)), "{errors:#?}");
+}
+
 /// Damaged files on which the Parquet reader itself panics (found by the
 /// `log_parquet` target once the log reader caught panics): each must read
 /// to an error that names the file and the reader's failure.
 #[test]
 fn log_reader_panics_are_errors() {
     for (file, panic) in [
-        // A DATA_PAGE header without its data_page_header (parquet column/page.rs).
-        (
-            "log_panic_page_header.parquet",
-            "called `Option::unwrap()` on a `None` value",
-        ),
-        // The same for a DATA_PAGE_V2 header.
-        (
-            "log_panic_page_header_v2.parquet",
-            "called `Option::unwrap()` on a `None` value",
-        ),
         // A byte-array column with no values left to read (parquet
         // arrow/array_reader/byte_array.rs divides by their count).
         (
@@ -145,6 +202,33 @@ fn log_reader_panics_are_errors() {
                 .any(|e| e.contains(file) && e.contains(reader_failed) && e.contains(panic)),
             "{file}: no error {panic:?} among {errors:#?}"
         );
+    }
+}
+
+/// A DATA_PAGE header without its data_page_header, and the same for a
+/// DATA_PAGE_V2 header: the Parquet reader panicked on them
+/// (`Option::unwrap()` in parquet's column/page.rs) when it skipped rows
+/// inside such a page. Decoding now starts at page starts (see
+/// `log_byte_array_skip_is_an_error`), where the reader's own check
+/// rejects the header.
+#[test]
+fn log_page_headers_without_their_data_header_are_errors() {
+    for (file, error) in [
+        (
+            "log_panic_page_header.parquet",
+            "Missing V1 data page header",
+        ),
+        (
+            "log_panic_page_header_v2.parquet",
+            "Missing V2 data page header",
+        ),
+    ] {
+        let errors = read_everything(&data(file));
+        assert!(
+            errors.iter().any(|e| e.contains(file) && e.contains(error)),
+            "{file}: no error {error:?} among {errors:#?}"
+        );
+        assert_no_reader_panic(&errors);
     }
 }
 

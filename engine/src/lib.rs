@@ -19,6 +19,7 @@ pub mod profile;
 pub mod run_checks;
 pub mod run_queue;
 pub mod runtime;
+mod safe_selection;
 pub mod sensor_checks;
 pub mod source;
 pub mod time;

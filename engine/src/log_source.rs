@@ -25,7 +25,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -34,6 +34,7 @@ use parquet::file::statistics::Statistics;
 use crate::error::{Error, Result};
 use crate::event::RawRow;
 use crate::raw_log::col;
+use crate::safe_selection::{Narrowed, SafeStarts, widen};
 use crate::time::Micros;
 
 /// The size runs are cut to by default (at page boundaries): small enough
@@ -247,14 +248,14 @@ impl LogSource {
 
     /// Like [`LogSource::read_run`], of the rows at `offsets` (ascending) only.
     pub fn read_selected(&self, run: &Run, fields: Fields, offsets: &[usize]) -> Result<RunReader> {
-        self.read_run_rows(run, fields, Some(selection(offsets)))
+        self.read_run_rows(run, fields, Some(row_ranges(offsets)))
     }
 
     fn read_run_rows(
         &self,
         run: &Run,
         fields: Fields,
-        selection: Option<Vec<RowSelector>>,
+        selection: Option<Vec<Range<usize>>>,
     ) -> Result<RunReader> {
         let file = &self.files[run.file];
         let c = file.columns;
@@ -263,8 +264,7 @@ impl LogSource {
             columns.extend([c.arrival, c.seq, c.quality, c.asset, c.kind]);
             columns.extend(c.tag);
         }
-        let mask = ProjectionMask::roots(file.hot.parquet_schema(), columns);
-        let reader = file.reader(&file.hot, run, mask, selection, fields.batch_rows())?;
+        let reader = file.reader(&file.hot, run, &columns, selection, fields.batch_rows())?;
         Ok(RunReader {
             path: file.path.clone(),
             reader,
@@ -290,18 +290,9 @@ impl LogSource {
         if pages.is_empty() {
             ranges = std::iter::once(0..run.rows.len()).collect();
         }
-        let mut selectors = Vec::new();
-        let mut next = 0;
-        for range in &ranges {
-            if range.start > next {
-                selectors.push(RowSelector::skip(range.start - next));
-            }
-            selectors.push(RowSelector::select(range.len()));
-            next = range.end;
-        }
-        let mask = ProjectionMask::roots(file.plain.parquet_schema(), [file.columns.ts]);
         let batch_rows = Fields::Windowing.batch_rows();
-        let reader = file.reader(&file.plain, run, mask, Some(selectors), batch_rows)?;
+        let columns = [file.columns.ts];
+        let reader = file.reader(&file.plain, run, &columns, Some(ranges.clone()), batch_rows)?;
         let mut offsets = Vec::new();
         let mut ranges = ranges.into_iter().flatten();
         for batch in reader {
@@ -333,7 +324,7 @@ impl LogSource {
 /// Batches of one run, in order.
 pub struct RunReader {
     path: PathBuf,
-    reader: Guarded<ParquetRecordBatchReader>,
+    reader: Narrowed<Guarded<ParquetRecordBatchReader>>,
 }
 
 /// Which columns of a run are read.
@@ -530,32 +521,37 @@ impl LogFile {
         })
     }
 
+    /// A reader of `columns` (root indices) of `run`, or of the rows of
+    /// `selection` (ranges within the run, ascending) only. Decoding starts
+    /// only at safe rows (see [`crate::safe_selection`]): the rows before a
+    /// selected range back to one are read and dropped.
     fn reader(
         &self,
         meta: &ArrowReaderMetadata,
         run: &Run,
-        mask: ProjectionMask,
-        selection: Option<Vec<RowSelector>>,
+        columns: &[usize],
+        selection: Option<Vec<Range<usize>>>,
         batch_rows: usize,
-    ) -> Result<Guarded<ParquetRecordBatchReader>> {
+    ) -> Result<Narrowed<Guarded<ParquetRecordBatchReader>>> {
         let handle = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         // Selections are relative to the run; the reader wants them relative to the row group.
-        let mut selectors = Vec::new();
-        if run.rows.start > 0 {
-            selectors.push(RowSelector::skip(run.rows.start));
-        }
-        match selection {
-            Some(within_run) => selectors.extend(within_run),
-            None => selectors.push(RowSelector::select(run.rows.len())),
-        }
-        let selection = RowSelection::from(selectors);
+        let ranges = match selection {
+            Some(within_run) => within_run
+                .into_iter()
+                .map(|r| run.rows.start + r.start..run.rows.start + r.end)
+                .collect(),
+            None => vec![run.rows.clone()],
+        };
+        let safe = SafeStarts::of(meta.metadata(), run.row_group, columns.iter().copied());
+        let (selectors, keep) = widen(&ranges, &safe);
+        let mask = ProjectionMask::roots(meta.parquet_schema(), columns.iter().copied());
         ParquetRecordBatchReaderBuilder::new_with_metadata(handle, meta.clone())
             .with_row_groups(vec![run.row_group])
             .with_projection(mask)
-            .with_row_selection(selection)
+            .with_row_selection(RowSelection::from(selectors))
             .with_batch_size(batch_rows)
             .build()
-            .map(Guarded::new)
+            .map(|reader| Narrowed::new(Guarded::new(reader), keep))
             .map_err(|e| Error::parquet(&self.path, e))
     }
 
@@ -643,9 +639,17 @@ impl LogFile {
     /// Runs at `ts_us` page boundaries, with maxima from the page index.
     fn page_runs(&self, row_group: usize) -> Option<Vec<(Range<usize>, Micros)>> {
         let mut runs: Vec<(Range<usize>, Micros)> = Vec::new();
+        // A run starts where every column a reader decodes may start (see
+        // `crate::safe_selection`): in a log whose columns break pages at
+        // different rows, runs grow to the next row where they agree.
+        let c = self.columns;
+        let strings = [c.sensor, c.asset, c.kind].into_iter().chain(c.tag);
+        let safe = SafeStarts::of(self.plain.metadata(), row_group, strings);
         for (rows, max) in self.ts_pages(row_group)? {
             match runs.last_mut() {
-                Some((range, run_max)) if range.len() < DEFAULT_RUN_ROWS => {
+                Some((range, run_max))
+                    if range.len() < DEFAULT_RUN_ROWS || !safe.is_safe(rows.start) =>
+                {
                     range.end = rows.end;
                     *run_max = (*run_max).max(max);
                 }
@@ -948,18 +952,19 @@ fn log_files(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A selection of the rows at `offsets` (ascending) of a run.
-fn selection(offsets: &[usize]) -> Vec<RowSelector> {
-    let mut selectors = Vec::with_capacity(offsets.len() * 2);
-    let mut next = 0;
+fn row_ranges(offsets: &[usize]) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::with_capacity(offsets.len());
     for &o in offsets {
-        debug_assert!(o >= next, "offsets must ascend");
-        if o > next {
-            selectors.push(RowSelector::skip(o - next));
+        match ranges.last_mut() {
+            Some(last) if last.end == o => last.end = o + 1,
+            Some(last) => {
+                debug_assert!(o > last.end, "offsets must ascend");
+                ranges.push(o..o + 1);
+            }
+            None => ranges.push(o..o + 1),
         }
-        selectors.push(RowSelector::select(1));
-        next = o + 1;
     }
-    selectors
+    ranges
 }
 
 /// `value()` for a valid slot, else `default` (null fields of set-aside rows).

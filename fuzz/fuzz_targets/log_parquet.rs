@@ -1,6 +1,9 @@
 //! The raw-log Parquet reader on damaged files: `LogSource::open` (footer,
 //! schema, page index, run planning) and reading every run as `replay` does
-//! (the hot columns batch by batch, then whole rows re-read by offset).
+//! (the hot columns batch by batch, then whole rows re-read by offset), and
+//! each run's greatest verified event time (`run_checks::verified_max`: the
+//! stateless checks of every row it reads, under a catalog discovered from
+//! the log and a key per sensor).
 //! Any bytes must open and read, or fail with an error: never panic, never
 //! allocate without bound. The input goes through a temporary file (one per
 //! process); the seed corpus holds a small real `events.parquet`.
@@ -11,7 +14,11 @@ use std::sync::LazyLock;
 
 use arrow::array::{Array, AsArray};
 use libfuzzer_sys::fuzz_target;
+use twinflow_engine::auth::SensorKey;
+use twinflow_engine::catalog::Catalog;
 use twinflow_engine::log_source::{Fields, LogSource, SplitOptions};
+use twinflow_engine::run_checks::verified_max;
+use twinflow_engine::verify::{Untagged, Verification};
 
 static PATH: LazyLock<PathBuf> = LazyLock::new(|| {
     std::env::temp_dir().join(format!("twinflow-fuzz-log-{}.parquet", std::process::id()))
@@ -40,11 +47,35 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         read_all(&log);
-        if split.max_run_rows.is_none() {
-            let _ = log.distinct_sensors();
+        if let Ok(sensors) = log.distinct_sensors() {
+            verify_all(&log, &sensors);
         }
     }
 });
+
+/// Finds each run's greatest verified event time as `replay` does before
+/// reading, with every sensor of the log keyed (so tags are checked, and
+/// the clock and range checks reached) and untagged rows let through.
+fn verify_all(log: &LogSource, sensors: &[(String, String, String)]) {
+    let Ok(catalog) = Catalog::discovered(sensors) else {
+        return;
+    };
+    let keys: Vec<SensorKey> = sensors
+        .iter()
+        .map(|(sensor, _, _)| SensorKey {
+            sensor: sensor.clone(),
+            key_id: "k0".into(),
+            key: "07".repeat(32),
+        })
+        .collect();
+    let Ok(verification) = Verification::new(&catalog, &keys, |_| Some(10.0), Untagged::Accept)
+    else {
+        return;
+    };
+    for run in log.runs() {
+        let _ = verified_max(log, run, &catalog, &verification);
+    }
+}
 
 /// Reads every run as the log reader of `replay` does (all columns, as
 /// verification reads them), checking what it relies on: columns of equal
