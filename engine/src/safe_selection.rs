@@ -16,7 +16,8 @@
 use std::ops::Range;
 
 use arrow::array::BooleanArray;
-use arrow::buffer::{BooleanBuffer, MutableBuffer};
+use arrow::array::BooleanBufferBuilder;
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -115,18 +116,19 @@ pub(crate) fn widen(
     if asked == reading {
         return (selectors, None);
     }
-    // Mark the asked rows among the rows read, range by range.
-    let mut keep = MutableBuffer::new_null(reading);
-    let (mut base, mut asked_ranges) = (0, ranges.iter().peekable());
+    // The rows read, each range's added rows dropped and its asked rows kept.
+    let mut keep = BooleanBufferBuilder::new(reading);
+    let mut asked_ranges = ranges.iter().filter(|r| !r.is_empty()).peekable();
     for range in &read {
+        let mut at = range.start;
         while let Some(asked) = asked_ranges.next_if(|a| a.end <= range.end) {
-            for row in asked.clone() {
-                arrow::util::bit_util::set_bit(keep.as_slice_mut(), base + row - range.start);
-            }
+            keep.append_n(asked.start - at, false);
+            keep.append_n(asked.len(), true);
+            at = asked.end;
         }
-        base += range.len();
+        keep.append_n(range.end - at, false);
     }
-    (selectors, Some(BooleanBuffer::new(keep.into(), 0, reading)))
+    (selectors, Some(keep.finish()))
 }
 
 /// Batches of a reader of widened ranges, narrowed back to the rows asked for.
