@@ -27,7 +27,7 @@ use parquet::file::metadata::ParquetMetaData;
 
 /// The rows of one row group where a page of every byte-array column among
 /// `columns` (leaf indices) starts: where decoding may safely begin.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct SafeStarts {
     /// Per byte-array column, its page starts in ascending order (at least
     /// `0`: without a page index, only the row group's start is known).
