@@ -39,12 +39,13 @@ const CAVITATION: (&str, Micros, Micros) = ("south-p2", 302_500_000, 332_500_000
 
 /// Every pump's channels: (channel, kind, rate in Hz, σ, physical range).
 /// A channel is one sensor, so the redundant inlet-pressure pair are two
-/// channels; sharing the kind `pressure` is what makes the fusion combine them.
+/// channels. Three sensors share the kind `pressure`, but the outlet pressure
+/// measures something else: the pipeline declares which ones are redundant.
 type Channel = (&'static str, &'static str, f64, f64, (f64, f64));
 const CHANNELS: [Channel; 6] = [
     ("inlet-pressure-1", "pressure", 5.0, 0.02, (0.0, 10.0)), // bar
     ("inlet-pressure-2", "pressure", 5.0, 0.05, (0.0, 10.0)), // bar
-    ("outlet-pressure", "outlet_pressure", 5.0, 0.05, (0.0, 25.0)), // bar
+    ("outlet-pressure", "pressure", 5.0, 0.05, (0.0, 25.0)),  // bar
     ("speed", "speed", 1.0, 5.0, (0.0, 3600.0)),              // rpm
     ("flow", "flow", 2.0, 1.5, (0.0, 500.0)),                 // m³/h
     ("motor-temp", "temperature", 0.2, 0.3, (-20.0, 150.0)),  // °C
@@ -107,6 +108,7 @@ fn station() -> Result<Catalog> {
                 max,
                 // The rated rate sets verification's flooding budget.
                 rate_hz: Some(rate_hz),
+                quantity: None,
             },
         )
     });
@@ -213,9 +215,10 @@ fn pipeline() -> Pipeline {
                 max_age: 30 * SECOND,
             },
         )
-        // Fusion stays the default: inverse-variance over sensors of one kind
-        // (here the two inlet-pressure sensors).
-        .detect(|catalog, sensor| {
+        // Fusion stays the default, inverse-variance, over the sensors
+        // declared redundant: the two inlet pressures, not the outlet's.
+        .redundant("inlet_pressure", ["inlet-pressure-1", "inlet-pressure-2"])
+        .detect("drop", |catalog, sensor| {
             // Flag a window whose mean falls more than 30 % below the sensor's
             // previous window, and by more than 5 σ of the sensor so noise never counts.
             // Score: the relative drop.
@@ -237,6 +240,7 @@ struct FlagRow {
     start: Micros,
     mean: f64,
     drop: f64,
+    detector: String,
 }
 
 /// A row of `OUT/twins/assets/`, the columns we show.
@@ -339,9 +343,11 @@ fn run(dir: &Path) -> Result<Vec<String>> {
         sensor: text(b, "sensor", i),
         start: int(b, "window_start_us", i),
         mean: float(b, "value", i).unwrap_or(f64::NAN),
-        // The column is named for TwinBench's z-score; it holds any detector's score.
-        drop: float(b, "z", i).unwrap_or(f64::NAN),
+        drop: float(b, "score", i).unwrap_or(f64::NAN),
+        detector: text(b, "detector", i),
     })?;
+    // Our detector's flags (fusion may name suspect sensors beside them).
+    flags.retain(|f| f.detector == "drop");
     flags.sort_by(|a, b| (a.start, &a.sensor).cmp(&(b.start, &b.sensor)));
     println!("\nflags:");
     for f in &flags {
@@ -360,7 +366,7 @@ fn run(dir: &Path) -> Result<Vec<String>> {
         line: text(b, "line", i),
         health: text(b, "health", i),
         flags: cell(b, "flags").as_primitive::<UInt64Type>().value(i),
-        pressure: float(b, "fused_pressure", i),
+        pressure: float(b, "fused_inlet_pressure", i),
     })?;
     twins.sort_by(|a, b| a.asset.cmp(&b.asset));
     println!("\n  asset     line   health    flags  fused inlet pressure");

@@ -193,6 +193,8 @@ fn read_fused(out: &Path) -> BTreeMap<(String, i64, String), Fused> {
             ("quantity", DataType::Utf8),
             ("value", DataType::Float64),
             ("variance", DataType::Float64),
+            ("lo95", DataType::Float64),
+            ("hi95", DataType::Float64),
             ("sensors", DataType::UInt32),
         ]),
     );
@@ -225,13 +227,20 @@ fn read_flags(out: &Path) -> BTreeMap<(String, i64), Flag> {
             ("asset", DataType::Utf8),
             ("sensor", DataType::Utf8),
             ("window_start_us", DataType::Int64),
+            ("detector", DataType::Utf8),
+            ("reason", DataType::Utf8),
             ("value", DataType::Float64),
-            ("z", DataType::Float64),
+            ("score", DataType::Float64),
+            ("evidence", DataType::Utf8),
         ]),
     );
     let mut rows = BTreeMap::new();
     for batch in read_dataset(&dir) {
         for i in 0..batch.num_rows() {
+            // Step D's flags; fusion's sensor suspects are checked elsewhere.
+            if text(&batch, "detector", i) != "ewma_z" {
+                continue;
+            }
             let key = (
                 text(&batch, "sensor", i),
                 int64(&batch, "window_start_us", i),
@@ -239,7 +248,7 @@ fn read_flags(out: &Path) -> BTreeMap<(String, i64), Flag> {
             let row = Flag {
                 asset: text(&batch, "asset", i),
                 value: float(&batch, "value", i).expect("flag value"),
-                z: float(&batch, "z", i).expect("flag z"),
+                z: float(&batch, "score", i).expect("flag score"),
             };
             assert!(rows.insert(key.clone(), row).is_none(), "{key:?} twice");
         }
@@ -276,6 +285,16 @@ fn read_views(out: &Path, channels: &[String], quantities: &[String]) -> BTreeMa
     for q in quantities {
         columns.push((format!("fused_{q}"), DataType::Float64));
         columns.push((format!("fused_{q}_variance"), DataType::Float64));
+    }
+    // How far fusion believes each redundant sensor (TwinBench: the
+    // temperatures and pressures).
+    for c in channels
+        .iter()
+        .filter(|c| c.starts_with("temp") || c.starts_with("press"))
+    {
+        columns.push((format!("{c}_trust"), DataType::Float64));
+        columns.push((format!("{c}_weight"), DataType::Float64));
+        columns.push((format!("{c}_state"), DataType::Utf8));
     }
     // When each channel's sensor was last seen, and how long before the view's window.
     for c in channels {
@@ -552,7 +571,7 @@ fn sorted_contents(dir: &Path) -> (Vec<(String, DataType)>, Vec<Vec<Value>>) {
 }
 
 /// The datasets of steps A, F, D and V, every view and change stream among them.
-const COMPARED_DATASETS: [&str; 9] = twinflow::pipelines::replay::LATER_DATASETS;
+const COMPARED_DATASETS: [&str; 10] = twinflow::pipelines::replay::LATER_DATASETS;
 
 // ---------------------------------------------------------------------------
 // Tests against a generated plant
@@ -964,7 +983,9 @@ fn reference_matches_hand_computed_example() {
     assert_eq!(r.checksums.aligned_rows, 6 + 1 + 42);
 
     // F, temperature of a (weights 1/1² and 1/2²), measured sensors only:
-    // window 0: (11·1 + 14·0.25) / 1.25 = 11.6, variance 1/1.25 = 0.8.
+    // window 0: (11·1 + 14·0.25) / 1.25 = 11.6. Its variance is the
+    // estimate's: t1's mean of 2 readings has variance 1²/2, t2's single
+    // reading 2²: (1²·½ + 0.25²·4) / 1.25² = 0.75 / 1.5625 = 0.48.
     let fused = |value, variance, sensors| {
         Some(Fused {
             value,
@@ -972,7 +993,7 @@ fn reference_matches_hand_computed_example() {
             sensors,
         })
     };
-    assert_fused(&r, "a", 0, "temperature", fused(11.6, 0.8, 2));
+    assert_fused(&r, "a", 0, "temperature", fused(11.6, 0.48, 2));
     assert_fused(&r, "a", 1, "temperature", fused(20.0, 1.0, 1));
     assert_fused(&r, "a", 2, "temperature", None); // both carried
     assert_fused(&r, "a", 3, "temperature", fused(16.0, 4.0, 1));

@@ -41,6 +41,18 @@ pub struct SensorRecord {
     /// beyond TwinBench's): verification's flooding budget is twice it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_hz: Option<f64>,
+    /// The quantity the sensor measures, if the table gives one (an optional
+    /// column beyond TwinBench's): sensors of one asset that measure the same
+    /// quantity are redundant and are fused. Without it, the sensor's `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<String>,
+}
+
+impl SensorRecord {
+    /// The quantity the sensor measures: its `quantity`, else its `kind`.
+    pub fn quantity(&self) -> &str {
+        self.quantity.as_deref().unwrap_or(&self.kind)
+    }
 }
 
 /// Assets and sensors with dense ids (their position in the tables).
@@ -152,6 +164,7 @@ impl Catalog {
                 min: f64::NEG_INFINITY,
                 max: f64::INFINITY,
                 rate_hz: None,
+                quantity: None,
             })
             .collect();
         Catalog::new(assets, sensors)
@@ -274,6 +287,7 @@ mod tests {
             sigma: 0.2,
             min: -50.0,
             max: 250.0,
+            quantity: None,
             rate_hz: None,
         }
     }

@@ -28,6 +28,7 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
         min: -50.0,
         max: 250.0,
         rate_hz: None,
+        quantity: None,
     }];
     Catalog::new(assets, sensors).expect("valid catalog")
 });

@@ -77,14 +77,46 @@ pub struct AlignedValue {
     /// Start of the channel's latest window at or before this grid point:
     /// when its sensor was last seen.
     pub last_seen_us: Option<Micros>,
+    /// For a measured value: how many readings its window holds, and their
+    /// spread (see [`WindowValue`]); `None` otherwise.
+    pub window: Option<WindowShape>,
+}
+
+/// How a measured window's value came about: what fusion needs to weigh it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct WindowShape {
+    pub readings: u64,
+    /// Population variance of the readings, if the aggregate knows it.
+    pub spread: Option<f64>,
 }
 
 // Bitwise equality and a total order; NaN never reaches an aligned value anyway.
 crate::total_order_by_key!(AlignedValue, |v: &AlignedValue| (
     v.source,
     v.value.map(total_bits),
-    v.last_seen_us
+    v.last_seen_us,
+    v.window.map(|w| (w.readings, w.spread.map(total_bits)))
 ));
+
+impl AlignedValue {
+    /// A value measured in its own window.
+    pub fn measured(value: f64, window: WindowShape, last_seen_us: Option<Micros>) -> Self {
+        AlignedValue {
+            value: Some(value),
+            source: Source::Measured,
+            last_seen_us,
+            window: Some(window),
+        }
+    }
+
+    /// The measured value and its window, if the value is measured.
+    pub fn measurement(&self) -> Option<(f64, WindowShape)> {
+        match (self.source, self.value, self.window) {
+            (Source::Measured, Some(value), Some(window)) => Some((value, window)),
+            _ => None,
+        }
+    }
+}
 
 /// An asset's channels on one grid window `[start_us, end_us)`; `values` are
 /// indexed like [`Alignment::channels`].
@@ -243,8 +275,8 @@ where
 struct Aligner {
     alignment: Arc<Alignment>,
     assets: FxHashMap<AssetId, AssetState>,
-    /// This timestamp's windows as (asset, start, channel, value), sorted.
-    scratch: Vec<(AssetId, Micros, usize, f64)>,
+    /// This timestamp's windows as (asset, start, channel, value, shape), sorted.
+    scratch: Vec<(AssetId, Micros, usize, f64, WindowShape)>,
 }
 
 /// One asset's recent channel windows and its rows not yet emitted.
@@ -307,7 +339,7 @@ impl ChannelHistory {
 
 struct PendingRow {
     start: Micros,
-    measured: Vec<Option<f64>>,
+    measured: Vec<Option<(f64, WindowShape)>>,
 }
 
 impl<A: WindowValue> TimeStep<Window<SensorId, A>, AlignedRow> for Aligner {
@@ -321,19 +353,23 @@ impl<A: WindowValue> TimeStep<Window<SensorId, A>, AlignedRow> for Aligner {
         self.scratch.clear();
         self.scratch.extend(windows.drain(..).map(|w| {
             let (asset, slot) = alignment.slot_of(w.key);
-            (asset, w.start_us, slot, w.aggregate.value())
+            let shape = WindowShape {
+                readings: w.aggregate.readings(),
+                spread: w.aggregate.spread(),
+            };
+            (asset, w.start_us, slot, w.aggregate.value(), shape)
         }));
         // Each worker's windows come sorted: a stable sort merges the runs.
         self.scratch
-            .sort_by_key(|&(asset, start, slot, _)| (asset, start, slot));
+            .sort_by_key(|&(asset, start, slot, _, _)| (asset, start, slot));
         let channels = alignment.channels.len();
-        for &(asset, start, slot, value) in &self.scratch {
+        for &(asset, start, slot, value, shape) in &self.scratch {
             let state = self.assets.entry(asset).or_insert_with(|| AssetState {
                 channels: (0..channels).map(|_| ChannelHistory::default()).collect(),
                 pending: VecDeque::new(),
             });
             state.channels[slot].insert(start, value);
-            state.row_at(start, channels).measured[slot] = Some(value);
+            state.row_at(start, channels).measured[slot] = Some((value, shape));
         }
         // Rows waiting on later windows may resolve now on any asset with
         // pending rows; assets are visited in id order for determinism.
@@ -391,21 +427,24 @@ impl AssetState {
                 .map(|(slot, measured)| {
                     let history = &self.channels[slot];
                     let last_seen_us = history.last_seen(row.start);
-                    let decided = match measured {
-                        Some(value) => Some((Some(*value), Source::Measured)),
+                    match measured {
+                        Some((value, shape)) => {
+                            Some(AlignedValue::measured(*value, *shape, last_seen_us))
+                        }
                         None => fill(
                             alignment.fills[slot],
                             history,
                             row.start,
                             alignment.grid,
                             closed_until,
-                        ),
-                    };
-                    decided.map(|(value, source)| AlignedValue {
-                        value,
-                        source,
-                        last_seen_us,
-                    })
+                        )
+                        .map(|(value, source)| AlignedValue {
+                            value,
+                            source,
+                            last_seen_us,
+                            window: None,
+                        }),
+                    }
                 })
                 .collect();
             let Some(values) = values else {

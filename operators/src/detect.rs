@@ -60,6 +60,9 @@ impl EwmaZScore {
         }
     }
 
+    /// Its name in `flags/`'s `detector` column.
+    pub const NAME: &'static str = "ewma_z";
+
     /// The spec's parameters: α = 0.05, 30 values of warm-up, |z| > 5.
     pub fn twinbench() -> Self {
         EwmaZScore::new(0.05, 30, 5.0)

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
@@ -9,15 +10,19 @@ use timely::dataflow::operators::Operator;
 use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::time::Micros;
 
-use crate::align::{AlignedRow, Alignment, Source};
+use crate::align::{AlignedRow, Alignment};
+use crate::redundancy::{Group, Redundancy};
 use crate::total_order::total_bits;
+use crate::trust::{SensorTrust, Suspect, TrustState};
 
 /// One fused quantity of one asset and window.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct FusedValue {
     pub value: f64,
+    /// The variance of the estimate of the window's true value (not of one
+    /// reading): what an honest interval is built from.
     pub variance: f64,
-    /// How many sensors contributed.
+    /// How many sensors' windows were absorbed.
     pub sensors: u32,
 }
 
@@ -27,12 +32,28 @@ crate::total_order_by_key!(FusedValue, |f: &FusedValue| (
     f.sensors
 ));
 
+impl FusedValue {
+    /// The central 95 % interval of a normal estimate: value ± 1.96 σ.
+    pub fn interval95(&self) -> (f64, f64) {
+        let half = Z_95 * self.variance.sqrt();
+        (self.value - half, self.value + half)
+    }
+}
+
+/// The two-sided 95 % quantile of the standard normal.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
 /// An aligned row with its fused quantities; `values` are indexed like
 /// [`Fusion::quantities`], `None` where no sensor of the quantity reported.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FusedRow {
     pub row: AlignedRow,
     pub values: Vec<Option<FusedValue>>,
+    /// How far each redundant sensor of the asset was believed in this
+    /// window, in the order of the asset's groups and their members.
+    pub trust: Vec<SensorTrust>,
+    /// Sensors found lying in this window.
+    pub suspects: Vec<Suspect>,
 }
 
 impl FusedRow {
@@ -45,95 +66,120 @@ impl FusedRow {
     }
 }
 
-/// A way of fusing an aligned row's channels into quantities.
+/// A way of fusing an asset's aligned rows into quantities.
 pub trait Fusion: Send + Sync + 'static {
     /// Names of the fused quantities, in the order of [`FusedRow::values`].
     fn quantities(&self) -> &[String];
-    /// Fuses one aligned row into `out` (one entry per quantity).
-    fn fuse(&self, row: &AlignedRow, out: &mut Vec<Option<FusedValue>>);
+    /// The fusion of one asset, made on its first row; it then sees the
+    /// asset's rows one by one in window order.
+    fn start(&self, asset: AssetId) -> Box<dyn AssetFusion>;
 }
 
-/// The members of a redundant group: (channel index, weight 1/σ²).
-type Members = Vec<(usize, f64)>;
+/// The fusion of one asset's rows, in window order (it may keep state).
+pub trait AssetFusion {
+    fn fuse(&mut self, row: AlignedRow) -> FusedRow;
+}
 
-/// Inverse-variance weighting (TwinBench F): per asset, the sensors of one
-/// kind are redundant measurements of one quantity; the fused value is
-/// Σ(xᵢ/σᵢ²) / Σ(1/σᵢ²) over those measured in the window, with variance
-/// 1 / Σ(1/σᵢ²). Carried or interpolated values do not take part: they are not
-/// measurements of this window.
+/// Inverse-variance weighting (TwinBench F): per asset, each redundant group
+/// (see [`Redundancy`]) is fused as Σ(xᵢ/σᵢ²) / Σ(1/σᵢ²) over the sensors
+/// measured in the window. Its variance is that estimate's, Σ(1/(σᵢ²nᵢ)) /
+/// (Σ 1/σᵢ²)², since a window mean of nᵢ readings has variance σᵢ²/nᵢ.
+/// Carried or interpolated values do not take part: they are not
+/// measurements of this window. It believes every sensor: a sensor that lies
+/// moves the fused value by its weight.
 #[derive(Debug, Clone)]
 pub struct InverseVariance {
-    quantities: Vec<String>,
-    /// Per asset: its redundant groups, each a quantity index and members.
-    groups: Vec<Vec<(usize, Members)>>,
+    redundancy: Arc<Redundancy>,
 }
 
 impl InverseVariance {
-    /// A quantity per sensor kind that has at least two sensors on some asset,
-    /// with σ from the catalog's sensor table.
+    /// Groups from the catalog (see [`Redundancy::from_catalog`]).
     pub fn from_catalog(catalog: &Catalog, alignment: &Alignment) -> Self {
-        let mut groups: Vec<Vec<(String, Members)>> = vec![Vec::new(); catalog.assets().len()];
-        for (id, sensor) in catalog.sensors().iter().enumerate() {
-            let (asset, slot) = alignment.slot_of(id as u32);
-            let weight = 1.0 / (sensor.sigma * sensor.sigma);
-            let asset_groups = &mut groups[asset as usize];
-            match asset_groups
-                .iter_mut()
-                .find(|(kind, _)| *kind == sensor.kind)
-            {
-                Some((_, members)) => members.push((slot, weight)),
-                None => asset_groups.push((sensor.kind.clone(), vec![(slot, weight)])),
+        Self::new(Redundancy::from_catalog(catalog, alignment))
+    }
+
+    pub fn new(redundancy: Redundancy) -> Self {
+        InverseVariance {
+            redundancy: Arc::new(redundancy),
+        }
+    }
+
+    /// The fused quantities of one row (indexed like [`Fusion::quantities`]),
+    /// and each redundant sensor's trust record appended to `trust`.
+    pub fn fuse_row(
+        &self,
+        row: &AlignedRow,
+        trust: &mut Vec<SensorTrust>,
+    ) -> Vec<Option<FusedValue>> {
+        let mut values = vec![None; self.redundancy.quantities().len()];
+        for group in self.redundancy.groups(row.asset) {
+            values[group.quantity] = Self::fuse_group(group, row, trust);
+        }
+        values
+    }
+
+    /// Fuses one group of a row, and appends each member's trust record.
+    fn fuse_group(
+        group: &Group,
+        row: &AlignedRow,
+        trust: &mut Vec<SensorTrust>,
+    ) -> Option<FusedValue> {
+        let (mut weighted, mut weights, mut spread, mut sensors) = (0.0, 0.0, 0.0, 0);
+        for member in &group.members {
+            if let Some((x, window)) = row.values[member.slot].measurement() {
+                let weight = 1.0 / (member.sigma * member.sigma);
+                weighted += weight * x;
+                weights += weight;
+                spread += weight / window.readings.max(1) as f64;
+                sensors += 1;
             }
         }
-        let mut quantities: Vec<String> = Vec::new();
-        let groups = groups
-            .into_iter()
-            .map(|asset_groups| {
-                asset_groups
-                    .into_iter()
-                    .filter(|(_, members)| members.len() >= 2)
-                    .map(|(kind, members)| {
-                        let q = match quantities.iter().position(|q| *q == kind) {
-                            Some(q) => q,
-                            None => {
-                                quantities.push(kind);
-                                quantities.len() - 1
-                            }
-                        };
-                        (q, members)
-                    })
-                    .collect()
-            })
-            .collect();
-        InverseVariance { quantities, groups }
+        let fused = (sensors > 0).then(|| FusedValue {
+            value: weighted / weights,
+            variance: spread / (weights * weights),
+            sensors,
+        });
+        for member in &group.members {
+            let measured = row.values[member.slot].measurement();
+            let weight = 1.0 / (member.sigma * member.sigma);
+            trust.push(SensorTrust {
+                sensor: member.sensor,
+                trust: 1.0,
+                weight: if measured.is_some() {
+                    weight / weights
+                } else {
+                    0.0
+                },
+                state: TrustState::Trusted,
+                residual: measured.zip(fused).map(|((x, window), f)| {
+                    let variance = member.sigma * member.sigma / window.readings.max(1) as f64;
+                    (x - f.value) / variance.sqrt()
+                }),
+            });
+        }
+        fused
     }
 }
 
 impl Fusion for InverseVariance {
     fn quantities(&self) -> &[String] {
-        &self.quantities
+        self.redundancy.quantities()
     }
 
-    fn fuse(&self, row: &AlignedRow, out: &mut Vec<Option<FusedValue>>) {
-        out.clear();
-        out.resize(self.quantities.len(), None);
-        for (quantity, members) in &self.groups[row.asset as usize] {
-            let (mut weighted, mut weights, mut sensors) = (0.0, 0.0, 0);
-            for &(slot, weight) in members {
-                let aligned = row.values[slot];
-                if let (Source::Measured, Some(x)) = (aligned.source, aligned.value) {
-                    weighted += weight * x;
-                    weights += weight;
-                    sensors += 1;
-                }
-            }
-            if sensors > 0 {
-                out[*quantity] = Some(FusedValue {
-                    value: weighted / weights,
-                    variance: 1.0 / weights,
-                    sensors,
-                });
-            }
+    fn start(&self, _asset: AssetId) -> Box<dyn AssetFusion> {
+        Box::new(self.clone())
+    }
+}
+
+impl AssetFusion for InverseVariance {
+    fn fuse(&mut self, row: AlignedRow) -> FusedRow {
+        let mut trust = Vec::new();
+        let values = self.fuse_row(&row, &mut trust);
+        FusedRow {
+            row,
+            values,
+            trust,
+            suspects: Vec::new(),
         }
     }
 }
@@ -141,31 +187,39 @@ impl Fusion for InverseVariance {
 /// Fuses aligned rows.
 pub trait FuseRows<'s> {
     /// Extends each aligned row into a [`FusedRow`], at the row's timestamp,
-    /// on the row's worker: fusion looks at one row only, so it is as
-    /// deterministic as alignment and keeps no state.
+    /// on the row's worker, with one [`AssetFusion`] per asset.
+    ///
+    /// Guarantee: each asset's fusion sees the asset's rows in window order,
+    /// whatever the number of workers, so its output is as deterministic as
+    /// alignment's. Alignment emits an asset's rows in window order on the
+    /// asset's worker, and this operator takes its input on the same worker
+    /// (no exchange), in the order it was sent.
     ///
     /// ```
     /// use twinflow_engine::catalog::{AssetRecord, Catalog, SensorRecord};
-    /// use twinflow_operators::align::{AlignedRow, AlignedValue, Alignment, Fill, Source};
+    /// use twinflow_operators::align::{AlignedRow, AlignedValue, Alignment, Fill, WindowShape};
     /// use twinflow_operators::fuse::{Fusion, InverseVariance};
     ///
     /// let asset = AssetRecord { asset: "a".into(), line: "l".into(), site: "s".into(), kind: "k".into() };
     /// // σ = 1 and σ = 2: weights 1 and 1/4.
     /// let sensor = |channel: &str, sigma| SensorRecord {
     ///     sensor: format!("a/{channel}"), asset: "a".into(), channel: channel.into(),
-    ///     kind: "temperature".into(), sigma, min: -50.0, max: 250.0, rate_hz: None,
+    ///     kind: "temperature".into(), sigma, min: -50.0, max: 250.0, rate_hz: None, quantity: None,
     /// };
     /// let catalog = Catalog::new(vec![asset], vec![sensor("t1", 1.0), sensor("t2", 2.0)]).unwrap();
     /// let alignment = Alignment::from_catalog(&catalog, 1_000_000, Fill::CarryForward { max_age: 0 });
     /// let fusion = InverseVariance::from_catalog(&catalog, &alignment);
-    /// let measured = |x| AlignedValue { value: Some(x), source: Source::Measured, last_seen_us: Some(0) };
+    /// // Window means of 10 readings each.
+    /// let shape = WindowShape { readings: 10, spread: None };
+    /// let measured = |x| AlignedValue::measured(x, shape, Some(0));
     /// let row = AlignedRow { asset: 0, start_us: 0, end_us: 1_000_000, values: vec![measured(10.0), measured(20.0)] };
-    /// let mut fused = Vec::new();
-    /// fusion.fuse(&row, &mut fused);
-    /// let t = fused[0].unwrap();
+    /// let fused = fusion.start(0).fuse(row);
+    /// let t = fused.values[0].unwrap();
     /// assert_eq!(fusion.quantities(), ["temperature"]);
     /// assert!((t.value - 12.0).abs() < 1e-12); // (10·1 + 20·¼) / 1¼
-    /// assert!((t.variance - 0.8).abs() < 1e-12);
+    /// // (1/10 + ¼/10) / (1¼)²: the variance of the estimate, not of a reading.
+    /// assert!((t.variance - 0.08).abs() < 1e-12);
+    /// assert!((fused.trust[0].weight - 0.8).abs() < 1e-12);
     /// ```
     fn fuse(self, fusion: Arc<dyn Fusion>) -> Stream<'s, Micros, Vec<FusedRow>>;
 }
@@ -173,12 +227,21 @@ pub trait FuseRows<'s> {
 impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
     fn fuse(self, fusion: Arc<dyn Fusion>) -> Stream<'s, Micros, Vec<FusedRow>> {
         self.unary(Pipeline, "Fuse", move |_, _| {
+            let mut assets: FxHashMap<AssetId, (Micros, Box<dyn AssetFusion>)> =
+                FxHashMap::default();
             move |input, output| {
                 input.for_each(|time, rows| {
                     let fused = rows.drain(..).map(|row| {
-                        let mut values = Vec::new();
-                        fusion.fuse(&row, &mut values);
-                        FusedRow { row, values }
+                        let (last, asset) = assets
+                            .entry(row.asset)
+                            .or_insert_with(|| (Micros::MIN, fusion.start(row.asset)));
+                        assert!(
+                            row.start_us > *last,
+                            "fusion saw asset {}'s rows out of window order",
+                            row.asset
+                        );
+                        *last = row.start_us;
+                        asset.fuse(row)
                     });
                     output.session(&time).give_iterator(fused);
                 })

@@ -4,8 +4,10 @@
 pub mod align;
 pub mod detect;
 pub mod fuse;
+pub mod redundancy;
 pub mod stats;
 pub mod time_order;
 pub mod total_order;
+pub mod trust;
 pub mod twin;
 pub mod window;

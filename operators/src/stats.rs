@@ -99,14 +99,33 @@ impl Stats {
 }
 
 /// The one number that stands for a window's aggregate in the steps after
-/// windowing (align, fuse, detect): for [`Stats`], the mean.
+/// windowing (align, fuse, detect): for [`Stats`], the mean; and what fusion
+/// needs to weigh it as a measurement.
 pub trait WindowValue {
     fn value(&self) -> f64;
+    /// How many readings the value summarises: a mean of n readings has
+    /// variance σ²/n, not σ².
+    fn readings(&self) -> u64 {
+        1
+    }
+    /// The readings' spread within the window (population variance), if
+    /// known: a stuck sensor's is near zero, a noisy one's far above σ².
+    fn spread(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl WindowValue for Stats {
     fn value(&self) -> f64 {
         self.mean()
+    }
+
+    fn readings(&self) -> u64 {
+        self.count
+    }
+
+    fn spread(&self) -> Option<f64> {
+        Some(self.variance())
     }
 }
 

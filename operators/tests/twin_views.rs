@@ -44,6 +44,7 @@ fn catalog() -> Catalog {
                 min: -100.0,
                 max: 100.0,
                 rate_hz: None,
+                quantity: None,
             })
         })
         .collect();
@@ -79,6 +80,7 @@ fn inputs(seed: u64) -> Inputs {
                         value,
                         source,
                         last_seen_us: Some(start),
+                        window: None,
                     }
                 })
                 .collect();
@@ -98,6 +100,8 @@ fn inputs(seed: u64) -> Inputs {
                 FusedRow {
                     row,
                     values: vec![fused],
+                    trust: Vec::new(),
+                    suspects: Vec::new(),
                 },
             ));
             if rng.random_bool(0.08) {

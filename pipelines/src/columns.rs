@@ -38,6 +38,17 @@ impl Columns {
         self.push(name, Arc::new(builder.finish()), false)
     }
 
+    pub fn utf8_opt<'a>(
+        &mut self,
+        name: &str,
+        values: impl Iterator<Item = Option<&'a str>>,
+    ) -> &mut Self {
+        let rows = values.size_hint().0;
+        let mut builder = StringBuilder::with_capacity(rows, rows * 12);
+        values.for_each(|v| builder.append_option(v));
+        self.push(name, Arc::new(builder.finish()), true)
+    }
+
     /// Like [`Columns::utf8`], for a short code from a small fixed set
     /// (a source, a health): written without min/max statistics, which cost
     /// a comparison per value and serve no query.

@@ -12,7 +12,7 @@
 //! let pipeline = Pipeline::new("pump-station", "1.0")
 //!     .window_size(10 * SECOND)
 //!     .fill_channel("speed", Fill::Linear { max_span: 60 * SECOND })
-//!     .detect(|_catalog, _sensor| {
+//!     .detect("jump", |_catalog, _sensor| {
 //!         // Flag any window whose mean jumps by more than 50 from the one before.
 //!         let mut previous: Option<f64> = None;
 //!         move |_start: i64, x: f64| {
@@ -33,10 +33,11 @@ use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{Alignment, Fill};
 use twinflow_operators::detect::{Detector, EwmaZScore};
 use twinflow_operators::fuse::{Fusion, InverseVariance};
+use twinflow_operators::redundancy::Redundancy;
 
 use crate::replay::{ReplayOptions, Summary, run};
 
-type MakeFusion = dyn Fn(&Catalog, &Alignment) -> Arc<dyn Fusion> + Send + Sync;
+type MakeFusion = dyn Fn(&Catalog, Redundancy) -> Arc<dyn Fusion> + Send + Sync;
 type MakeDetector = dyn Fn(&Catalog, SensorId) -> Box<dyn Detector> + Send + Sync;
 type RatedRate = dyn Fn(&SensorRecord) -> Option<f64> + Send + Sync;
 
@@ -49,16 +50,20 @@ pub struct Pipeline {
     window_size: Micros,
     default_fill: Fill,
     channel_fills: Vec<(String, Fill)>,
+    /// Declared redundant groups: (quantity, channels); empty for the
+    /// catalog's (see [`Redundancy`]).
+    redundant: Vec<(String, Vec<String>)>,
     fusion: Arc<MakeFusion>,
     detector: Arc<MakeDetector>,
+    detector_name: String,
     rated_rate: Arc<RatedRate>,
     windows_only: bool,
 }
 
 impl Pipeline {
     /// A pipeline with TwinBench's choices: 1 s windows, channels carried
-    /// forward for at most 5 windows, inverse-variance fusion of same-kind
-    /// sensors, and the EWMA z-score detector.
+    /// forward for at most 5 windows, inverse-variance fusion of the
+    /// catalog's redundant sensors, and the EWMA z-score detector.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         Pipeline {
             name: name.into(),
@@ -68,10 +73,10 @@ impl Pipeline {
                 max_age: 5 * SECOND,
             },
             channel_fills: Vec::new(),
-            fusion: Arc::new(|catalog, alignment| {
-                Arc::new(InverseVariance::from_catalog(catalog, alignment))
-            }),
+            redundant: Vec::new(),
+            fusion: Arc::new(|_, redundancy| Arc::new(InverseVariance::new(redundancy))),
             detector: Arc::new(|_, _| Box::new(EwmaZScore::twinbench())),
+            detector_name: EwmaZScore::NAME.to_owned(),
             rated_rate: Arc::new(|sensor| sensor.rate_hz),
             windows_only: false,
         }
@@ -98,24 +103,43 @@ impl Pipeline {
         self
     }
 
-    /// The fusion of each aligned row, made from the catalog and alignment.
+    /// Declares that the sensors on `channels` of each asset measure one
+    /// `quantity`, and so are fused. Once any group is declared, only
+    /// declared groups are fused; without a declaration, the sensor table's
+    /// `quantity` column (else each sensor's kind) groups them. Naming a
+    /// channel the plant lacks is an error when the pipeline runs.
+    pub fn redundant<C: Into<String>>(
+        mut self,
+        quantity: impl Into<String>,
+        channels: impl IntoIterator<Item = C>,
+    ) -> Self {
+        let channels = channels.into_iter().map(Into::into).collect();
+        self.redundant.push((quantity.into(), channels));
+        self
+    }
+
+    /// The fusion of each asset's aligned rows, made from the catalog and
+    /// the redundant groups (see [`Pipeline::redundant`]).
     pub fn fuse<F: Fusion>(
         mut self,
-        make: impl Fn(&Catalog, &Alignment) -> F + Send + Sync + 'static,
+        make: impl Fn(&Catalog, Redundancy) -> F + Send + Sync + 'static,
     ) -> Self {
-        self.fusion = Arc::new(move |catalog, alignment| Arc::new(make(catalog, alignment)));
+        self.fusion = Arc::new(move |catalog, redundancy| Arc::new(make(catalog, redundancy)));
         self
     }
 
     /// The detector of each sensor's windows (a [`Detector`], or any closure
-    /// `FnMut(window_start_us, value) -> Option<score>`), made per sensor.
+    /// `FnMut(window_start_us, value) -> Option<score>`), made per sensor,
+    /// and its name in `flags/`'s `detector` column.
     /// Give a closure's parameter types (`|_start: Micros, x: f64|`): Rust
     /// cannot infer them through the `Detector` bound.
     pub fn detect<D: Detector>(
         mut self,
+        name: impl Into<String>,
         make: impl Fn(&Catalog, SensorId) -> D + Send + Sync + 'static,
     ) -> Self {
         self.detector = Arc::new(move |catalog, sensor| Box::new(make(catalog, sensor)));
+        self.detector_name = name.into();
         self
     }
 
@@ -171,9 +195,23 @@ impl Pipeline {
         Ok(alignment)
     }
 
+    /// The redundant groups of `catalog`: declared, else the catalog's.
+    pub fn redundancy(&self, catalog: &Catalog, alignment: &Alignment) -> Result<Redundancy> {
+        if self.redundant.is_empty() {
+            Ok(Redundancy::from_catalog(catalog, alignment))
+        } else {
+            Redundancy::declare(catalog, alignment, &self.redundant)
+        }
+    }
+
     /// The fusion this pipeline uses for `catalog`.
-    pub fn fusion(&self, catalog: &Catalog, alignment: &Alignment) -> Arc<dyn Fusion> {
-        (self.fusion)(catalog, alignment)
+    pub fn fusion(&self, catalog: &Catalog, redundancy: Redundancy) -> Arc<dyn Fusion> {
+        (self.fusion)(catalog, redundancy)
+    }
+
+    /// The name of step D's detector.
+    pub fn detector_name(&self) -> &str {
+        &self.detector_name
     }
 
     /// The rated rate of a sensor, in Hz, if known.
@@ -201,8 +239,10 @@ pub fn twinbench() -> Pipeline {
         .fill(Fill::CarryForward {
             max_age: 5 * SECOND,
         })
-        .fuse(InverseVariance::from_catalog)
-        .detect(|_catalog, _sensor| EwmaZScore::twinbench())
+        .fuse(|_catalog, redundancy| InverseVariance::new(redundancy))
+        .detect(EwmaZScore::NAME, |_catalog, _sensor| {
+            EwmaZScore::twinbench()
+        })
         // TwinBench's sensors.csv has no rate column; its channel table
         // (spec, "The plant") gives the rates.
         .rated_rate(|sensor| {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
-use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Probe};
 use twinflow_engine::auth::{KEYS_FILE, read_keys};
 use twinflow_engine::catalog::Catalog;
 use twinflow_engine::catalog::SensorId;
@@ -39,15 +39,15 @@ use twinflow_engine::source::{LogReadOptions, ReaderStatus, Verifying, read_log}
 use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
 use twinflow_engine::verify::{Untagged, Verification};
 use twinflow_operators::align::{AlignWindows, AlignedRow};
-use twinflow_operators::detect::{DetectAnomalies, Flag};
-use twinflow_operators::fuse::{FuseRows, FusedRow};
+use twinflow_operators::detect::DetectAnomalies;
+use twinflow_operators::fuse::{FuseRows, FusedRow, InverseVariance};
 use twinflow_operators::stats::Stats;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
 use crate::lineage::{Lineage, SourceFile};
 use crate::pipeline::Pipeline;
-use crate::schemas::{self, Layout};
+use crate::schemas::{self, FlagRow, Layout};
 
 /// What to replay and where.
 #[derive(Debug, Clone)]
@@ -117,8 +117,12 @@ pub struct Summary {
     pub aligned_rows: u64,
     /// Σ of every fused temperature (step F), computed exactly.
     pub sum_fused_temperature: f64,
-    /// Flags written to `flags/` (step D).
+    /// Flags of step D's detector written to `flags/` (TwinBench: `ewma_z`).
     pub flags: u64,
+    /// Sensors named `sensor_suspect` in `flags/` (by fusion, or by
+    /// verification for `clock_ahead`).
+    #[serde(default)]
+    pub suspects: u64,
     /// Assets in the final twin view (step V).
     pub assets_in_view: u64,
     /// Rows quarantined, in all and per reason.
@@ -159,6 +163,7 @@ struct WorkerTotals {
     aligned_rows: u64,
     sum_fused_temperature: ExactSum,
     flags: u64,
+    suspects: u64,
     assets_in_view: u64,
     /// The files the worker committed, for the manifest.
     committed: Vec<Committed>,
@@ -179,6 +184,7 @@ impl WorkerTotals {
         self.sum_fused_temperature
             .merge(&other.sum_fused_temperature);
         self.flags += other.flags;
+        self.suspects += other.suspects;
         self.assets_in_view += other.assets_in_view;
         self.committed.extend_from_slice(&other.committed);
         self.unauthenticated += other.unauthenticated;
@@ -238,7 +244,8 @@ struct Parts {
 struct LaterParts {
     aligned: Rc<SharedPart<AlignedRow>>,
     fused: Rc<SharedPart<FusedRow>>,
-    flags: Rc<SharedPart<Flag<SensorId>>>,
+    trust: Rc<SharedPart<FusedRow>>,
+    flags: Rc<SharedPart<FlagRow>>,
     assets: SharedView<schemas::AssetTwinRow>,
     lines: SharedView<schemas::RollupRow>,
     sites: SharedView<schemas::RollupRow>,
@@ -316,6 +323,7 @@ impl LaterParts {
         Ok(LaterParts {
             aligned: shared(schemas::aligned_writer(out, worker, layout), lineage)?,
             fused: shared(schemas::fused_writer(out, worker, layout), lineage)?,
+            trust: shared(schemas::trust_writer(out, worker, layout), lineage)?,
             flags: shared(schemas::flags_writer(out, worker, layout), lineage)?,
             assets: SharedView::new(schemas::asset_view_writers(out, worker, layout)?, lineage),
             lines: SharedView::new(
@@ -332,6 +340,7 @@ impl LaterParts {
     fn close(&self) -> Result<Commit> {
         let mut commit = self.aligned.close()?;
         commit.extend(self.fused.close()?);
+        commit.extend(self.trust.close()?);
         commit.extend(self.flags.close()?);
         commit.extend(self.assets.close()?);
         commit.extend(self.lines.close()?);
@@ -362,14 +371,24 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         None => Vec::new(),
     };
     let alignment = pipeline.alignment(&catalog)?;
-    let fusion = pipeline.fusion(&catalog, &alignment);
+    let redundancy = pipeline.redundancy(&catalog, &alignment)?;
+    let fused_channels = redundancy.channels(&alignment);
+    // The spec's F checksum is of inverse-variance fusion, whichever fusion
+    // the pipeline keeps as its twin state.
+    let spec_fusion = Arc::new(InverseVariance::new(redundancy.clone()));
+    let temperature = redundancy
+        .quantities()
+        .iter()
+        .position(|q| q == "temperature");
+    let fusion = pipeline.fusion(&catalog, redundancy);
     let layout = Layout {
         catalog: Arc::clone(&catalog),
         hierarchy: Arc::new(Hierarchy::new(&catalog, &changes)),
         channels: alignment.channels().to_vec(),
         quantities: fusion.quantities().to_vec(),
+        fused_channels,
+        detector: pipeline.detector_name().to_owned(),
     };
-    let temperature = layout.quantities.iter().position(|q| q == "temperature");
     let verification = options
         .verify
         .then(|| load_verification(options, pipeline, &catalog))
@@ -521,24 +540,40 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 let flags = windows.detect_by(route, move |sensor| {
                     detectors.0.detector(&detectors.1, *sensor)
                 });
-                let aligned_row = count(|t| t.aligned_rows += 1);
+                let counts = Rc::clone(&totals);
+                let spec_fusion = Arc::clone(&spec_fusion);
+                let mut scratch = Vec::new();
                 aligned
                     .clone()
-                    .write_part(Rc::clone(&parts.aligned), move |_| aligned_row());
-                let counts = Rc::clone(&totals);
-                fused
-                    .clone()
-                    .write_part(Rc::clone(&parts.fused), move |row| {
-                        if let Some(Some(t)) = temperature.map(|q| row.values[q]) {
-                            counts.borrow_mut().sum_fused_temperature.add(t.value);
+                    .write_part(Rc::clone(&parts.aligned), move |row| {
+                        let mut totals = counts.borrow_mut();
+                        totals.aligned_rows += 1;
+                        let fused = spec_fusion.fuse_row(row, &mut scratch);
+                        scratch.clear();
+                        if let Some(Some(t)) = temperature.map(|q| fused[q]) {
+                            totals.sum_fused_temperature.add(t.value);
                         }
                     });
+                fused.clone().write_part(Rc::clone(&parts.fused), |_| {});
+                fused.clone().write_part(Rc::clone(&parts.trust), |_| {});
                 let flag_catalog = Arc::clone(&catalog);
                 let flag_assets = flags
                     .clone()
                     .map(move |f| (flag_catalog.asset_of(f.key), f.start_us));
-                let flag = count(|t| t.flags += 1);
-                flags.write_part(Rc::clone(&parts.flags), move |_| flag());
+                let suspects = fused
+                    .clone()
+                    .flat_map(|row| row.suspects.into_iter().map(FlagRow::Suspect));
+                let counts = Rc::clone(&totals);
+                flags.map(FlagRow::Anomaly).concat(suspects).write_part(
+                    Rc::clone(&parts.flags),
+                    move |flag| {
+                        let mut totals = counts.borrow_mut();
+                        match flag {
+                            FlagRow::Anomaly(_) => totals.flags += 1,
+                            FlagRow::Suspect(_) => totals.suspects += 1,
+                        }
+                    },
+                );
 
                 // V
                 let places = layout.hierarchy.places(scope);
@@ -612,6 +647,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         aligned_rows: total.aligned_rows,
         sum_fused_temperature: total.sum_fused_temperature.value(),
         flags: total.flags,
+        suspects: total.suspects,
         assets_in_view: total.assets_in_view,
         quarantined: total.quarantined_by_reason.values().sum(),
         quarantined_by_reason: total.quarantined_by_reason,
@@ -691,9 +727,10 @@ pub const WINDOW_DATASETS: [&str; 3] = ["windows", "late", "quarantine"];
 pub const SEQ_GAPS_DATASET: &str = "seq_gaps";
 
 /// The datasets of steps A, F, D and V, as paths under `OUT`.
-pub const LATER_DATASETS: [&str; 9] = [
+pub const LATER_DATASETS: [&str; 10] = [
     "aligned",
     "fused",
+    "trust",
     "flags",
     "twins/assets",
     "twins/lines",

@@ -265,7 +265,8 @@ fn read_flags(dir: &Path) -> Result<Vec<Flag>> {
         let sensor = required(strings(&batch, "sensor"), dir, "sensor")?;
         let start = required(ints(&batch, "window_start_us"), dir, "window_start_us")?;
         let value = floats(&batch, "value");
-        let z = floats(&batch, "z");
+        // `score` since issue 17; older outputs call it `z`.
+        let z = floats(&batch, "score").or_else(|| floats(&batch, "z"));
         for i in 0..batch.num_rows() {
             let (Some(a), Some(s), Some(t)) = (
                 string_at(&asset, i),

@@ -9,7 +9,8 @@
 //! - `seq_gaps/` (with verification): sensor, asset, first_seq, missing (how
 //!   many consecutive `seq`s never came), noticed_us (event time of the event
 //!   that pushed them out of the replay window; null at the log's end);
-//! - `aligned/`, `fused/`, `flags/`: steps A, F and D (see each writer);
+//! - `aligned/`, `fused/`, `trust/`, `flags/`: steps A, F and D (see each
+//!   writer);
 //! - `twins/{assets,lines,sites}/`: the final state of each twin view, and
 //!   `twin_changes/{assets,lines,sites}/` every change to it (time_us, diff
 //!   +1/−1, then the view's columns), so a view can be rebuilt at any time.
@@ -26,6 +27,7 @@ use twinflow_engine::time::Micros;
 use twinflow_operators::align::{AlignedRow, AlignedValue};
 use twinflow_operators::detect::Flag;
 use twinflow_operators::fuse::{FusedRow, FusedValue};
+use twinflow_operators::trust::{SensorTrust, Suspect};
 use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup, staleness_us};
 
 use crate::columns::Columns;
@@ -133,6 +135,12 @@ pub struct Layout {
     pub hierarchy: Arc<Hierarchy>,
     pub channels: Vec<String>,
     pub quantities: Vec<String>,
+    /// The channels of sensors that fusion weighs (members of a redundant
+    /// group on some asset), in channel order: the twin view shows their
+    /// trust.
+    pub fused_channels: Vec<String>,
+    /// The name of step D's detector, for `flags/`'s `detector` column.
+    pub detector: String,
 }
 
 /// The part file of `out/aligned/`: asset, window_start_us, window_end_us, and
@@ -185,38 +193,130 @@ pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
             )
             .f64("value", flat.iter().map(|(_, _, v)| v.value))
             .f64("variance", flat.iter().map(|(_, _, v)| v.variance))
+            .f64("lo95", flat.iter().map(|(_, _, v)| v.interval95().0))
+            .f64("hi95", flat.iter().map(|(_, _, v)| v.interval95().1))
             .u32("sensors", flat.iter().map(|(_, _, v)| v.sensors))
             .finish()
     })
 }
 
-/// The part file of `out/flags/`: asset, sensor, window_start_us, value (the
-/// window mean) and z.
-pub fn flags_writer(
-    out: &Path,
-    worker: usize,
-    layout: &Layout,
-) -> Result<PartWriter<Flag<SensorId>>> {
+/// The part file of `out/trust/`: per redundant sensor and window, how far
+/// fusion believed it: asset, sensor, window_start_us, trust (0–1), weight
+/// (its share of the fused estimate), state (`trusted`, `down_weighted`,
+/// `excluded`) and residual (normalised; null when not measured).
+pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRow>> {
     let catalog = Arc::clone(&layout.catalog);
-    PartWriter::from_encoder(
-        &out.join("flags"),
-        worker,
-        move |flags: &[Flag<SensorId>]| {
-            Columns::new()
-                .utf8(
-                    "asset",
-                    flags.iter().map(|f| catalog.sensor(f.key).asset.as_str()),
-                )
-                .utf8(
-                    "sensor",
-                    flags.iter().map(|f| catalog.sensor(f.key).sensor.as_str()),
-                )
-                .i64("window_start_us", flags.iter().map(|f| f.start_us))
-                .f64("value", flags.iter().map(|f| f.value))
-                .f64("z", flags.iter().map(|f| f.score))
-                .finish()
-        },
-    )
+    PartWriter::from_encoder(&out.join("trust"), worker, move |rows: &[FusedRow]| {
+        let flat: Vec<(Micros, &SensorTrust)> = rows
+            .iter()
+            .flat_map(|row| row.trust.iter().map(|t| (row.start_us(), t)))
+            .collect();
+        let sensor = |t: &SensorTrust| catalog.sensor(t.sensor);
+        Columns::new()
+            .utf8("asset", flat.iter().map(|(_, t)| sensor(t).asset.as_str()))
+            .utf8(
+                "sensor",
+                flat.iter().map(|(_, t)| sensor(t).sensor.as_str()),
+            )
+            .i64("window_start_us", flat.iter().map(|(start, _)| *start))
+            .f64("trust", flat.iter().map(|(_, t)| t.trust))
+            .f64("weight", flat.iter().map(|(_, t)| t.weight))
+            .code("state", flat.iter().map(|(_, t)| t.state.code()))
+            .f64_opt("residual", flat.iter().map(|(_, t)| t.residual))
+            .finish()
+    })
+}
+
+/// A row of `flags/`: a window step D's detector found anomalous, or a
+/// sensor fusion (or verification) found lying.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum FlagRow {
+    Anomaly(Flag<SensorId>),
+    Suspect(Suspect),
+}
+
+/// What `flags/`'s `detector` says of a sensor suspect.
+pub const SENSOR_SUSPECT: &str = "sensor_suspect";
+
+/// What `flags/`'s `reason` says of step D's flags.
+pub const ANOMALY_REASON: &str = "outlier";
+
+impl FlagRow {
+    fn sensor(&self) -> SensorId {
+        match self {
+            FlagRow::Anomaly(f) => f.key,
+            FlagRow::Suspect(s) => s.sensor,
+        }
+    }
+
+    fn start_us(&self) -> Micros {
+        match self {
+            FlagRow::Anomaly(f) => f.start_us,
+            FlagRow::Suspect(s) => s.start_us,
+        }
+    }
+}
+
+/// The part file of `out/flags/`: asset, sensor, window_start_us, detector
+/// (step D's, e.g. `ewma_z`, or `sensor_suspect`), reason (`outlier` for
+/// step D; a suspect's reason: `deviating`, `stuck`, `ambiguous`,
+/// `clock_ahead`), value (the window mean), score (D's score, e.g. z; a
+/// suspect's evidence strength) and evidence (in words; null for D).
+pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FlagRow>> {
+    let catalog = Arc::clone(&layout.catalog);
+    let detector = layout.detector.clone();
+    PartWriter::from_encoder(&out.join("flags"), worker, move |flags: &[FlagRow]| {
+        Columns::new()
+            .utf8(
+                "asset",
+                flags
+                    .iter()
+                    .map(|f| catalog.sensor(f.sensor()).asset.as_str()),
+            )
+            .utf8(
+                "sensor",
+                flags
+                    .iter()
+                    .map(|f| catalog.sensor(f.sensor()).sensor.as_str()),
+            )
+            .i64("window_start_us", flags.iter().map(FlagRow::start_us))
+            .code(
+                "detector",
+                flags.iter().map(|f| match f {
+                    FlagRow::Anomaly(_) => detector.as_str(),
+                    FlagRow::Suspect(_) => SENSOR_SUSPECT,
+                }),
+            )
+            .code(
+                "reason",
+                flags.iter().map(|f| match f {
+                    FlagRow::Anomaly(_) => ANOMALY_REASON,
+                    FlagRow::Suspect(s) => s.reason.code(),
+                }),
+            )
+            .f64(
+                "value",
+                flags.iter().map(|f| match f {
+                    FlagRow::Anomaly(a) => a.value,
+                    FlagRow::Suspect(s) => s.value,
+                }),
+            )
+            .f64(
+                "score",
+                flags.iter().map(|f| match f {
+                    FlagRow::Anomaly(a) => a.score,
+                    FlagRow::Suspect(s) => s.score,
+                }),
+            )
+            .utf8_opt(
+                "evidence",
+                flags.iter().map(|f| match f {
+                    FlagRow::Anomaly(_) => None,
+                    FlagRow::Suspect(s) => Some(s.evidence.as_str()),
+                }),
+            )
+            .finish()
+    })
 }
 
 /// An asset twin as a row of `twins/assets/`.
@@ -355,6 +455,29 @@ impl Layout {
                 .f64_opt(
                     &format!("fused_{quantity}_variance"),
                     values.iter().map(|v| v.map(|v| v.variance)),
+                );
+        }
+        // How far fusion believes each redundant sensor.
+        for channel in &self.fused_channels {
+            let of_channel = |row: &&FusedRow| {
+                row.trust
+                    .iter()
+                    .find(|t| self.catalog.sensor(t.sensor).channel == *channel)
+                    .copied()
+            };
+            let trust: Vec<Option<SensorTrust>> = latest.iter().map(of_channel).collect();
+            columns
+                .f64_opt(
+                    &format!("{channel}_trust"),
+                    trust.iter().map(|t| t.map(|t| t.trust)),
+                )
+                .f64_opt(
+                    &format!("{channel}_weight"),
+                    trust.iter().map(|t| t.map(|t| t.weight)),
+                )
+                .utf8_opt(
+                    &format!("{channel}_state"),
+                    trust.iter().map(|t| t.map(|t| t.state.code())),
                 );
         }
         // When each sensor was last seen, and how long before the latest window.

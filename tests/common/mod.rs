@@ -111,6 +111,7 @@ pub fn write_synthetic_log(dir: &Path, row_group_rows: usize) -> Vec<Row> {
                     min: -50.0,
                     max: 250.0,
                     rate_hz: None,
+                    quantity: None,
                 })
             })
             .collect(),

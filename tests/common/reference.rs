@@ -317,15 +317,18 @@ pub fn compute(rows: &[Row], fates: &[Fate], tables: &Tables, lateness_us: i64) 
     let mut fused = BTreeMap::new();
     for (asset, start) in aligned.keys() {
         for kind in tables.fused_kinds_of(asset) {
-            let (mut weighted, mut weights, mut used) = (0.0, 0.0, 0u32);
+            // The variance is the estimate's: Σ wᵢ² σᵢ²/nᵢ / (Σ wᵢ)² with
+            // wᵢ = 1/σᵢ², a window mean of nᵢ readings having variance σᵢ²/nᵢ.
+            let (mut weighted, mut weights, mut spread, mut used) = (0.0, 0.0, 0.0, 0u32);
             for s in &tables.sensors {
                 if &s.asset != asset || s.kind != kind {
                     continue;
                 }
-                if let Some(&x) = series_of(&s.sensor).get(start) {
+                if let Some(window) = w.windows.get(&(s.sensor.clone(), *start)) {
                     let weight = 1.0 / (s.sigma * s.sigma);
-                    weighted += x * weight;
+                    weighted += window.mean * weight;
                     weights += weight;
+                    spread += weight * weight * s.sigma * s.sigma / window.count as f64;
                     used += 1;
                 }
             }
@@ -334,7 +337,7 @@ pub fn compute(rows: &[Row], fates: &[Fate], tables: &Tables, lateness_us: i64) 
                     (asset.clone(), *start, kind),
                     Fused {
                         value: weighted / weights,
-                        variance: 1.0 / weights,
+                        variance: spread / (weights * weights),
                         sensors: used,
                     },
                 );

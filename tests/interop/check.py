@@ -225,6 +225,10 @@ per_asset_kind = {}
 for row in catalog:
     per_asset_kind[(row["asset"], row["kind"])] = per_asset_kind.get((row["asset"], row["kind"]), 0) + 1
 quantities = list(dict.fromkeys(kind for (_, kind), n in per_asset_kind.items() if n >= 2))
+# Channels of sensors that are fused somewhere (the twin view shows their trust).
+fused_channels = [ch for ch in channels
+                  if any(per_asset_kind[(row["asset"], row["kind"])] >= 2
+                         for row in catalog if row["channel"] == ch)]
 
 
 def ident(name):
@@ -245,7 +249,7 @@ con.execute(f"CREATE TABLE assets AS SELECT * FROM read_csv('{log / 'assets.csv'
 # in the sensor's sequence of W rows in window order.
 con.execute("""
 CREATE TABLE sw AS
-SELECT s.asset, w.sensor, s.channel, s.kind, s.sigma, w.window_start_us, w.mean,
+SELECT s.asset, w.sensor, s.channel, s.kind, s.sigma, w.window_start_us, w.mean, w.count,
        row_number() OVER (PARTITION BY w.sensor ORDER BY w.window_start_us) - 1 AS rn
 FROM w JOIN sensors s USING (sensor)
 """)
@@ -270,12 +274,14 @@ FROM grid g ASOF LEFT JOIN sw p ON g.sensor = p.sensor AND g.window_start_us >= 
 """)
 
 # F: per asset, window and redundant kind, the inverse-variance weighted mean of the
-# measured W means of that kind's sensors (carried values do not count).
+# measured W means of that kind's sensors (carried values do not count), and the
+# variance of that estimate: a mean of n readings has variance sigma^2 / n.
 con.execute("""
 CREATE TABLE f AS
 SELECT asset, window_start_us, kind AS quantity,
        sum(mean / (sigma * sigma)) / sum(1 / (sigma * sigma)) AS value,
-       1 / sum(1 / (sigma * sigma)) AS variance, count(*) AS sensors
+       sum(1 / (sigma * sigma * count)) / pow(sum(1 / (sigma * sigma)), 2) AS variance,
+       count(*) AS sensors
 FROM sw SEMI JOIN (SELECT asset, kind FROM sensors GROUP BY ALL HAVING count(*) >= 2) USING (asset, kind)
 GROUP BY ALL
 """)
@@ -354,16 +360,20 @@ def check_schema(name, columns):
 
 channel_columns = [c for ch in channels for c in ((ch, "double"), (f"{ch}_source", "string"))]
 fused_view_columns = [c for q in quantities for c in ((f"fused_{q}", "double"), (f"fused_{q}_variance", "double"))]
+trust_view_columns = [c for ch in fused_channels
+                      for c in ((f"{ch}_trust", "double"), (f"{ch}_weight", "double"), (f"{ch}_state", "string"))]
 seen_view_columns = [c for ch in channels for c in ((f"{ch}_last_seen_us", "int64"), (f"{ch}_staleness_us", "int64"))]
 SCHEMAS = {
     "aligned": [("asset", "string"), ("window_start_us", "int64"), ("window_end_us", "int64")] + channel_columns,
     "fused": [("asset", "string"), ("window_start_us", "int64"), ("quantity", "string"),
-              ("value", "double"), ("variance", "double"), ("sensors", "uint32")],
+              ("value", "double"), ("variance", "double"), ("lo95", "double"), ("hi95", "double"),
+              ("sensors", "uint32")],
     "flags": [("asset", "string"), ("sensor", "string"), ("window_start_us", "int64"),
-              ("value", "double"), ("z", "double")],
+              ("detector", "string"), ("reason", "string"), ("value", "double"), ("score", "double"),
+              ("evidence", "string")],
     "twins/assets": [("asset", "string"), ("line", "string"), ("site", "string"), ("window_start_us", "int64"),
                      ("flags", "uint64"), ("health", "string")] + channel_columns + fused_view_columns
-                    + seen_view_columns,
+                    + trust_view_columns + seen_view_columns,
 }
 
 con.execute("CREATE MACRO differs(a, b) AS (a IS NULL) <> (b IS NULL) OR abs(a - b) > 1e-9 * greatest(abs(a), abs(b))")
@@ -428,9 +438,14 @@ FROM f e FULL OUTER JOIN {table} t
 WHERE e.asset IS NULL OR t.asset IS NULL OR e.sensors IS DISTINCT FROM t.sensors
    OR differs(e.value, t.value) OR differs(e.variance, t.variance)
 """, "rows")
+    compare("fused", f"""
+SELECT * FROM {table}
+WHERE differs(lo95, value - 1.959963984540054 * sqrt(variance)) OR differs(hi95, value + 1.959963984540054 * sqrt(variance))
+""", "rows' 95 % intervals (value -/+ 1.96 sigma)")
 
 if present("flags") and check_schema("flags", SCHEMAS["flags"]):
-    table = load("flags")
+    con.execute(f"CREATE TABLE d_out AS SELECT * EXCLUDE (score), score AS z FROM {load('flags')} WHERE detector = 'ewma_z'")
+    table = "d_out"
     duplicates("flags", table, "sensor, window_start_us")
     compare("flags", f"""
 SELECT coalesce(e.sensor, t.sensor) AS sensor, coalesce(e.window_start_us, t.window_start_us) AS window_start_us,

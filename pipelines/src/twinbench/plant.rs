@@ -279,6 +279,7 @@ impl Plant {
                     min: channel.physical.0,
                     max: channel.physical.1,
                     rate_hz: None,
+                    quantity: None,
                 }
             })
             .collect();
