@@ -11,7 +11,8 @@ use twinflow::engine::manifest::{
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
-use twinflow::pipelines::pipeline::twinbench;
+use twinflow::operators::kalman_fusion::KalmanOptions;
+use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
 use twinflow::pipelines::show::{operator_table, twin_table};
@@ -124,6 +125,13 @@ enum Command {
         /// table after the run, and in summary.json's `operators`.
         #[arg(long)]
         profile: bool,
+        /// How redundant sensors are fused into the twin state: `kalman`, a
+        /// filter that gates, down-weights and excludes sensors that disagree
+        /// (named in flags/ as sensor_suspect), or `inverse-variance`, the
+        /// spec's F, which believes every sensor. The summary's
+        /// sum_fused_temperature is the spec's F either way.
+        #[arg(long, value_enum, default_value_t = FusionArg::Kalman)]
+        fusion: FusionArg,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -146,6 +154,12 @@ enum Command {
         #[arg(long)]
         public_key: Vec<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FusionArg {
+    Kalman,
+    InverseVariance,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -240,6 +254,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             keys,
             untagged,
             profile,
+            fusion,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -272,7 +287,10 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                 ..ReplayOptions::new(log, out.clone())
             };
             let key = sign_key.as_deref().map(read_signing_key).transpose()?;
-            let mut pipeline = twinbench();
+            let mut pipeline = twinbench().fusion_method(match fusion {
+                FusionArg::Kalman => FusionMethod::Kalman(KalmanOptions::default()),
+                FusionArg::InverseVariance => FusionMethod::InverseVariance,
+            });
             if windows_only {
                 pipeline = pipeline.windows_only();
             }

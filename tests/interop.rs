@@ -61,6 +61,9 @@ fn duckdb_and_pyarrow_agree_with_replay() {
         "2",
         "--run-rows",
         "20000",
+        // DuckDB computes the spec's F: inverse-variance fusion.
+        "--fusion",
+        "inverse-variance",
     ]);
 
     let check = Command::new(&python)

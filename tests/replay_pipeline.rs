@@ -596,7 +596,7 @@ fn two_processes_on_loopback_match_reference() {
     let dir = tempfile::tempdir().unwrap();
     let (log, reference) = plant(dir.path(), 22);
     let out = dir.path().join("out");
-    replay_processes(&log, &out, 2, 2, 3000, &[]);
+    replay_processes(&log, &out, 2, 2, 3000, &["--fusion", "inverse-variance"]);
     assert_eq!(read_summary(&out)["processes"], 2);
     check_against_reference(&out, &reference);
     check_views(&out, &reference);

@@ -4,6 +4,8 @@
 pub mod align;
 pub mod detect;
 pub mod fuse;
+pub mod kalman;
+pub mod kalman_fusion;
 pub mod redundancy;
 pub mod stats;
 pub mod time_order;

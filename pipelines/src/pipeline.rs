@@ -33,6 +33,7 @@ use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{Alignment, Fill};
 use twinflow_operators::detect::{Detector, EwmaZScore};
 use twinflow_operators::fuse::{Fusion, InverseVariance};
+use twinflow_operators::kalman_fusion::{KalmanFusion, KalmanOptions};
 use twinflow_operators::redundancy::Redundancy;
 
 use crate::replay::{ReplayOptions, Summary, run};
@@ -126,6 +127,18 @@ impl Pipeline {
     ) -> Self {
         self.fusion = Arc::new(move |catalog, redundancy| Arc::new(make(catalog, redundancy)));
         self
+    }
+
+    /// One of the built-in fusions (see [`FusionMethod`]).
+    pub fn fusion_method(self, method: FusionMethod) -> Self {
+        match method {
+            FusionMethod::InverseVariance => {
+                self.fuse(|_catalog, redundancy| InverseVariance::new(redundancy))
+            }
+            FusionMethod::Kalman(options) => self.fuse(move |catalog, redundancy| {
+                KalmanFusion::new(catalog, redundancy, options.clone())
+            }),
+        }
     }
 
     /// The detector of each sensor's windows (a [`Detector`], or any closure
@@ -231,15 +244,29 @@ impl Pipeline {
     }
 }
 
+/// The fusions a pipeline can choose by name.
+#[derive(Debug, Clone)]
+pub enum FusionMethod {
+    /// TwinBench's F: every sensor believed, weighted by 1/σ² (see
+    /// [`InverseVariance`]).
+    InverseVariance,
+    /// A Kalman filter per asset and quantity that gates, down-weights and
+    /// excludes sensors that disagree (see [`KalmanFusion`]).
+    Kalman(KalmanOptions),
+}
+
 /// TwinBench's reference pipeline (W → A → F → D → V of the spec), written
-/// out in full rather than relying on the defaults.
+/// out in full rather than relying on the defaults. Its twin state is the
+/// robust (Kalman) fusion; the spec's F checksum is inverse-variance's
+/// whatever the fusion (see the summary). `.fusion_method(FusionMethod::
+/// InverseVariance)` makes `fused/` the spec's F as well.
 pub fn twinbench() -> Pipeline {
     Pipeline::new("twinbench-reference", env!("CARGO_PKG_VERSION"))
         .window_size(SECOND)
         .fill(Fill::CarryForward {
             max_age: 5 * SECOND,
         })
-        .fuse(|_catalog, redundancy| InverseVariance::new(redundancy))
+        .fusion_method(FusionMethod::Kalman(KalmanOptions::default()))
         .detect(EwmaZScore::NAME, |_catalog, _sensor| {
             EwmaZScore::twinbench()
         })

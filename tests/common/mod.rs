@@ -22,6 +22,7 @@ use twinflow::engine::catalog::{AssetRecord, Catalog, SensorRecord};
 use twinflow::engine::log_source::SplitOptions;
 use twinflow::engine::raw_log::{RawEvent, RawLogWriter};
 use twinflow::engine::runtime::Cluster;
+use twinflow::pipelines::pipeline::FusionMethod;
 use twinflow::pipelines::replay::{ReplayOptions, Summary};
 
 /// One row of a raw log, owned.
@@ -416,7 +417,10 @@ fn replay_threads_with(
         verify,
         ..ReplayOptions::new(log, out)
     };
-    twinflow::pipelines::replay::replay(&options)
+    // The references compute the spec's F: inverse-variance fusion.
+    twinflow::pipelines::pipeline::twinbench()
+        .fusion_method(FusionMethod::InverseVariance)
+        .replay(&options)
         .unwrap()
         .expect("single process leads")
 }

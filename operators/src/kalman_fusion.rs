@@ -1,0 +1,604 @@
+//! Robust fusion: per asset and quantity a Kalman filter that weighs each redundant sensor by its trust, gates what disagrees and names the sensors it excludes.
+//!
+//! Each window, for each redundant group of an asset (see [`Redundancy`]):
+//! 1. **Measurements.** A sensor's window mean of n readings is a
+//!    measurement with variance σ²/n. If the window's spread is far above σ²
+//!    (a χ² test at 99.9 %), the sensor is noisy now and the spread is used
+//!    instead; if it is far below (at 0.01 %), the readings are "still": a
+//!    stuck sensor's are.
+//! 2. **Witnesses.** Each sensor is compared with the other witnesses: the
+//!    group's other sensors not excluded and, when fewer than two of those
+//!    are measured, the filter's prediction. Its residual is the normalised
+//!    difference to the witness it agrees with best, so a sensor is
+//!    consistent when it agrees with at least one other witness, and one
+//!    lying sensor among three cannot drag the others' residuals (a residual
+//!    against the fused value would: the liar moves it by its weight).
+//! 3. **Gate.** A sensor whose residual fails the χ² gate (99.9 %, one
+//!    degree of freedom) is not absorbed. When the consistent sensors
+//!    together fail the gate against the prediction, the plant moved faster
+//!    than the process model allows (a load ramp): the prediction's variance
+//!    is inflated until they pass, rather than the sensors rejected. When no
+//!    sensor is consistent for three windows in a row, the filter restarts
+//!    from them.
+//! 4. **Update.** The consistent sensors are absorbed one by one (Joseph
+//!    form), each with its variance divided by its trust; or, with
+//!    covariance intersection (for sensors whose errors may be correlated,
+//!    e.g. sharing a mounting or a transmitter), first combined by
+//!    [`covariance_intersection`], then absorbed as one.
+//! 5. **Trust.** Each measured sensor's residual feeds its [`TrustScore`];
+//!    a sensor that keeps disagreeing is down-weighted, then excluded and
+//!    named in a [`Suspect`], and readmitted after a sustained run of
+//!    agreement. A group's last sensor standing is never excluded.
+//!
+//! Two sensors alone cannot tell which of them lies: the prediction is the
+//! third witness, which settles a sudden lie (bias, false data, stuck) but
+//! not a slow drift that the prediction follows. Such an exclusion is named
+//! `ambiguous`. [`Witness`] is the hook for a third witness of another kind
+//! (a model of the asset's other channels).
+//!
+//! The process noise q is the user's per quantity, or estimated from the
+//! data: every minute, from the last few minutes of consistent fused
+//! measurements, by the robust second-difference estimator of
+//! [`crate::kalman::process_noise`] (constant velocity) or first-difference
+//! one (random walk), with a floor so the filter never stops listening.
+
+use std::sync::Arc;
+
+use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
+use twinflow_engine::time::Micros;
+
+use crate::align::AlignedRow;
+use crate::fuse::{AssetFusion, FusedRow, FusedValue, Fusion};
+use crate::kalman::gate::normal_quantile;
+use crate::kalman::{
+    ProcessModel, Tracker, chi_square_1dof_quantile, covariance_intersection,
+    estimate_q_constant_velocity, estimate_q_random_walk,
+};
+use crate::redundancy::{Group, Redundancy};
+use crate::trust::{
+    SensorTrust, Suspect, SuspectReason, TrustPolicy, TrustScore, TrustState, Verdict,
+};
+
+/// How the fused quantity is believed to move between windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Motion {
+    /// It diffuses: no trend is assumed.
+    RandomWalk,
+    /// It moves at a rate that drifts: ramps are followed without lag.
+    ConstantVelocity,
+}
+
+/// Where the process noise q comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessNoise {
+    /// Estimated from each asset's data as it runs (see the module doc).
+    Estimated,
+    /// Given per quantity: (quantity, q); a quantity not listed is estimated.
+    Given(Vec<(String, f64)>),
+}
+
+/// A witness of a quantity that is not one of its sensors: e.g. a model that
+/// predicts the quantity from the asset's other channels. It takes part in
+/// the comparison of step 2 like the filter's prediction.
+pub trait Witness: Send + Sync {
+    /// Its estimate (value, variance) of `quantity` on `asset` in the window
+    /// starting at `start_us`, if it has one.
+    fn estimate(&self, asset: AssetId, quantity: usize, start_us: Micros) -> Option<(f64, f64)>;
+}
+
+/// The choices of the robust fusion.
+#[derive(Clone)]
+pub struct KalmanOptions {
+    pub motion: Motion,
+    pub process_noise: ProcessNoise,
+    /// The gate's probability: a consistent sensor passes it this often.
+    pub gate: f64,
+    pub trust: TrustPolicy,
+    /// Combine each window's consistent sensors by covariance intersection
+    /// before absorbing them, for sensors whose errors may be correlated.
+    pub covariance_intersection: bool,
+    pub witness: Option<Arc<dyn Witness>>,
+}
+
+impl Default for KalmanOptions {
+    fn default() -> Self {
+        KalmanOptions {
+            motion: Motion::ConstantVelocity,
+            process_noise: ProcessNoise::Estimated,
+            gate: 0.999,
+            trust: TrustPolicy::default(),
+            covariance_intersection: false,
+            witness: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for KalmanOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KalmanOptions")
+            .field("motion", &self.motion)
+            .field("process_noise", &self.process_noise)
+            .field("gate", &self.gate)
+            .field("trust", &self.trust)
+            .field("covariance_intersection", &self.covariance_intersection)
+            .field("witness", &self.witness.is_some())
+            .finish()
+    }
+}
+
+/// Windows without a consistent sensor after which the filter restarts.
+const RESTART_AFTER: u32 = 3;
+/// A gap in a group's measurements after which the filter restarts (µs).
+const MAX_GAP_US: Micros = 60_000_000;
+/// Process noise is estimated every this many windows ...
+const ESTIMATE_EVERY: usize = 60;
+/// ... from at most this many consecutive windows, and at least `MIN_HISTORY`.
+const MAX_HISTORY: usize = 300;
+const MIN_HISTORY: usize = 120;
+/// The floor of an estimated q, relative to the measurement variance (per s).
+const Q_FLOOR: f64 = 1e-3;
+/// A new filter's rate variance, relative to its value variance (per s²).
+const RATE_VARIANCE: f64 = 100.0;
+
+/// The robust fusion (see the module doc).
+pub struct KalmanFusion {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    catalog: Arc<Catalog>,
+    redundancy: Redundancy,
+    options: KalmanOptions,
+    /// √ of the gate's χ² threshold: the largest consistent |residual|.
+    gate_sigma: f64,
+    /// Per quantity: q given by the user, if any.
+    given_q: Vec<Option<f64>>,
+}
+
+impl KalmanFusion {
+    pub fn new(catalog: &Catalog, redundancy: Redundancy, options: KalmanOptions) -> Self {
+        let given_q = redundancy
+            .quantities()
+            .iter()
+            .map(|q| match &options.process_noise {
+                ProcessNoise::Estimated => None,
+                ProcessNoise::Given(given) => given.iter().find(|(n, _)| n == q).map(|g| g.1),
+            })
+            .collect();
+        KalmanFusion {
+            shared: Arc::new(Shared {
+                catalog: Arc::new(catalog.clone()),
+                gate_sigma: chi_square_1dof_quantile(options.gate).sqrt(),
+                redundancy,
+                options,
+                given_q,
+            }),
+        }
+    }
+}
+
+impl Fusion for KalmanFusion {
+    fn quantities(&self) -> &[String] {
+        self.shared.redundancy.quantities()
+    }
+
+    fn start(&self, asset: AssetId) -> Box<dyn AssetFusion> {
+        let groups = self
+            .shared
+            .redundancy
+            .groups(asset)
+            .iter()
+            .map(|group| GroupFilter::new(group, self.shared.given_q[group.quantity]))
+            .collect();
+        Box::new(AssetFilters {
+            shared: Arc::clone(&self.shared),
+            asset,
+            groups,
+        })
+    }
+}
+
+/// The filters of one asset's groups.
+struct AssetFilters {
+    shared: Arc<Shared>,
+    asset: AssetId,
+    groups: Vec<GroupFilter>,
+}
+
+impl AssetFusion for AssetFilters {
+    fn fuse(&mut self, row: AlignedRow) -> FusedRow {
+        let shared = &*self.shared;
+        let mut values = vec![None; shared.redundancy.quantities().len()];
+        let (mut trust, mut suspects) = (Vec::new(), Vec::new());
+        for (group, filter) in shared.redundancy.groups(self.asset).iter().zip(&mut self.groups) {
+            let witness = shared
+                .options
+                .witness
+                .as_ref()
+                .and_then(|w| w.estimate(self.asset, group.quantity, row.start_us));
+            values[group.quantity] =
+                filter.step(shared, group, &row, witness, &mut trust, &mut suspects);
+        }
+        FusedRow {
+            row,
+            values,
+            trust,
+            suspects,
+        }
+    }
+}
+
+/// One sensor's window as a measurement.
+#[derive(Debug, Clone, Copy)]
+struct Measurement {
+    z: f64,
+    /// Its variance: σ²/n, or the window's own spread when the sensor is noisy.
+    r: f64,
+    /// Its readings barely varied (see the module doc).
+    still: bool,
+}
+
+impl Measurement {
+    fn of(row: &AlignedRow, slot: usize, sigma: f64) -> Option<Measurement> {
+        let (z, window) = row.values[slot].measurement()?;
+        let n = window.readings.max(1);
+        let reading_variance = sigma * sigma;
+        let mut m = Measurement {
+            z,
+            r: reading_variance / n as f64,
+            still: false,
+        };
+        if let (Some(spread), true) = (window.spread, n >= 3 && reading_variance > 0.0) {
+            // n·s²/σ² is χ² with n − 1 degrees of freedom for honest readings.
+            let dof = (n - 1) as f64;
+            let statistic = n as f64 * spread / reading_variance;
+            if statistic > chi_square_quantile(dof, 0.999) {
+                m.r = spread / dof;
+            }
+            m.still = statistic < chi_square_quantile(dof, 1e-4);
+        }
+        Some(m)
+    }
+}
+
+/// The `p` quantile of χ² with `dof` degrees of freedom (Wilson–Hilferty:
+/// within a few per cent from 2 degrees of freedom on, ample for a test).
+fn chi_square_quantile(dof: f64, p: f64) -> f64 {
+    let a = 2.0 / (9.0 * dof);
+    dof * (1.0 - a + normal_quantile(p) * a.sqrt()).powi(3).max(0.0)
+}
+
+/// The filter of one group of one asset, and its members' trust.
+struct GroupFilter {
+    tracker: Option<Tracker>,
+    /// Start of the last window a measurement was absorbed in.
+    last_us: Micros,
+    scores: Vec<TrustScore>,
+    /// Windows in a row without a consistent sensor.
+    unexplained: u32,
+    /// q: given, or the latest estimate (`None` before the first).
+    q: Option<f64>,
+    given: bool,
+    /// Consecutive windows' consensus measurements (z, r), for estimating q.
+    history: Vec<(f64, f64)>,
+    since_estimate: usize,
+}
+
+impl GroupFilter {
+    fn new(group: &Group, given_q: Option<f64>) -> Self {
+        GroupFilter {
+            tracker: None,
+            last_us: Micros::MIN,
+            scores: vec![TrustScore::default(); group.members.len()],
+            unexplained: 0,
+            q: given_q,
+            given: given_q.is_some(),
+            history: Vec::new(),
+            since_estimate: 0,
+        }
+    }
+
+    /// Fuses one window of the group; appends each member's trust and any
+    /// new suspects.
+    fn step(
+        &mut self,
+        shared: &Shared,
+        group: &Group,
+        row: &AlignedRow,
+        witness: Option<(f64, f64)>,
+        trust_out: &mut Vec<SensorTrust>,
+        suspects: &mut Vec<Suspect>,
+    ) -> Option<FusedValue> {
+        let policy = &shared.options.trust;
+        let measured: Vec<Option<Measurement>> = group
+            .members
+            .iter()
+            .map(|m| Measurement::of(row, m.slot, m.sigma))
+            .collect();
+        if measured.iter().all(Option::is_none) {
+            self.report(group, &[], &[], policy, trust_out);
+            return None;
+        }
+
+        // Predict to this window (or start afresh after a long gap).
+        let dt_us = row.start_us.saturating_sub(self.last_us);
+        if self.tracker.is_some() && dt_us > MAX_GAP_US {
+            self.tracker = None;
+            self.history.clear();
+        }
+        if let Some(tracker) = &mut self.tracker {
+            tracker.predict(dt_us as f64 / 1e6);
+        }
+        let prior = self.tracker.map(|t| (t.value(), t.variance()));
+
+        // Residuals against the other witnesses, and who is consistent.
+        let candidate = |i: usize| {
+            measured[i].is_some() && self.scores[i].state() != TrustState::Excluded
+        };
+        let residuals: Vec<Option<f64>> = (0..measured.len())
+            .map(|i| {
+                let mi = measured[i]?;
+                let mut witnesses: Vec<(f64, f64)> = (0..measured.len())
+                    .filter(|&j| j != i && candidate(j))
+                    .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
+                    .collect();
+                if witnesses.len() < 2 {
+                    witnesses.extend(prior);
+                    witnesses.extend(witness);
+                }
+                // Alone, with nothing to compare with, a sensor is consistent.
+                let best = witnesses
+                    .iter()
+                    .map(|&(z, r)| (mi.z - z) / (mi.r + r).sqrt())
+                    .min_by(|a, b| a.abs().total_cmp(&b.abs()));
+                Some(best.unwrap_or(0.0))
+            })
+            .collect();
+        let candidates: Vec<usize> = (0..measured.len()).filter(|&i| candidate(i)).collect();
+        let mut consistent: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| residuals[i].is_some_and(|r| r.abs() <= shared.gate_sigma))
+            .collect();
+        let mut restart = self.tracker.is_none();
+        if consistent.is_empty() && !candidates.is_empty() {
+            self.unexplained += 1;
+            if self.unexplained >= RESTART_AFTER || restart {
+                // Nothing agrees with anything: start again from what is there.
+                consistent = candidates.clone();
+                restart = true;
+            }
+        } else {
+            self.unexplained = 0;
+        }
+
+        // The consistent sensors' combined measurement, each weighed by trust.
+        let weighed: Vec<(usize, f64, f64)> = consistent
+            .iter()
+            .map(|&i| {
+                let m = measured[i].expect("consistent sensors are measured");
+                let trust = self.scores[i].trust(policy).max(0.01);
+                (i, m.z, m.r / trust)
+            })
+            .collect();
+        let combined = combine(&weighed, shared.options.covariance_intersection);
+
+        let mut absorbed = false;
+        if let Some((z, r)) = combined {
+            match (&mut self.tracker, restart) {
+                (Some(tracker), false) => {
+                    // A consensus the prediction cannot explain: the plant moved.
+                    let innovation = tracker.innovation(z, r);
+                    if weighed.len() >= 2 && innovation.nis() > shared.gate_sigma.powi(2) {
+                        let p = tracker.variance();
+                        let wanted = innovation.residual.powi(2) - r;
+                        if p > 0.0 && wanted > p {
+                            tracker.inflate(wanted / p);
+                        }
+                    }
+                    if shared.options.covariance_intersection {
+                        tracker.update(z, r);
+                    } else {
+                        for &(_, z, r) in &weighed {
+                            tracker.update(z, r);
+                        }
+                    }
+                }
+                _ => {
+                    let q = self.q.unwrap_or(r);
+                    self.tracker = Some(Tracker::new(
+                        shared.options.motion.model(q),
+                        z,
+                        r,
+                        RATE_VARIANCE * r,
+                    ));
+                    self.history.clear();
+                }
+            }
+            absorbed = true;
+            self.learn_q(shared, dt_us, z, r);
+            self.last_us = row.start_us;
+        }
+
+        // Trust: every measured sensor's residual, in channel order.
+        for (i, member) in group.members.iter().enumerate() {
+            let (Some(m), Some(residual)) = (measured[i], residuals[i]) else {
+                continue;
+            };
+            let verdict = self.scores[i].observe(policy, residual, m.still);
+            if let Verdict::Excluded(reason) = verdict {
+                let others_left = (0..measured.len())
+                    .any(|j| j != i && self.scores[j].state() != TrustState::Excluded);
+                if !others_left {
+                    // The last witness standing is kept, however doubtful.
+                    self.scores[i].reprieve();
+                    continue;
+                }
+                let reason = match reason {
+                    SuspectReason::Deviating if candidates.len() <= 2 && weighed.is_empty() => {
+                        SuspectReason::Ambiguous
+                    }
+                    reason => reason,
+                };
+                for (j, score) in self.scores.iter_mut().enumerate() {
+                    if j != i {
+                        score.exonerate(policy);
+                    }
+                }
+                suspects.push(self.suspect(shared, group, i, member.sensor, row, m, reason));
+            }
+        }
+
+        let fused = self.tracker.filter(|_| absorbed).map(|t| FusedValue {
+            value: t.value(),
+            variance: t.variance(),
+            sensors: weighed.len() as u32,
+        });
+        let posterior = fused.map(|f| f.variance);
+        let weights: Vec<Option<f64>> = (0..measured.len())
+            .map(|i| {
+                let &(_, _, r) = weighed.iter().find(|(j, _, _)| *j == i)?;
+                posterior.map(|p| (p / r).min(1.0))
+            })
+            .collect();
+        self.report(group, &residuals, &weights, policy, trust_out);
+        fused
+    }
+
+    /// Appends each member's trust record for this window (a member without
+    /// a residual was not measured; without a weight, not absorbed).
+    fn report(
+        &self,
+        group: &Group,
+        residuals: &[Option<f64>],
+        weights: &[Option<f64>],
+        policy: &TrustPolicy,
+        out: &mut Vec<SensorTrust>,
+    ) {
+        for (i, member) in group.members.iter().enumerate() {
+            let score = &self.scores[i];
+            out.push(SensorTrust {
+                sensor: member.sensor,
+                trust: score.trust(policy),
+                weight: weights.get(i).copied().flatten().unwrap_or(0.0),
+                state: score.state(),
+                residual: residuals.get(i).copied().flatten(),
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn suspect(
+        &self,
+        shared: &Shared,
+        group: &Group,
+        i: usize,
+        sensor: SensorId,
+        row: &AlignedRow,
+        m: Measurement,
+        reason: SuspectReason,
+    ) -> Suspect {
+        let score = &self.scores[i];
+        let policy = &shared.options.trust;
+        let channel = |s: SensorId| shared.catalog.sensor(s).channel.as_str();
+        let others: Vec<&str> = group
+            .members
+            .iter()
+            .filter(|o| o.sensor != sensor)
+            .map(|o| channel(o.sensor))
+            .collect();
+        let quantity = &shared.redundancy.quantities()[group.quantity];
+        let evidence = match reason {
+            SuspectReason::Stuck => format!(
+                "{} readings without spread for {} windows in a row, where σ = {} says they vary",
+                channel(sensor),
+                policy.stuck_after,
+                group.members[i].sigma
+            ),
+            _ => format!(
+                "{} {quantity} disagrees with {} by {:+.1} σ on average lately; accumulated \
+                 evidence {:.1} σ ≥ {}",
+                channel(sensor),
+                others.join(", "),
+                score.recent_residual(),
+                score.evidence(),
+                policy.exclude_at
+            ),
+        };
+        Suspect {
+            sensor,
+            start_us: row.start_us,
+            value: m.z,
+            score: score.evidence(),
+            reason,
+            evidence,
+        }
+    }
+
+    /// Keeps the consensus series and, every so often, estimates q from it.
+    fn learn_q(&mut self, shared: &Shared, dt_us: Micros, z: f64, r: f64) {
+        if self.given {
+            return;
+        }
+        if dt_us != 1_000_000 && !self.history.is_empty() {
+            // Estimators need evenly spaced measurements.
+            self.history.clear();
+        }
+        if self.history.len() == MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push((z, r));
+        self.since_estimate += 1;
+        if self.history.len() < MIN_HISTORY || self.since_estimate < ESTIMATE_EVERY {
+            return;
+        }
+        self.since_estimate = 0;
+        let zs: Vec<f64> = self.history.iter().map(|h| h.0).collect();
+        let mean_r = self.history.iter().map(|h| h.1).sum::<f64>() / self.history.len() as f64;
+        let estimate = match shared.options.motion {
+            Motion::RandomWalk => estimate_q_random_walk(&zs, mean_r, 1.0),
+            Motion::ConstantVelocity => estimate_q_constant_velocity(&zs, mean_r, 1.0),
+        };
+        if let Ok(q) = estimate {
+            let q = q.max(Q_FLOOR * mean_r);
+            self.q = Some(q);
+            if let Some(tracker) = &mut self.tracker {
+                tracker.set_process_noise(q);
+            }
+        }
+    }
+}
+
+impl Motion {
+    fn model(self, q: f64) -> ProcessModel {
+        match self {
+            Motion::RandomWalk => ProcessModel::RandomWalk { q },
+            Motion::ConstantVelocity => ProcessModel::ConstantVelocity { q },
+        }
+    }
+}
+
+/// The consistent sensors' measurements (index, z, r) as one (z, r):
+/// inverse-variance for independent errors, covariance intersection for
+/// errors that may be correlated.
+fn combine(weighed: &[(usize, f64, f64)], intersect: bool) -> Option<(f64, f64)> {
+    let (&(_, z0, r0), rest) = weighed.split_first()?;
+    Some(rest.iter().fold((z0, r0), |(z, r), &(_, zi, ri)| {
+        if intersect {
+            let a = nalgebra::Vector1::new(z);
+            let b = nalgebra::Vector1::new(zi);
+            match covariance_intersection(
+                &a,
+                &nalgebra::Matrix1::new(r),
+                &b,
+                &nalgebra::Matrix1::new(ri),
+            ) {
+                Ok(fused) => (fused.x[0], fused.p[(0, 0)]),
+                Err(_) => (z, r),
+            }
+        } else {
+            let w = 1.0 / r + 1.0 / ri;
+            ((z / r + zi / ri) / w, 1.0 / w)
+        }
+    }))
+}
