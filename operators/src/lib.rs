@@ -4,6 +4,7 @@
 pub mod align;
 pub mod detect;
 pub mod fuse;
+pub mod kalman;
 pub mod stats;
 pub mod time_order;
 pub mod total_order;
