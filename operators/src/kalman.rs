@@ -436,6 +436,22 @@ mod tests {
         close(rw.variance() / (prior * r / (prior + r)), 1.0);
     }
 
+    /// A reading far more precise than the prior: P = 1, r = 1e-20. The true
+    /// posterior variance is P r / (P + r) ≈ 1e-20. The gain rounds to 1, so
+    /// the short form (1 − K) P gives 0, a filter certain of its value; the
+    /// Joseph form keeps the K² r term and gives 1e-20.
+    #[test]
+    fn joseph_form_keeps_the_variance_of_a_precise_reading() {
+        let mut t = Tracker::new(ProcessModel::RandomWalk { q: 0.0 }, 0.0, 1.0, 0.0);
+        t.update(5.0, 1e-20);
+        close(t.value(), 5.0);
+        assert!(
+            (t.variance() / 1e-20 - 1.0).abs() < 1e-9,
+            "{}",
+            t.variance()
+        );
+    }
+
     #[test]
     fn zero_time_prediction_changes_nothing() {
         let mut t = Tracker::new(ProcessModel::ConstantVelocity { q: 2.0 }, 3.0, 1.0, 0.5);
