@@ -5,6 +5,8 @@
 //! the catalog equals what `twinflow replay` wrote, row by row and in the
 //! summary's checksums; the twin change streams rebuild the views.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -23,16 +25,7 @@ fn twinflow(args: &[&str]) {
 #[test]
 fn duckdb_and_pyarrow_agree_with_replay() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let setup = Command::new("bash")
-        .arg(root.join("tests/interop/setup.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "setting up the Python environment failed: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+    let python = common::interop::python();
 
     let dir = tempfile::tempdir().unwrap();
     let (log, out) = (dir.path().join("log"), dir.path().join("out"));

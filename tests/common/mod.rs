@@ -4,6 +4,7 @@
 //! in processes on loopback.
 #![allow(dead_code)]
 
+pub mod interop;
 pub mod reference;
 pub mod verification;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates (once) the Python environment the interop test runs in, with the
-# pinned duckdb and pyarrow of requirements.txt; prints its python's path.
+# Creates (once) the Python environment the interop tests run in, with the
+# packages pinned in requirements.txt (DuckDB and pyarrow for tests/interop.rs,
+# FilterPy for tests/kalman_filterpy.rs); prints its python's path.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${TWINFLOW_INTEROP_VENV:-$here/../../target/interop-venv}"
