@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use parquet::arrow::ArrowWriter;
+use twinflow::engine::runtime::Cluster;
+use twinflow::operators::fuse::InverseVariance;
 use twinflow::pipelines::eval::{EVAL_FILE, EvalOptions, Evaluation, evaluate};
+use twinflow::pipelines::pipeline::twinbench;
+use twinflow::pipelines::replay::ReplayOptions;
+use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
 
 const S: i64 = 1_000_000;
 
@@ -382,4 +387,99 @@ fn a_directory_that_is_no_replay_is_refused() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("windows"), "{err}");
+}
+
+/// Generate, replay with inverse-variance fusion, eval with `--compare`.
+#[test]
+fn end_to_end_inverse_variance_meets_theory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, out) = (dir.path().join("log"), dir.path().join("out"));
+    let options = GenerateOptions {
+        assets: 6,
+        seconds: 300,
+        seed: 5,
+        out: log.clone(),
+        csv: false,
+        progress: false,
+    };
+    generate_with_rates(&options, &IncidentRates::twinbench().scaled(5.0)).unwrap();
+    // Inverse variance named outright, whatever the reference pipeline's default.
+    twinbench()
+        .fuse(|_, redundancy| InverseVariance::new(redundancy))
+        .replay(&ReplayOptions {
+            cluster: Cluster::threads(1),
+            ..ReplayOptions::new(log.join("events.parquet"), &out)
+        })
+        .unwrap();
+    let eval = evaluate(&EvalOptions {
+        log: log.clone(),
+        out: out.clone(),
+        compare_inverse_variance: true,
+        progress: false,
+    })
+    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval.write(&out).unwrap()).unwrap()).unwrap();
+    assert_eq!(json["methods"][1], "inverse_variance");
+    assert_eq!(eval.fused_without_truth, 0);
+    assert!(
+        eval.rmse.iter().any(|r| r.condition != "clean"),
+        "incidents occurred"
+    );
+
+    // Inverse-variance fusion of 10-reading windows (σ from the spec's
+    // sensor table) has standard error √(1 / Σ 10/σ²).
+    let theory = |sigmas: &[f64]| (1.0 / sigmas.iter().map(|s| 10.0 / (s * s)).sum::<f64>()).sqrt();
+    for (quantity, sigmas) in [
+        ("temperature", &[0.2, 0.35, 0.5][..]),
+        ("pressure", &[0.05, 0.08]),
+    ] {
+        let clean = eval
+            .rmse
+            .iter()
+            .find(|r| r.quantity == quantity && r.condition == "clean")
+            .unwrap();
+        assert!(
+            clean.windows > 400,
+            "{quantity}: {} clean windows",
+            clean.windows
+        );
+        let rmse = clean.fused["replay"].unwrap();
+        let expected = theory(sigmas);
+        // The RMSE of > 400 windows strays from σ by about 1/√(2·400) = 3.5 %.
+        assert!(
+            (rmse / expected - 1.0).abs() < 0.12,
+            "{quantity}: clean RMSE {rmse}, theory {expected}"
+        );
+        let coverage = eval
+            .coverage
+            .iter()
+            .find(|c| c.quantity == quantity && c.condition == "clean")
+            .unwrap();
+        let share = coverage.coverage["replay"].unwrap();
+        assert!(
+            (0.92..=0.98).contains(&share),
+            "{quantity}: coverage {share}"
+        );
+    }
+
+    // The replay fused by inverse variance: eval's own inverse-variance
+    // fusion of its windows gives the same figures.
+    for row in &eval.rmse {
+        let (replay, iv) = (row.fused["replay"].unwrap(), row.fused["inverse_variance"]);
+        let iv = iv.unwrap();
+        assert!(
+            (replay - iv).abs() <= 1e-9 * replay.max(1e-12),
+            "{} {}: {replay} against {iv}",
+            row.quantity,
+            row.condition
+        );
+    }
+    for row in &eval.coverage {
+        assert_eq!(
+            row.coverage["replay"], row.coverage["inverse_variance"],
+            "{} {}",
+            row.quantity, row.condition
+        );
+    }
 }

@@ -334,7 +334,7 @@ fn read_suspects(dir: &Path, catalog: &Catalog) -> Result<Vec<SuspectFlag>> {
         }
         Ok(())
     })?;
-    suspects.sort_by(|a, b| (a.sensor, a.start_us).cmp(&(b.sensor, b.start_us)));
+    suspects.sort_by_key(|s| (s.sensor, s.start_us));
     Ok(suspects)
 }
 
