@@ -12,6 +12,7 @@ use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
 use twinflow::operators::kalman_fusion::KalmanOptions;
+use twinflow::pipelines::eval::{EvalOptions, evaluate};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
@@ -143,6 +144,18 @@ enum Command {
         #[arg(long)]
         sign_key: Option<PathBuf>,
     },
+    /// Score a replay against the generator's truth and labels: fused RMSE and
+    /// 95 % coverage per incident condition, sensor suspects' detection and
+    /// false alarms. Prints a table and writes OUT/eval.json.
+    Eval {
+        /// The generator's output directory (truth.parquet, labels.csv, sensors.csv, ...).
+        log: PathBuf,
+        /// The replay's output directory.
+        out: PathBuf,
+        /// Also score this fusion of the replay's windows beside the replay's own.
+        #[arg(long, value_enum)]
+        compare: Option<CompareArg>,
+    },
     /// Check a directory twinflow wrote against its history (DIR/_manifest.jsonl):
     /// one line per file modified, truncated, deleted or added, and per damage
     /// to the manifest; exits non-zero on any finding.
@@ -159,6 +172,12 @@ enum Command {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum FusionArg {
     Kalman,
+    InverseVariance,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CompareArg {
+    /// Inverse-variance weighting (TwinBench's F) of the same windows.
     InverseVariance,
 }
 
@@ -325,6 +344,17 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             eprintln!("wrote {}", write_report(&out)?.display());
             let by = format!("twinflow {} report", env!("CARGO_PKG_VERSION"));
             record_files(&out, &by, &[REPORT_FILE], key.as_ref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { log, out, compare } => {
+            let evaluation = evaluate(&EvalOptions {
+                log,
+                out: out.clone(),
+                compare_inverse_variance: compare == Some(CompareArg::InverseVariance),
+                progress: true,
+            })?;
+            println!("{evaluation}");
+            eprintln!("wrote {}", evaluation.write(&out)?.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, public_key } => {

@@ -34,33 +34,39 @@ pub fn scan(
     mut f: impl FnMut(&Path, &RecordBatch) -> Result<()>,
 ) -> Result<()> {
     for part in parts(dir)? {
-        let file = File::open(&part).map_err(|e| Error::io(&part, e))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(&part, e))?;
-        if columns.is_empty() {
-            let reader = builder.build().map_err(|e| Error::parquet(&part, e))?;
-            for batch in reader {
-                f(&part, &batch.map_err(|e| Error::format(&part, e))?)?;
-            }
-            continue;
-        }
+        scan_file(&part, columns, &mut f)?;
+    }
+    Ok(())
+}
+
+/// Calls `f` on every batch of one Parquet file, decoding only `columns`
+/// (all of them when `columns` is empty).
+pub fn scan_file(
+    path: &Path,
+    columns: &[&str],
+    mut f: impl FnMut(&Path, &RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    let builder = if columns.is_empty() {
+        builder
+    } else {
         let indices = columns
             .iter()
             .map(|c| {
                 builder
                     .schema()
                     .index_of(c)
-                    .map_err(|_| Error::schema(&part, format!("no column `{c}`")))
+                    .map_err(|_| Error::schema(path, format!("no column `{c}`")))
             })
             .collect::<Result<Vec<_>>>()?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| Error::parquet(&part, e))?;
-        for batch in reader {
-            f(&part, &batch.map_err(|e| Error::format(&part, e))?)?;
-        }
+        builder.with_projection(mask)
+    };
+    let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+    for batch in reader {
+        f(path, &batch.map_err(|e| Error::format(path, e))?)?;
     }
     Ok(())
 }

@@ -1,0 +1,354 @@
+//! What eval reads: the log's catalog, labels and truth, and the replay's windows, fused values and suspects.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::Array;
+use rustc_hash::FxHashMap;
+use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
+use twinflow_engine::error::{Error, Result};
+use twinflow_engine::time::Micros;
+use twinflow_operators::align::{Alignment, Fill};
+use twinflow_operators::redundancy::Redundancy;
+
+use super::WINDOW_US;
+use super::conditions::Incidents;
+use crate::dataset::{counts, floats, ints, required, scan, scan_file, strings};
+use crate::schemas::SENSOR_SUSPECT;
+use crate::twinbench::labels::{LABELS_FILE, read_labels};
+use crate::twinbench::truth::TRUTH_FILE;
+
+/// The truth of every asset and channel per second.
+#[derive(Debug, Default)]
+pub struct Truth {
+    /// Keyed by asset, channel (its index in the alignment) and second.
+    values: FxHashMap<(AssetId, usize, Micros), f64>,
+    first_us: Option<Micros>,
+    last_us: Option<Micros>,
+}
+
+impl Truth {
+    /// What a perfect sensor on `channel` of `asset` reads on average during
+    /// the second starting at `start_us`.
+    pub fn at(&self, asset: AssetId, channel: usize, start_us: Micros) -> Option<f64> {
+        self.values.get(&(asset, channel, start_us)).copied()
+    }
+
+    /// The log's duration in hours: from its first second to the end of its last.
+    pub fn hours(&self) -> f64 {
+        match (self.first_us, self.last_us) {
+            (Some(first), Some(last)) => (last + WINDOW_US - first) as f64 / 3.6e9,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A sensor's window in `windows/`: its mean and how many readings it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowMean {
+    pub mean: f64,
+    pub count: u64,
+}
+
+/// One row of `fused/`, by the catalog's ids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusedEstimate {
+    pub asset: AssetId,
+    /// Index into the redundancy's quantities.
+    pub quantity: usize,
+    pub start_us: Micros,
+    pub value: f64,
+    pub lo95: f64,
+    pub hi95: f64,
+}
+
+/// One `sensor_suspect` row of `flags/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspectFlag {
+    pub sensor: SensorId,
+    pub start_us: Micros,
+    pub reason: String,
+}
+
+/// Everything eval scores, read and indexed by the catalog's ids.
+#[derive(Debug)]
+pub struct Inputs {
+    pub log: PathBuf,
+    pub out: PathBuf,
+    pub catalog: Catalog,
+    pub alignment: Alignment,
+    /// Which sensors of each asset measure each fused quantity (the
+    /// catalog's: the sensor table's `quantity`, else the sensor's kind).
+    pub redundancy: Redundancy,
+    pub incidents: Incidents,
+    pub truth: Truth,
+    /// Windows of redundant sensors only, by sensor and window start.
+    pub windows: FxHashMap<(SensorId, Micros), WindowMean>,
+    pub fused: Vec<FusedEstimate>,
+    /// In sensor, then window order.
+    pub suspects: Vec<SuspectFlag>,
+}
+
+impl Inputs {
+    /// Reads the generator's directory `log` (a path to a file in it names
+    /// its directory) and the replay's output directory `out`; `stage` is
+    /// told the name of each step as it starts.
+    pub fn read(log: &Path, out: &Path, mut stage: impl FnMut(&str)) -> Result<Self> {
+        let log = if log.is_file() {
+            log.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            log.to_path_buf()
+        };
+        stage("catalog and labels");
+        let catalog = Catalog::read_dir(&log)?;
+        // Only its channel indices are used: how it fills gaps does not matter.
+        let alignment =
+            Alignment::from_catalog(&catalog, WINDOW_US, Fill::CarryForward { max_age: 0 });
+        let redundancy = Redundancy::from_catalog(&catalog, &alignment);
+        let labels_path = log.join(LABELS_FILE);
+        let incidents =
+            Incidents::from_labels(&read_labels(&labels_path)?, &catalog, &labels_path)?;
+        stage("truth");
+        let truth = read_truth(&log.join(TRUTH_FILE), &catalog, &alignment)?;
+        stage("windows");
+        let mut redundant = vec![false; catalog.sensors().len()];
+        for asset in 0..catalog.assets().len() {
+            for group in redundancy.groups(asset as AssetId) {
+                for member in &group.members {
+                    redundant[member.sensor as usize] = true;
+                }
+            }
+        }
+        let windows = read_windows(&out.join("windows"), &catalog, &redundant)?;
+        stage("fused values");
+        let fused = read_fused(&out.join("fused"), &catalog, &redundancy)?;
+        stage("flags");
+        let suspects = read_suspects(&out.join("flags"), &catalog)?;
+        Ok(Inputs {
+            log,
+            out: out.to_path_buf(),
+            catalog,
+            alignment,
+            redundancy,
+            incidents,
+            truth,
+            windows,
+            fused,
+            suspects,
+        })
+    }
+}
+
+fn unknown(path: &Path, what: &str, name: &str) -> Error {
+    Error::format(
+        path,
+        format!("names {what} {name:?}, which the catalog lacks"),
+    )
+}
+
+fn not_null(path: &Path, column: &str) -> Error {
+    Error::format(path, format!("null in column `{column}`"))
+}
+
+fn read_truth(path: &Path, catalog: &Catalog, alignment: &Alignment) -> Result<Truth> {
+    let mut truth = Truth::default();
+    scan_file(
+        path,
+        &["asset", "channel", "ts_us", "value"],
+        |path, batch| {
+            let asset = required(strings(batch, "asset"), path, "asset")?;
+            let channel = required(strings(batch, "channel"), path, "channel")?;
+            let ts = required(ints(batch, "ts_us"), path, "ts_us")?;
+            let value = required(floats(batch, "value"), path, "value")?;
+            if asset.null_count() + channel.null_count() + ts.null_count() + value.null_count() > 0
+            {
+                return Err(not_null(path, "asset, channel, ts_us or value"));
+            }
+            for i in 0..batch.num_rows() {
+                let a = catalog
+                    .asset_id(asset.value(i))
+                    .ok_or_else(|| unknown(path, "asset", asset.value(i)))?;
+                let c = alignment
+                    .channel_index(channel.value(i))
+                    .ok_or_else(|| unknown(path, "channel", channel.value(i)))?;
+                let t = ts.value(i);
+                truth.values.insert((a, c, t), value.value(i));
+                truth.first_us = Some(truth.first_us.map_or(t, |f| f.min(t)));
+                truth.last_us = Some(truth.last_us.map_or(t, |l| l.max(t)));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(truth)
+}
+
+fn read_windows(
+    dir: &Path,
+    catalog: &Catalog,
+    keep: &[bool],
+) -> Result<FxHashMap<(SensorId, Micros), WindowMean>> {
+    require_dataset(dir)?;
+    let mut windows = FxHashMap::default();
+    let columns = [
+        "sensor",
+        "window_start_us",
+        "window_end_us",
+        "count",
+        "mean",
+    ];
+    scan(dir, &columns, |path, batch| {
+        let sensor = required(strings(batch, "sensor"), path, "sensor")?;
+        let start = required(ints(batch, "window_start_us"), path, "window_start_us")?;
+        let end = required(ints(batch, "window_end_us"), path, "window_end_us")?;
+        let count = required(counts(batch, "count"), path, "count")?;
+        let mean = required(floats(batch, "mean"), path, "mean")?;
+        if sensor.null_count() + start.null_count() + end.null_count() + count.null_count() > 0 {
+            return Err(not_null(
+                path,
+                "sensor, window_start_us, window_end_us or count",
+            ));
+        }
+        for i in 0..batch.num_rows() {
+            let s = catalog
+                .sensor_id(sensor.value(i))
+                .ok_or_else(|| unknown(path, "sensor", sensor.value(i)))?;
+            if end.value(i) - start.value(i) != WINDOW_US {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "a window of {} µs: eval scores 1 s windows, the truth's resolution",
+                        end.value(i) - start.value(i)
+                    ),
+                ));
+            }
+            if keep[s as usize] && mean.is_valid(i) {
+                let window = WindowMean {
+                    mean: mean.value(i),
+                    count: count.value(i),
+                };
+                windows.insert((s, start.value(i)), window);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(windows)
+}
+
+fn read_fused(
+    dir: &Path,
+    catalog: &Catalog,
+    redundancy: &Redundancy,
+) -> Result<Vec<FusedEstimate>> {
+    require_dataset(dir)?;
+    let mut fused = Vec::new();
+    let columns = [
+        "asset",
+        "window_start_us",
+        "quantity",
+        "value",
+        "lo95",
+        "hi95",
+    ];
+    scan(dir, &columns, |path, batch| {
+        let asset = required(strings(batch, "asset"), path, "asset")?;
+        let start = required(ints(batch, "window_start_us"), path, "window_start_us")?;
+        let quantity = required(strings(batch, "quantity"), path, "quantity")?;
+        let value = required(floats(batch, "value"), path, "value")?;
+        let lo95 = required(floats(batch, "lo95"), path, "lo95")?;
+        let hi95 = required(floats(batch, "hi95"), path, "hi95")?;
+        let nulls = [
+            asset.null_count(),
+            start.null_count(),
+            quantity.null_count(),
+        ];
+        let nulls = nulls.iter().sum::<usize>()
+            + value.null_count()
+            + lo95.null_count()
+            + hi95.null_count();
+        if nulls > 0 {
+            return Err(not_null(
+                path,
+                "asset, window_start_us, quantity, value, lo95 or hi95",
+            ));
+        }
+        for i in 0..batch.num_rows() {
+            let a = catalog
+                .asset_id(asset.value(i))
+                .ok_or_else(|| unknown(path, "asset", asset.value(i)))?;
+            let q = redundancy
+                .quantities()
+                .iter()
+                .position(|q| q == quantity.value(i))
+                .ok_or_else(|| {
+                    Error::format(
+                        path,
+                        format!(
+                            "quantity {:?} is no redundant group of the catalog (its groups: {})",
+                            quantity.value(i),
+                            redundancy.quantities().join(", ")
+                        ),
+                    )
+                })?;
+            fused.push(FusedEstimate {
+                asset: a,
+                quantity: q,
+                start_us: start.value(i),
+                value: value.value(i),
+                lo95: lo95.value(i),
+                hi95: hi95.value(i),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(fused)
+}
+
+fn read_suspects(dir: &Path, catalog: &Catalog) -> Result<Vec<SuspectFlag>> {
+    require_dataset(dir)?;
+    let mut suspects = Vec::new();
+    let columns = ["sensor", "window_start_us", "detector", "reason"];
+    scan(dir, &columns, |path, batch| {
+        let sensor = required(strings(batch, "sensor"), path, "sensor")?;
+        let start = required(ints(batch, "window_start_us"), path, "window_start_us")?;
+        let detector = required(strings(batch, "detector"), path, "detector")?;
+        let reason = required(strings(batch, "reason"), path, "reason")?;
+        for i in 0..batch.num_rows() {
+            if !detector.is_valid(i) || detector.value(i) != SENSOR_SUSPECT {
+                continue;
+            }
+            if sensor.is_null(i) || start.is_null(i) {
+                return Err(not_null(path, "sensor or window_start_us"));
+            }
+            let s = catalog
+                .sensor_id(sensor.value(i))
+                .ok_or_else(|| unknown(path, "sensor", sensor.value(i)))?;
+            suspects.push(SuspectFlag {
+                sensor: s,
+                start_us: start.value(i),
+                reason: if reason.is_valid(i) {
+                    reason.value(i)
+                } else {
+                    ""
+                }
+                .to_owned(),
+            });
+        }
+        Ok(())
+    })?;
+    suspects.sort_by_key(|s| (s.sensor, s.start_us));
+    Ok(suspects)
+}
+
+/// A replay's dataset must be there: an empty one is a directory without parts.
+fn require_dataset(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such dataset (is this the output directory of a replay?)",
+            ),
+        ))
+    }
+}
