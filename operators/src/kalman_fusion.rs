@@ -210,7 +210,12 @@ impl AssetFusion for AssetFilters {
         let shared = &*self.shared;
         let mut values = vec![None; shared.redundancy.quantities().len()];
         let (mut trust, mut suspects) = (Vec::new(), Vec::new());
-        for (group, filter) in shared.redundancy.groups(self.asset).iter().zip(&mut self.groups) {
+        for (group, filter) in shared
+            .redundancy
+            .groups(self.asset)
+            .iter()
+            .zip(&mut self.groups)
+        {
             let witness = shared
                 .options
                 .witness
@@ -332,9 +337,8 @@ impl GroupFilter {
         let prior = self.tracker.map(|t| (t.value(), t.variance()));
 
         // Residuals against the other witnesses, and who is consistent.
-        let candidate = |i: usize| {
-            measured[i].is_some() && self.scores[i].state() != TrustState::Excluded
-        };
+        let candidate =
+            |i: usize| measured[i].is_some() && self.scores[i].state() != TrustState::Excluded;
         let residuals: Vec<Option<f64>> = (0..measured.len())
             .map(|i| {
                 let mi = measured[i]?;

@@ -278,7 +278,11 @@ mod tests {
         let mut score = TrustScore::default();
         // Clipped to 4, less ¾ slack: 3.25 a window; 15 is passed in the 5th.
         for window in 1..=4 {
-            assert_eq!(score.observe(&policy, 9.0, false), Verdict::Unchanged, "{window}");
+            assert_eq!(
+                score.observe(&policy, 9.0, false),
+                Verdict::Unchanged,
+                "{window}"
+            );
         }
         assert_eq!(score.state(), TrustState::DownWeighted);
         assert!((score.evidence() - 13.0).abs() < 1e-12);
