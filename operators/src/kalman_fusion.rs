@@ -281,12 +281,47 @@ struct GroupFilter {
     scores: Vec<TrustScore>,
     /// Windows in a row without a consistent sensor.
     unexplained: u32,
+    /// While the group's last two sensors disagree: who is to blame.
+    pair: Option<PairDispute>,
     /// q: given, or the latest estimate (`None` before the first).
     q: Option<f64>,
     given: bool,
     /// Consecutive windows' consensus measurements (z, r), for estimating q.
     history: Vec<(f64, f64)>,
     since_estimate: usize,
+}
+
+/// Two sensors that disagree, and what the prediction said when they began to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PairDispute {
+    /// The prediction agreed with one and not the other (member index):
+    /// a sudden lie, which the prediction had not yet followed.
+    Blame(usize),
+    /// The prediction cannot tell (it had followed a slow drift, or it is
+    /// too uncertain): neither is excluded. While the prediction is sharper
+    /// than their disagreement the filter coasts on it, so it does not
+    /// follow either and may yet tell them apart (it is asked again each
+    /// window); once it is not, both are absorbed with a variance that
+    /// covers their disagreement. `named` once an `ambiguous` suspect has
+    /// been raised.
+    Ambiguous { windows: u32, named: bool },
+}
+
+/// Windows an ambiguous dispute lasts before it is named.
+const AMBIGUOUS_AFTER: u32 = 10;
+/// A prediction residual (σ) within which the prediction agrees with a sensor.
+const AGREES: f64 = 2.0;
+
+/// What step 2 made of one window: each measured sensor's residual (for
+/// output), the evidence for its trust (`None`: none this window), who is
+/// absorbed, and extra variance covering an unresolved disagreement.
+struct Judgement {
+    residuals: Vec<Option<f64>>,
+    evidence: Vec<Option<f64>>,
+    consistent: Vec<usize>,
+    widen: f64,
+    /// Absorb nothing and keep the prediction (an unresolved dispute).
+    coast: bool,
 }
 
 impl GroupFilter {
@@ -296,6 +331,7 @@ impl GroupFilter {
             last_us: Micros::MIN,
             scores: vec![TrustScore::default(); group.members.len()],
             unexplained: 0,
+            pair: None,
             q: given_q,
             given: given_q.is_some(),
             history: Vec::new(),
@@ -336,40 +372,18 @@ impl GroupFilter {
         }
         let prior = self.tracker.map(|t| (t.value(), t.variance()));
 
-        // Residuals against the other witnesses, and who is consistent.
-        let candidate =
-            |i: usize| measured[i].is_some() && self.scores[i].state() != TrustState::Excluded;
-        let residuals: Vec<Option<f64>> = (0..measured.len())
-            .map(|i| {
-                let mi = measured[i]?;
-                let mut witnesses: Vec<(f64, f64)> = (0..measured.len())
-                    .filter(|&j| j != i && candidate(j))
-                    .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
-                    .collect();
-                if witnesses.len() < 2 {
-                    witnesses.extend(prior);
-                    witnesses.extend(witness);
-                }
-                // Alone, with nothing to compare with, a sensor is consistent.
-                let best = witnesses
-                    .iter()
-                    .map(|&(z, r)| (mi.z - z) / (mi.r + r).sqrt())
-                    .min_by(|a, b| a.abs().total_cmp(&b.abs()));
-                Some(best.unwrap_or(0.0))
-            })
+        let candidates: Vec<usize> = (0..measured.len())
+            .filter(|&i| measured[i].is_some() && self.scores[i].state() != TrustState::Excluded)
             .collect();
-        let candidates: Vec<usize> = (0..measured.len()).filter(|&i| candidate(i)).collect();
-        let mut consistent: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&i| residuals[i].is_some_and(|r| r.abs() <= shared.gate_sigma))
-            .collect();
+        let mut judgement = self.judge(shared, &measured, &candidates, prior, witness);
         let mut restart = self.tracker.is_none();
-        if consistent.is_empty() && !candidates.is_empty() {
+        if judgement.coast {
+            self.unexplained = 0;
+        } else if judgement.consistent.is_empty() && !candidates.is_empty() {
             self.unexplained += 1;
             if self.unexplained >= RESTART_AFTER || restart {
                 // Nothing agrees with anything: start again from what is there.
-                consistent = candidates.clone();
+                judgement.consistent = candidates.clone();
                 restart = true;
             }
         } else {
@@ -377,7 +391,8 @@ impl GroupFilter {
         }
 
         // The consistent sensors' combined measurement, each weighed by trust.
-        let weighed: Vec<(usize, f64, f64)> = consistent
+        let weighed: Vec<(usize, f64, f64)> = judgement
+            .consistent
             .iter()
             .map(|&i| {
                 let m = measured[i].expect("consistent sensors are measured");
@@ -385,22 +400,33 @@ impl GroupFilter {
                 (i, m.z, m.r / trust)
             })
             .collect();
-        let combined = combine(&weighed, shared.options.covariance_intersection);
+        let combined = combine(&weighed, shared.options.covariance_intersection)
+            .map(|(z, r)| (z, r.max(judgement.widen)));
 
-        let mut absorbed = false;
+        let absorbed = combined.is_some();
         if let Some((z, r)) = combined {
             match (&mut self.tracker, restart) {
                 (Some(tracker), false) => {
-                    // A consensus the prediction cannot explain: the plant moved.
+                    // Consistent sensors that together fail against the
+                    // prediction, none of them agreeing with it: the plant
+                    // moved faster than the process model allows. (One that
+                    // agrees says it did not: a dispute beginning, not a
+                    // manoeuvre.)
                     let innovation = tracker.innovation(z, r);
-                    if weighed.len() >= 2 && innovation.nis() > shared.gate_sigma.powi(2) {
+                    let none_agrees = weighed
+                        .iter()
+                        .all(|&(_, zi, ri)| tracker.innovation(zi, ri).normalised().abs() > AGREES);
+                    if weighed.len() >= 2
+                        && none_agrees
+                        && innovation.nis() > shared.gate_sigma.powi(2)
+                    {
                         let p = tracker.variance();
                         let wanted = innovation.residual.powi(2) - r;
                         if p > 0.0 && wanted > p {
                             tracker.inflate(wanted / p);
                         }
                     }
-                    if shared.options.covariance_intersection {
+                    if shared.options.covariance_intersection || judgement.widen > 0.0 {
                         tracker.update(z, r);
                     } else {
                         for &(_, z, r) in &weighed {
@@ -419,17 +445,16 @@ impl GroupFilter {
                     self.history.clear();
                 }
             }
-            absorbed = true;
             self.learn_q(shared, dt_us, z, r);
             self.last_us = row.start_us;
         }
 
-        // Trust: every measured sensor's residual, in channel order.
+        // Trust: every measured sensor's evidence, in channel order.
         for (i, member) in group.members.iter().enumerate() {
-            let (Some(m), Some(residual)) = (measured[i], residuals[i]) else {
+            let Some(m) = measured[i] else {
                 continue;
             };
-            let verdict = self.scores[i].observe(policy, residual, m.still);
+            let verdict = self.scores[i].observe(policy, judgement.evidence[i], m.still);
             if let Verdict::Excluded(reason) = verdict {
                 let others_left = (0..measured.len())
                     .any(|j| j != i && self.scores[j].state() != TrustState::Excluded);
@@ -438,35 +463,189 @@ impl GroupFilter {
                     self.scores[i].reprieve();
                     continue;
                 }
-                let reason = match reason {
-                    SuspectReason::Deviating if candidates.len() <= 2 && weighed.is_empty() => {
-                        SuspectReason::Ambiguous
-                    }
-                    reason => reason,
-                };
                 for (j, score) in self.scores.iter_mut().enumerate() {
                     if j != i {
                         score.exonerate(policy);
                     }
                 }
+                self.pair = None;
                 suspects.push(self.suspect(shared, group, i, member.sensor, row, m, reason));
             }
         }
+        if let Some(PairDispute::Ambiguous {
+            windows,
+            named: false,
+        }) = self.pair
+            && windows >= AMBIGUOUS_AFTER
+        {
+            // Name the one the prediction leans against (else the less precise).
+            let leaning = |i: usize| {
+                let m = measured[i].expect("disputed sensors are measured");
+                prior.map_or(m.r, |(x, p)| (m.z - x).abs() / (m.r + p).sqrt())
+            };
+            if let [a, b] = candidates[..] {
+                let i = if leaning(a) >= leaning(b) { a } else { b };
+                let m = measured[i].expect("disputed sensors are measured");
+                let sensor = group.members[i].sensor;
+                suspects.push(self.suspect(
+                    shared,
+                    group,
+                    i,
+                    sensor,
+                    row,
+                    m,
+                    SuspectReason::Ambiguous,
+                ));
+                self.pair = Some(PairDispute::Ambiguous {
+                    windows,
+                    named: true,
+                });
+            }
+        }
 
-        let fused = self.tracker.filter(|_| absorbed).map(|t| FusedValue {
-            value: t.value(),
-            variance: t.variance(),
-            sensors: weighed.len() as u32,
-        });
+        let fused = self
+            .tracker
+            .filter(|_| absorbed || judgement.coast)
+            .map(|t| FusedValue {
+                value: t.value(),
+                variance: t.variance(),
+                sensors: weighed.len() as u32,
+            });
         let posterior = fused.map(|f| f.variance);
         let weights: Vec<Option<f64>> = (0..measured.len())
             .map(|i| {
                 let &(_, _, r) = weighed.iter().find(|(j, _, _)| *j == i)?;
-                posterior.map(|p| (p / r).min(1.0))
+                posterior.map(|p| (p / r.max(judgement.widen)).min(1.0))
             })
             .collect();
-        self.report(group, &residuals, &weights, policy, trust_out);
+        self.report(group, &judgement.residuals, &weights, policy, trust_out);
         fused
+    }
+
+    /// Step 2: compares each measured sensor with the other witnesses.
+    fn judge(
+        &mut self,
+        shared: &Shared,
+        measured: &[Option<Measurement>],
+        candidates: &[usize],
+        prior: Option<(f64, f64)>,
+        witness: Option<(f64, f64)>,
+    ) -> Judgement {
+        let n = measured.len();
+        let gate = shared.gate_sigma;
+        let normalised = |m: Measurement, (z, r): (f64, f64)| (m.z - z) / (m.r + r).sqrt();
+        // The witnesses of sensor i: the other candidates and any outside witness.
+        let witnesses = |i: usize| -> Vec<(f64, f64)> {
+            candidates
+                .iter()
+                .filter(|&&j| j != i)
+                .filter_map(|&j| measured[j].map(|m| (m.z, m.r)))
+                .chain(witness)
+                .collect()
+        };
+        // The residual to the witness a sensor agrees with best.
+        let best = |m: Measurement, witnesses: &[(f64, f64)]| {
+            witnesses
+                .iter()
+                .map(|&w| normalised(m, w))
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        };
+        let mut judgement = Judgement {
+            residuals: vec![None; n],
+            evidence: vec![None; n],
+            consistent: Vec::new(),
+            widen: 0.0,
+            coast: false,
+        };
+        for i in 0..n {
+            let Some(m) = measured[i] else { continue };
+            let around = witnesses(i);
+            let residual = match around.len() {
+                0 => prior.map(|p| normalised(m, p)),
+                _ => best(m, &around),
+            };
+            judgement.residuals[i] = residual.or(Some(0.0));
+            // Evidence needs two independent witnesses; a pair is settled below,
+            // and a lone sensor's prediction is made of its own readings.
+            if around.len() >= 2 || !candidates.contains(&i) {
+                judgement.evidence[i] = residual;
+            }
+        }
+        match candidates {
+            [a, b] if witness.is_none() => {
+                self.judge_pair(*a, *b, measured, prior, gate, &mut judgement)
+            }
+            _ => {
+                self.pair = None;
+                judgement.consistent = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&i| judgement.residuals[i].is_some_and(|r| r.abs() <= gate))
+                    .collect();
+            }
+        }
+        judgement
+    }
+
+    /// A pair of sensors: consistent while they agree; when they disagree,
+    /// the prediction at the start of the disagreement names the liar, or
+    /// cannot (see [`PairDispute`]).
+    fn judge_pair(
+        &mut self,
+        a: usize,
+        b: usize,
+        measured: &[Option<Measurement>],
+        prior: Option<(f64, f64)>,
+        gate: f64,
+        judgement: &mut Judgement,
+    ) {
+        let (ma, mb) = (
+            measured[a].expect("measured"),
+            measured[b].expect("measured"),
+        );
+        let apart = (ma.z - mb.z) / (ma.r + mb.r).sqrt();
+        if apart.abs() <= gate {
+            self.pair = None;
+            judgement.consistent = vec![a, b];
+            judgement.evidence[a] = Some(apart);
+            judgement.evidence[b] = Some(-apart);
+            return;
+        }
+        let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());
+        let blame = match (to_prior(ma), to_prior(mb)) {
+            (Some(pa), Some(pb)) if pa <= AGREES && pb > gate => Some(PairDispute::Blame(b)),
+            (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
+            _ => None,
+        };
+        let dispute = match self.pair {
+            Some(PairDispute::Blame(liar)) => PairDispute::Blame(liar),
+            unresolved => blame.unwrap_or(unresolved.unwrap_or(PairDispute::Ambiguous {
+                windows: 0,
+                named: false,
+            })),
+        };
+        self.pair = Some(match dispute {
+            PairDispute::Blame(liar) => {
+                let honest = if liar == a { b } else { a };
+                judgement.consistent = vec![honest];
+                judgement.evidence[liar] = Some(if liar == a { apart } else { -apart });
+                judgement.evidence[honest] = Some(0.0);
+                dispute
+            }
+            PairDispute::Ambiguous { windows, named } => {
+                let half_apart = (ma.z - mb.z).powi(2) / 4.0;
+                if prior.is_some_and(|(_, p)| p < half_apart) {
+                    judgement.coast = true;
+                } else {
+                    judgement.consistent = vec![a, b];
+                    judgement.widen = half_apart;
+                }
+                PairDispute::Ambiguous {
+                    windows: windows + 1,
+                    named,
+                }
+            }
+        });
     }
 
     /// Appends each member's trust record for this window (a member without
@@ -532,7 +711,7 @@ impl GroupFilter {
         Suspect {
             sensor,
             start_us: row.start_us,
-            value: m.z,
+            value: Some(m.z),
             score: score.evidence(),
             reason,
             evidence,

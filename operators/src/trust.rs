@@ -84,8 +84,9 @@ pub struct Suspect {
     pub sensor: SensorId,
     /// The window in which it was found out.
     pub start_us: Micros,
-    /// Its reading there (the window mean).
-    pub value: f64,
+    /// Its reading there (the window mean); `None` when the suspicion is
+    /// not about a value (`clock_ahead`).
+    pub value: Option<f64>,
     /// The strength of the evidence (for deviation, the accumulated
     /// residuals; see the fusion that raised it).
     pub score: f64,
@@ -97,7 +98,7 @@ pub struct Suspect {
 crate::total_order_by_key!(Suspect, |s: &Suspect| (
     s.sensor,
     s.start_us,
-    total_bits(s.value),
+    s.value.map(total_bits),
     total_bits(s.score),
     s.reason,
     s.evidence.clone()
@@ -185,14 +186,19 @@ impl Default for TrustScore {
 
 impl TrustScore {
     /// Takes one measured window: its normalised residual against the other
-    /// witnesses, and whether its readings had (almost) no spread where the
-    /// sensor's noise says they must.
-    pub fn observe(&mut self, policy: &TrustPolicy, residual: f64, still: bool) -> Verdict {
-        self.recent = 0.7 * self.recent + 0.3 * residual;
+    /// witnesses (`None` when there was no independent witness to compare
+    /// with: the evidence stands still), and whether its readings had
+    /// (almost) no spread where the sensor's noise says they must.
+    pub fn observe(&mut self, policy: &TrustPolicy, residual: Option<f64>, still: bool) -> Verdict {
+        if let Some(r) = residual {
+            self.recent = 0.7 * self.recent + 0.3 * r;
+        }
         self.still = if still { self.still + 1 } else { 0 };
         if self.state == TrustState::Excluded {
-            let agrees = residual.abs() < policy.agree_within && !still;
-            self.agreeing = if agrees { self.agreeing + 1 } else { 0 };
+            if let Some(r) = residual {
+                let agrees = r.abs() < policy.agree_within && !still;
+                self.agreeing = if agrees { self.agreeing + 1 } else { 0 };
+            }
             if self.agreeing >= policy.readmit_after {
                 // Back on probation: down-weighted until the evidence decays.
                 let probation = (policy.down_weight_at + policy.exclude_at) / 2.0;
@@ -203,9 +209,11 @@ impl TrustScore {
             }
             return Verdict::Unchanged;
         }
-        let r = residual.clamp(-policy.clip, policy.clip);
-        self.high = (self.high + r - policy.slack).max(0.0);
-        self.low = (self.low - r - policy.slack).max(0.0);
+        if let Some(r) = residual {
+            let r = r.clamp(-policy.clip, policy.clip);
+            self.high = (self.high + r - policy.slack).max(0.0);
+            self.low = (self.low - r - policy.slack).max(0.0);
+        }
         if self.still >= policy.stuck_after {
             return self.exclude(SuspectReason::Stuck);
         }
@@ -279,7 +287,7 @@ mod tests {
         // Clipped to 4, less ¾ slack: 3.25 a window; 15 is passed in the 5th.
         for window in 1..=4 {
             assert_eq!(
-                score.observe(&policy, 9.0, false),
+                score.observe(&policy, Some(9.0), false),
                 Verdict::Unchanged,
                 "{window}"
             );
@@ -288,19 +296,25 @@ mod tests {
         assert!((score.evidence() - 13.0).abs() < 1e-12);
         assert!((score.trust(&policy) - 0.2).abs() < 1e-12); // 1 − (13 − 5)/10
         assert_eq!(
-            score.observe(&policy, 9.0, false),
+            score.observe(&policy, Some(9.0), false),
             Verdict::Excluded(SuspectReason::Deviating)
         );
         assert_eq!(score.trust(&policy), 0.0);
         // 29 agreeing windows, one that disagrees, then 30 agreeing.
         for _ in 0..29 {
-            assert_eq!(score.observe(&policy, 0.5, false), Verdict::Unchanged);
+            assert_eq!(score.observe(&policy, Some(0.5), false), Verdict::Unchanged);
         }
-        assert_eq!(score.observe(&policy, 2.5, false), Verdict::Unchanged);
+        assert_eq!(score.observe(&policy, Some(2.5), false), Verdict::Unchanged);
         for _ in 0..29 {
-            assert_eq!(score.observe(&policy, -1.0, false), Verdict::Unchanged);
+            assert_eq!(
+                score.observe(&policy, Some(-1.0), false),
+                Verdict::Unchanged
+            );
         }
-        assert_eq!(score.observe(&policy, -1.0, false), Verdict::Readmitted);
+        assert_eq!(
+            score.observe(&policy, Some(-1.0), false),
+            Verdict::Readmitted
+        );
         assert_eq!(score.state(), TrustState::DownWeighted);
         assert!((score.trust(&policy) - 0.5).abs() < 1e-12); // evidence 10
     }
@@ -310,7 +324,7 @@ mod tests {
         let policy = TrustPolicy::default();
         let mut score = TrustScore::default();
         for r in [50.0, -40.0, 0.3, 0.1] {
-            assert_eq!(score.observe(&policy, r, false), Verdict::Unchanged);
+            assert_eq!(score.observe(&policy, Some(r), false), Verdict::Unchanged);
         }
         // High evidence 3.25, then low 3.25 (high back to 0), then low
         // decays by ¾ ± r: 2.2, 1.35.
@@ -322,17 +336,17 @@ mod tests {
     fn readings_without_spread_exclude_as_stuck() {
         let policy = TrustPolicy::default();
         let mut score = TrustScore::default();
-        assert_eq!(score.observe(&policy, 0.1, true), Verdict::Unchanged);
-        assert_eq!(score.observe(&policy, 0.1, false), Verdict::Unchanged);
-        assert_eq!(score.observe(&policy, 0.1, true), Verdict::Unchanged);
-        assert_eq!(score.observe(&policy, 0.1, true), Verdict::Unchanged);
+        assert_eq!(score.observe(&policy, Some(0.1), true), Verdict::Unchanged);
+        assert_eq!(score.observe(&policy, Some(0.1), false), Verdict::Unchanged);
+        assert_eq!(score.observe(&policy, Some(0.1), true), Verdict::Unchanged);
+        assert_eq!(score.observe(&policy, Some(0.1), true), Verdict::Unchanged);
         assert_eq!(
-            score.observe(&policy, 0.1, true),
+            score.observe(&policy, Some(0.1), true),
             Verdict::Excluded(SuspectReason::Stuck)
         );
         // Still readings never count as agreeing.
         for _ in 0..40 {
-            assert_eq!(score.observe(&policy, 0.0, true), Verdict::Unchanged);
+            assert_eq!(score.observe(&policy, Some(0.0), true), Verdict::Unchanged);
         }
     }
 }

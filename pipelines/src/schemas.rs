@@ -260,8 +260,9 @@ impl FlagRow {
 /// The part file of `out/flags/`: asset, sensor, window_start_us, detector
 /// (step D's, e.g. `ewma_z`, or `sensor_suspect`), reason (`outlier` for
 /// step D; a suspect's reason: `deviating`, `stuck`, `ambiguous`,
-/// `clock_ahead`), value (the window mean), score (D's score, e.g. z; a
-/// suspect's evidence strength) and evidence (in words; null for D).
+/// `clock_ahead`), value (the window mean; null for `clock_ahead`), score
+/// (D's score, e.g. z; a suspect's evidence strength: for `clock_ahead`, the
+/// lead in seconds) and evidence (in words; null for D).
 pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FlagRow>> {
     let catalog = Arc::clone(&layout.catalog);
     let detector = layout.detector.clone();
@@ -294,10 +295,10 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                     FlagRow::Suspect(s) => s.reason.code(),
                 }),
             )
-            .f64(
+            .f64_opt(
                 "value",
                 flags.iter().map(|f| match f {
-                    FlagRow::Anomaly(a) => a.value,
+                    FlagRow::Anomaly(a) => Some(a.value),
                     FlagRow::Suspect(s) => s.value,
                 }),
             )

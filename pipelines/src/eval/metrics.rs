@@ -306,8 +306,9 @@ pub fn detection(inputs: &Inputs) -> Vec<DetectionRow> {
             };
             tally.incidents += 1;
             let flags = &flagged[sensor as usize];
-            // The first flag in the window holding the onset or later.
-            let first = flags.partition_point(|&start| start + WINDOW_US <= onset);
+            // The first flag from the incident's start on: a drift named
+            // before it exceeds 3σ is caught early, with no delay.
+            let first = flags.partition_point(|&start| start + WINDOW_US <= incident.start_us);
             if let Some(&start) = flags.get(first)
                 && start <= onset + DETECTION_DEADLINE_US
             {

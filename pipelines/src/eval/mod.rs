@@ -35,11 +35,12 @@
 //! - **Detection**, per incident kind, over incidents on sensors of a
 //!   redundant group lasting at least 30 s (spikes, a few samples long, all
 //!   count): the share with a `sensor_suspect` flag naming the sensor in a
-//!   window from the one holding the onset to 30 s after the onset, and the
+//!   window from the incident's start to 30 s after the onset, and the
 //!   median delay, the flag's window start less the onset (at least 0). The
 //!   onset is the incident's start, except for drift: the first window of
 //!   the incident whose mean is more than 3σ (the sensor's σ) from the
-//!   truth; a drift that never gets there is not counted.
+//!   truth, so a drift named before it gets there is caught with no delay;
+//!   a drift that never gets there is not counted.
 //! - **False suspects**: `sensor_suspect` flags whose sensor has no incident
 //!   of its own with `[start_us, end_us + 30 s)` holding the flag's window
 //!   start (an asset-level incident explains none), per asset-hour: assets
