@@ -41,14 +41,25 @@ const SECTIONS: [(&str, &str); 4] = [
     ("false_suspects", "False suspects"),
 ];
 
-/// The eval section, or nothing when there is no eval.json.
-pub(crate) fn eval_section(eval: Option<&Value>) -> Markup {
+/// The eval section (eval.json, or why it could not be read), or nothing
+/// when there is no eval.json.
+pub(crate) fn eval_section(eval: Option<&Result<Value, String>>) -> Markup {
     let Some(eval) = eval else {
         return html! {};
     };
     html! {
         section #eval {
             h2 { "Evaluation against the truth" }
+            @match eval {
+                Ok(eval) => { (tables(eval)) }
+                Err(error) => { p.note { "eval.json could not be read: " (error) } }
+            }
+        }
+    }
+}
+
+fn tables(eval: &Value) -> Markup {
+    html! {
             p.note { "From eval.json, written by twinflow eval against the generator's truth and labels." }
             @for (key, title) in SECTIONS {
                 @if let Some(value) = eval.get(key) {
@@ -56,7 +67,6 @@ pub(crate) fn eval_section(eval: Option<&Value>) -> Markup {
                     (any(value))
                 }
             }
-        }
     }
 }
 

@@ -67,7 +67,11 @@ fn render(out: &Path) -> Result<String> {
     let twins = twins.unwrap_or_default();
     let lines = read_rollups(&out.join("twins/lines"), "line")?;
     let sites = read_rollups(&out.join("twins/sites"), "site")?;
-    let eval = read_json(out, "eval.json")?;
+    // eval.json is another command's output: one it cannot read is said on
+    // the page rather than costing the whole report.
+    let eval = read_json(out, "eval.json")
+        .transpose()
+        .map(|e| e.map_err(|e| e.to_string()));
     let flags = read_flags(&out.join("flags"))?;
 
     // Step D's anomalies are charted per asset; sensor suspects each get a chart.

@@ -66,11 +66,11 @@ pub(crate) fn section(shown: &[&Flag], more: usize, data: &SuspectData) -> Resul
                 p.note { "Fusion named no sensor suspect in this run." }
             } @else {
                 p.note {
-                    (group((shown.len() + more) as u64)) " sensor_suspect flags; the "
-                    (shown.len()) " with the strongest evidence are drawn, from "
-                    (BEFORE_US / SECOND_US) " s before the flagged window to " (AFTER_US / SECOND_US)
+                    "Sensors fusion named suspect (sensor_suspect flags: "
+                    (group((shown.len() + more) as u64)) "), the strongest evidence first, each from "
+                    (BEFORE_US / SECOND_US) " s before its flagged window to " (AFTER_US / SECOND_US)
                     " s after, against the other sensors of the same quantity."
-                    @if more > 0 { " " (more) " more are not drawn." }
+                    @if more > 0 { " " (group(more as u64)) " more are not drawn." }
                 }
                 @for figure in figures { (figure) }
             }

@@ -474,6 +474,14 @@ fn eval_json_is_shown_as_tables() {
         eval.contains("<th>median delay s</th>") && eval.contains("<td class=\"n\">12.50</td>")
     );
     assert!(eval.contains("<dt>per asset hour</dt><dd>0.03330</dd>"));
+
+    // One cut short (being written) is said on the page; the rest stands.
+    std::fs::write(out.join("eval.json"), r#"{"rmse": [{"quantity": "he"#).unwrap();
+    let page = std::fs::read_to_string(write_report(&out).unwrap()).unwrap();
+    let eval = between(&page, "<section id=\"eval\"", "</section>");
+    assert!(eval.contains("eval.json could not be read: "), "{eval}");
+    assert!(!eval.contains("<table"));
+    assert!(page.contains("<section id=\"charts\""));
     std::fs::remove_dir_all(&out).unwrap();
 }
 
