@@ -164,7 +164,7 @@ impl<'a> FlaggedAssets<'a> {
                     p.note { "No flags and no assets to chart." }
                 } @else if self.flagged.is_empty() {
                     h2 { "Charts" }
-                    p.note { "No window was flagged in this run; showing the first " (self.charted.len()) " assets." }
+                    p.note { "Step D flagged no window in this run; showing the first " (self.charted.len()) " assets." }
                 } @else {
                     h2 { "Flagged assets" }
                     p.note {

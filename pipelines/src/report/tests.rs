@@ -308,7 +308,7 @@ fn without_flags_the_first_assets_are_charted() {
     }
     assert!(!page.contains("pump<1>") && !page.contains("line <a>"));
     assert!(page.contains("12,345") && page.contains("1.23 M"));
-    assert!(page.contains("No window was flagged"));
+    assert!(page.contains("Step D flagged no window"));
     assert!(page.contains("flagged window (0)"));
     assert!(page.contains("Fusion named no sensor suspect"));
     assert!(!page.contains("flagged)\n</text>"), "no sensor panels");
