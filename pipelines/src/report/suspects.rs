@@ -3,7 +3,7 @@
 //! that quantity around the flag, their trust underneath, and the flag's
 //! reason and evidence as the caption.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use maud::{Markup, PreEscaped, html};
 use twinflow_engine::error::Result;
@@ -141,18 +141,11 @@ fn figure(suspect: &Flag, data: &SuspectData) -> Result<Markup> {
 
     // The suspect first, then the other redundant sensors of its quantity.
     let mut sensors: Vec<&str> = vec![&suspect.sensor];
-    let others: HashSet<&str> = trust
-        .keys()
-        .map(String::as_str)
-        .filter(|s| {
-            *s != suspect.sensor
-                && quantity.is_some()
-                && quantity_of(s, fused, data, (span.0, t)) == quantity
-        })
-        .collect();
-    let mut others: Vec<&str> = others.into_iter().collect();
-    others.sort();
-    sensors.extend(others);
+    sensors.extend(trust.keys().map(String::as_str).filter(|s| {
+        *s != suspect.sensor
+            && quantity.is_some()
+            && quantity_of(s, fused, data, (span.0, t)) == quantity
+    }));
     let lines: Vec<SensorLine> = sensors
         .iter()
         .enumerate()
@@ -220,4 +213,69 @@ fn figure(suspect: &Flag, data: &SuspectData) -> Result<Markup> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensors_quantity_is_the_catalogs_else_the_closest_fused_one() {
+        let series = |level: f64| -> Vec<FusedPoint> {
+            (0..10)
+                .map(|w| FusedPoint {
+                    t: w * SECOND_US,
+                    value: level + (w % 3) as f64 * 0.1,
+                    lo95: None,
+                    hi95: None,
+                })
+                .collect()
+        };
+        let fused: BTreeMap<String, Vec<FusedPoint>> = [
+            ("head".to_owned(), series(12.0)),
+            ("flow".to_owned(), series(3.0)),
+        ]
+        .into();
+        // Close to flow until window 6, then drifting to head's level.
+        let means: HashMap<String, Points> = [(
+            "p/x".to_owned(),
+            (0..10)
+                .map(|w| (w * SECOND_US, if w < 6 { 3.05 } else { 12.0 }))
+                .collect(),
+        )]
+        .into();
+        let all = HashMap::new();
+        let trust = HashMap::new();
+        let mut data = SuspectData {
+            fused: &all,
+            means: &means,
+            trust: &trust,
+            quantities: &HashMap::new(),
+            window_us: SECOND_US,
+        };
+        let before_drift = (0, 6 * SECOND_US);
+        assert_eq!(
+            quantity_of("p/x", &fused, &data, before_drift),
+            Some("flow")
+        );
+        // Only the windows before the flag count, unless there are none.
+        assert_eq!(
+            quantity_of("p/x", &fused, &data, (6 * SECOND_US, 10 * SECOND_US)),
+            Some("head")
+        );
+        assert_eq!(quantity_of("p/unknown", &fused, &data, before_drift), None);
+        // The catalog's word wins, when it names a fused quantity.
+        let catalog: HashMap<String, String> = [("p/x".to_owned(), "head".to_owned())].into();
+        data.quantities = &catalog;
+        assert_eq!(
+            quantity_of("p/x", &fused, &data, before_drift),
+            Some("head")
+        );
+        let catalog: HashMap<String, String> = [("p/x".to_owned(), "speed".to_owned())].into();
+        data.quantities = &catalog;
+        assert_eq!(
+            quantity_of("p/x", &fused, &data, before_drift),
+            Some("flow")
+        );
+    }
 }
