@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use twinflow::pipelines::dataset::read_dataset;
 use twinflow::pipelines::replay::{ReplayOptions, replay};
 use twinflow::pipelines::report::write_report;
@@ -17,13 +17,37 @@ const MAX_PAGE_BYTES: usize = 2 << 20;
 
 /// The distinct values of a string column of a dataset.
 fn names(dir: &Path, column: &str) -> BTreeSet<String> {
+    flag_names(dir, column, |_| true)
+}
+
+/// The distinct values of a string column of the rows whose `detector`
+/// (none before issue 17) `keep` accepts.
+fn flag_names(dir: &Path, column: &str, keep: impl Fn(Option<&str>) -> bool) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for batch in read_dataset(dir).unwrap() {
         let array = batch.column_by_name(column).unwrap().as_string::<i32>();
-        names.extend(array.iter().flatten().map(str::to_owned));
+        let detector = batch
+            .column_by_name("detector")
+            .map(|d| arrow::compute::cast(d, &arrow::datatypes::DataType::Utf8).unwrap());
+        let detector = detector.as_ref().map(|d| d.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            if keep(detector.map(|d| d.value(i))) && array.is_valid(i) {
+                names.insert(array.value(i).to_owned());
+            }
+        }
     }
     names
 }
+
+/// Step D's flags, not fusion's sensor suspects.
+fn anomaly(detector: Option<&str>) -> bool {
+    detector != Some("sensor_suspect")
+}
+
+/// How plotters writes a flagged window's band and a flagged mean's dot.
+const BAND: &str = "opacity=\"0.2\" fill=\"#D62728\"";
+const DOT: &str = "<circle";
+const RED: &str = "fill=\"#D62728\"";
 
 #[test]
 fn report_of_a_twinbench_replay() {
@@ -98,9 +122,9 @@ fn report_of_a_twinbench_replay() {
         );
     }
 
-    // One chart per flagged asset, each named in its heading and linked from
-    // the table; the flagged sensors have panels.
-    let flagged = names(&out.join("flags"), "asset");
+    // One chart per asset step D flagged, each named in its heading and
+    // linked from the table; the flagged sensors have panels.
+    let flagged = flag_names(&out.join("flags"), "asset", anomaly);
     assert!(!flagged.is_empty(), "seed {SEED} should flag some assets");
     assert_eq!(charts.matches("<svg").count(), flagged.len());
     for asset in &flagged {
@@ -114,14 +138,47 @@ fn report_of_a_twinbench_replay() {
             "{asset} not linked"
         );
     }
-    for sensor in names(&out.join("flags"), "sensor") {
+    for sensor in flag_names(&out.join("flags"), "sensor", anomaly) {
         assert!(
-            charts.contains(&format!(">{sensor} <tspan")),
+            charts.contains(&format!(">\n{sensor} (")),
             "no panel of {sensor}"
         );
     }
-    assert!(charts.contains("<rect class=\"band\""));
-    assert!(charts.contains("<circle class=\"dot\""));
+    assert!(charts.contains(BAND));
+    assert!(
+        charts
+            .split(DOT)
+            .skip(1)
+            .any(|c| c.split("/>").next().unwrap().contains(RED))
+    );
+
+    // Each sensor suspect (up to 30) has its chart.
+    let suspects = flag_names(&out.join("flags"), "sensor", |d| !anomaly(d));
+    let section = &tables[tables.find("<section id=\"suspects\"").unwrap()..];
+    assert_eq!(section.matches("<svg").count(), suspects.len().min(30));
+    for sensor in suspects.iter().take(30) {
+        assert!(
+            section.contains(&format!("<strong>{sensor}</strong>: ")),
+            "{sensor}"
+        );
+    }
+
+    // The twin view shows every redundant sensor's trust.
+    let trust_columns = read_dataset(&out.join("twins/assets")).unwrap()[0]
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| f.name().ends_with("_trust"))
+        .count();
+    assert!(trust_columns > 0);
+    let twins = &tables[tables.find("<section id=\"twins\"").unwrap()..];
+    let twins = &twins[..twins.find("</section>").unwrap()];
+    assert_eq!(
+        twins.matches("<span class=\"trust s-").count(),
+        trust_columns * assets.len()
+    );
+    // No eval.json, no evaluation.
+    assert!(!page.contains("id=\"eval\""));
 
     // A second report replaces the first.
     assert_eq!(write_report(&out).unwrap(), path);
