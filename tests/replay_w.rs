@@ -1,5 +1,6 @@
 //! TwinBench W through `replay` equals an independent batch computation, for
-//! one worker, several workers, and two processes on loopback.
+//! one worker, several workers, and two processes on loopback, also when
+//! sensors stamp their readings in the future.
 
 mod common;
 
@@ -97,6 +98,76 @@ fn generated_log_matches_batch_on_one_and_three_workers() {
             ..three.clone()
         }
     );
+}
+
+/// Rewrites the synthetic log in `dir` with `sensor`'s readings of the
+/// middle third of the log (by arrival) stamped `ahead_us` in the future,
+/// arrival unchanged; returns the rows.
+fn stamp_ahead(dir: &Path, rows: Vec<Row>, sensor: &str, ahead_us: i64) -> Vec<Row> {
+    let (from, to) = (rows.len() / 3, 2 * rows.len() / 3);
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            if r.sensor == sensor && (from..to).contains(&i) {
+                r.ts_us += ahead_us;
+            }
+            r
+        })
+        .collect();
+    write_log(
+        &dir.join("events.parquet"),
+        &rows,
+        &|_| "temperature".into(),
+        700,
+    );
+    rows
+}
+
+/// Late rows when every row counts for the watermark with its `ts_us`
+/// alone (the rule before the spec capped it with the arrival).
+fn late_by_event_time_alone(rows: &[Row], fates: &[Fate]) -> Vec<usize> {
+    let mut max_ts: Option<i64> = None;
+    let mut late = Vec::new();
+    for (i, (r, fate)) in rows.iter().zip(fates).enumerate() {
+        if fate.accepted && max_ts.is_some_and(|m| r.ts_us < m - 2_000_000) {
+            late.push(i);
+        }
+        if fate.moves_watermark {
+            max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+        }
+    }
+    late
+}
+
+/// One sensor stamps its readings 3 s in the future: W equals the batch
+/// path, whose watermark counts `min(ts_us, arrival_us)`, on 1, 2 and 3
+/// workers, over page runs and over cut runs (whose greatest `ts_us` is
+/// then often a reading that arrived before it).
+#[test]
+fn future_stamped_events_match_batch_under_any_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 700);
+    let rows = stamp_ahead(&log, rows, "asset-0001/temp-2", 3_000_000);
+    let known = |s: &str| !s.starts_with("asset-9999");
+    let fates = unverified_fates(&rows, &known);
+    // The stamps matter: counted by event time alone, they make many more rows late.
+    let expected = expected_w_of(&rows, &fates, 2_000_000);
+    let by_ts = late_by_event_time_alone(&rows, &fates);
+    assert!(
+        by_ts.len() as u64 > expected.late + 100,
+        "{} late by ts alone, {} by the spec",
+        by_ts.len(),
+        expected.late
+    );
+    for workers in 1..=3 {
+        for run_rows in [None, Some(250), Some(97)] {
+            let out = dir.path().join(format!("out-{workers}-{run_rows:?}"));
+            let summary = replay_threads_unverified(&log, &out, workers, run_rows);
+            check_synthetic(&rows, &out, &summary);
+        }
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod partition;
 pub mod profile;
 pub mod run_checks;
+pub mod run_maxima;
 pub mod run_queue;
 pub mod runtime;
 mod safe_selection;
