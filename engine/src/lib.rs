@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod clock_ahead;
 pub mod error;
 pub mod manifest;
 pub mod raw_log;

@@ -18,7 +18,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::catalog::{AssetId, Catalog, KindId};
 use crate::error::Error;
-use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::event::{Arrival, ClockAhead, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::{
     DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
 };
@@ -83,6 +83,9 @@ pub struct LogStreams<'s> {
     pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
     /// Gaps in sensors' sequence numbers (with verification only).
     pub gaps: Option<Stream<'s, Micros, Vec<SeqGap>>>,
+    /// Sensors whose readings keep arriving before their own event time
+    /// (with verification only; see [`crate::clock_ahead`]).
+    pub clock_ahead: Option<Stream<'s, Micros, Vec<ClockAhead>>>,
 }
 
 /// Reads this worker's share of `log`.
@@ -214,6 +217,7 @@ pub fn read_log<'s>(
             late,
             quarantined,
             gaps: None,
+            clock_ahead: None,
         },
         Some(verify) => {
             let checked = check_sensors(scope, arrivals, log, catalog, verify, status);
@@ -222,6 +226,7 @@ pub fn read_log<'s>(
                 late: checked.late,
                 quarantined: quarantined.concat(checked.quarantined),
                 gaps: Some(checked.gaps),
+                clock_ahead: Some(checked.clock_ahead),
             }
         }
     }
