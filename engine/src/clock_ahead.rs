@@ -5,13 +5,11 @@
 //! W counts every event with `min(ts_us, arrival_us)` it can no longer make
 //! other sensors' events late; its windows, though, are shifted in time.
 //! [`AheadWatch`] follows one sensor's accepted readings in arrival order and
-//! reports an episode when, within the last [`SPAN_US`] of arrival time,
-//! more than [`MIN_READINGS`] readings, and most of the sensor's readings,
-//! arrived more than [`SLACK_US`] before their event time. One record per
+//! reports an episode when, within the last [`SPAN_SECONDS`] seconds of
+//! arrival time, more than [`MIN_READINGS`] readings, and most of the
+//! sensor's readings, arrived more than [`SLACK_US`] before their event time. One record per
 //! episode: the watch re-arms once the sensor has sent no reading ahead for
 //! [`REARM_US`].
-
-use std::collections::VecDeque;
 
 use crate::catalog::SensorId;
 use crate::event::ClockAhead;
@@ -21,26 +19,36 @@ use crate::time::{Micros, SECOND};
 /// as ahead: real clocks jitter, and a sensor synchronised to within a few
 /// milliseconds is not what this looks for.
 pub const SLACK_US: Micros = 100_000;
-/// The span of arrival time over which readings ahead are counted: long
-/// enough for a 1 Hz sensor (TwinBench's flow) to send more than
-/// [`MIN_READINGS`] readings in it.
-pub const SPAN_US: Micros = 12 * SECOND;
+/// The span of arrival time over which readings ahead are counted, in
+/// whole seconds (the current one and those before it): long enough for a
+/// 1 Hz sensor (TwinBench's flow) to send more than [`MIN_READINGS`]
+/// readings in it.
+pub const SPAN_SECONDS: usize = 12;
 /// Readings ahead in the span needed (more than this many) to report.
-pub const MIN_READINGS: usize = 10;
+pub const MIN_READINGS: u32 = 10;
 /// How long a sensor must send no reading ahead before another episode
 /// can be reported.
 pub const REARM_US: Micros = 60 * SECOND;
 
-/// One sensor's recent accepted readings, as their leads.
+/// One sensor's recent accepted readings, counted per second of arrival
+/// time: every reading passes by, so it costs a counter, not a queue entry.
 #[derive(Debug, Default, Clone)]
 pub struct AheadWatch {
-    /// Arrival time and lead of each reading within [`SPAN_US`] of the last
-    /// one's arrival, oldest first.
-    recent: VecDeque<(Micros, Micros)>,
-    /// Readings ahead in `recent`.
-    ahead: usize,
+    /// The span's seconds, each in the slot of its number modulo the span.
+    seconds: [ArrivalSecond; SPAN_SECONDS],
     /// Arrival time of the latest reading ahead, while an episode is on.
     episode_last_ahead: Option<Micros>,
+}
+
+/// The readings that arrived in one second.
+#[derive(Debug, Default, Clone, Copy)]
+struct ArrivalSecond {
+    /// Which second (of arrival time, since the epoch).
+    second: i64,
+    readings: u32,
+    ahead: u32,
+    /// The greatest lead of its readings ahead.
+    max_lead: Micros,
 }
 
 impl AheadWatch {
@@ -54,14 +62,19 @@ impl AheadWatch {
     ) -> Option<ClockAhead> {
         let lead = ts_us.saturating_sub(arrival_us);
         let is_ahead = lead > SLACK_US;
-        while let Some(&(oldest, oldest_lead)) = self.recent.front()
-            && oldest <= arrival_us.saturating_sub(SPAN_US)
-        {
-            self.recent.pop_front();
-            self.ahead -= usize::from(oldest_lead > SLACK_US);
+        let second = arrival_us.div_euclid(SECOND);
+        let slot = &mut self.seconds[second.rem_euclid(SPAN_SECONDS as i64) as usize];
+        if slot.second != second || slot.readings == 0 {
+            *slot = ArrivalSecond {
+                second,
+                ..ArrivalSecond::default()
+            };
         }
-        self.recent.push_back((arrival_us, lead));
-        self.ahead += usize::from(is_ahead);
+        slot.readings += 1;
+        if is_ahead {
+            slot.ahead += 1;
+            slot.max_lead = slot.max_lead.max(lead);
+        }
         if let Some(last) = self.episode_last_ahead {
             if is_ahead {
                 self.episode_last_ahead = Some(arrival_us);
@@ -70,24 +83,29 @@ impl AheadWatch {
             }
             return None;
         }
-        let tipped = is_ahead && self.ahead > MIN_READINGS && 2 * self.ahead > self.recent.len();
-        if !tipped {
+        if !is_ahead {
+            return None;
+        }
+        let span = self
+            .seconds
+            .iter()
+            .filter(|s| s.readings > 0 && (0..SPAN_SECONDS as i64).contains(&(second - s.second)));
+        let (mut readings, mut ahead, mut ahead_us) = (0, 0, lead);
+        for s in span {
+            readings += s.readings;
+            ahead += s.ahead;
+            ahead_us = ahead_us.max(s.max_lead);
+        }
+        if ahead <= MIN_READINGS || 2 * ahead <= readings {
             return None;
         }
         self.episode_last_ahead = Some(arrival_us);
-        let ahead_us = self
-            .recent
-            .iter()
-            .map(|&(_, lead)| lead)
-            .filter(|&lead| lead > SLACK_US)
-            .max()
-            .unwrap_or(lead);
         Some(ClockAhead {
             sensor,
             first_ts_us: ts_us,
             arrival_us,
             ahead_us,
-            readings: self.ahead as u32,
+            readings: ahead,
         })
     }
 }
@@ -116,10 +134,12 @@ mod tests {
         assert!(feed(&mut watch, 0, 30, -200 * MS).is_empty());
         assert!(feed(&mut watch, 30, 40, SLACK_US).is_empty());
         // 3 s ahead from 40 s on: 11 readings ahead are enough, but not yet
-        // the majority of the span's 120 (12 s at 10 Hz) ...
+        // the majority of the span's (the current second and the 11 before
+        // it at 10 Hz) ...
         let first = feed(&mut watch, 40, 100, 3 * SECOND);
         assert_eq!(first.len(), 1, "{first:?}");
-        // ... until 61 of them are ahead: at 46 s of arrival.
+        // ... until 61 of its 111 are ahead: at 46 s of arrival (at 45.9 s,
+        // 60 of 120).
         assert_eq!(first[0].arrival_us, 46_000 * MS);
         assert_eq!(first[0].first_ts_us, 49_000 * MS);
         assert_eq!(first[0].ahead_us, 3 * SECOND);
@@ -129,7 +149,7 @@ mod tests {
         assert!(feed(&mut watch, 100, 159, 0).is_empty());
         assert!(feed(&mut watch, 159, 170, 2 * SECOND).is_empty());
         // Clean for a minute (from 169.9 s): re-armed, and the next run of
-        // leads is reported, once 61 readings of 120 are ahead.
+        // leads is reported, once 61 readings of the span's 111 are ahead.
         assert!(feed(&mut watch, 170, 231, 0).is_empty());
         let second = feed(&mut watch, 231, 240, 2 * SECOND);
         assert_eq!(second.len(), 1, "{second:?}");
