@@ -231,6 +231,7 @@ fn hand_written_w(log: &Path) -> f64 {
                 batch.sensor.keys().values(),
                 batch.value.values(),
             );
+            let times = batch.watermark_times();
             for i in 0..ts.len() {
                 rows += 1;
                 if ts[i] < max_ts.saturating_sub(2_000_000) {
@@ -248,7 +249,7 @@ fn hand_written_w(log: &Path) -> f64 {
                         w.5 = values[i];
                     }
                 }
-                max_ts = max_ts.max(ts[i]);
+                max_ts = max_ts.max(times.at(i, ts[i]));
             }
             // Free closed windows, as a streaming loop must to stay bounded.
             let horizon = max_ts.saturating_sub(2_000_000).div_euclid(1_000_000);

@@ -22,6 +22,9 @@ const EPOCH_US: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 const SECOND: i64 = 1_000_000;
 /// Healthy noise is clipped at 4.5 σ (documented in the generator).
 const NOISE_CLIP: f64 = 4.5;
+/// A time-shift attack stamps readings 1–4.5 s in the future (the spec's
+/// clock check allows 5 s; the generator documents the range).
+const TIME_SHIFT: (i64, i64) = (SECOND, 4 * SECOND + SECOND / 2);
 
 /// The spec's sensor table: channel, kind, rate, σ, operating band, physical range.
 struct Spec {
@@ -315,12 +318,27 @@ fn has_label(
     covering(by, target, t_us).any(|l| l.kind == kind.name())
 }
 
+/// Whether an event of `sensor` at `ts_us` may be a time-shifted reading:
+/// a time-shift label bounds the true sample time, `ts_us` minus the shift.
+fn may_be_shifted(by: &HashMap<String, Vec<LabelRecord>>, sensor: &str, ts_us: i64) -> bool {
+    by.get(sensor).into_iter().flatten().any(|l| {
+        l.kind == IncidentKind::TimeShift.name()
+            && l.start_us + TIME_SHIFT.0 <= ts_us
+            && ts_us < l.end_us + TIME_SHIFT.1
+    })
+}
+
 /// What a checked log held.
 #[derive(Debug, Default)]
 struct Summary {
     genuine: usize,
     fates: BTreeMap<String, usize>,
     late: usize,
+    /// Genuine events that may be time-shifted (left out of `late` and of
+    /// the checks against the truth), and those of them stamped more than
+    /// half a second after their arrival.
+    may_be_shifted: usize,
+    ahead: usize,
     labels: BTreeMap<String, usize>,
     /// Greatest (greatest earlier-arrived seq − seq) over genuine events.
     worst_window_slack: u64,
@@ -472,10 +490,34 @@ fn check_log(dir: &Path, report: &GenerateReport, assets: usize, seconds: u64) -
         assert!(seen, "no {expected:?} event for {l:?}");
     }
 
+    // Every time shift shows as readings of its sensor arriving well before
+    // their event time (ordinary lag is at most half a second).
+    for l in labels
+        .iter()
+        .filter(|l| l.kind == IncidentKind::TimeShift.name())
+    {
+        let ahead = events.iter().zip(&genuine).any(|(e, &g)| {
+            g && e.sensor == l.sensor
+                && e.ts_us - e.arrival_us > TIME_SHIFT.0 - SECOND / 2
+                && may_be_shifted(&by_target, &e.sensor, e.ts_us)
+        });
+        assert!(ahead, "no reading ahead for {l:?}");
+    }
+
     // Genuine events: timing, seq order, values against the truth and the labels.
     let mut by_sensor: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     for (e, _) in events.iter().zip(&genuine).filter(|(_, g)| **g) {
         let lateness = e.arrival_us - e.ts_us;
+        if may_be_shifted(&by_target, &e.sensor, e.ts_us) {
+            // Arrival lags the true sample time by 0–10 s, the stamp leads it.
+            assert!(
+                (-TIME_SHIFT.1..=10 * SECOND - TIME_SHIFT.0).contains(&lateness),
+                "{e:?}"
+            );
+            summary.may_be_shifted += 1;
+            summary.ahead += usize::from(lateness < -SECOND / 2);
+            continue;
+        }
         assert!((0..=10 * SECOND).contains(&lateness), "{e:?}");
         if lateness > SECOND / 2 {
             assert!(lateness >= 2 * SECOND, "{e:?}");
@@ -769,7 +811,12 @@ fn small_default_run_matches_the_spec() {
         (0.0002..0.003).contains(&late_share),
         "late share {late_share}"
     );
-    assert_eq!(summary.late as u64, report.late);
+    // A late reading of a time-shifted sensor may look on time.
+    assert!(summary.late as u64 <= report.late);
+    assert!(report.late <= (summary.late + summary.may_be_shifted) as u64);
+    if summary.may_be_shifted == 0 {
+        assert_eq!(summary.late as u64, report.late);
+    }
 }
 
 /// A small plant with incident rates raised 20-fold, so that every kind of
@@ -803,6 +850,71 @@ fn every_incident_kind_shows_and_matches_its_label() {
     assert_eq!(summary.fates["BadTag"] as u64, report.forged);
     assert_eq!(summary.fates["Replayed"] as u64, report.replayed);
     assert!(summary.sensors_using_both_keys >= 1, "{summary:?}");
+}
+
+/// Time shifts are planned on their own random stream, after the other
+/// kinds: with their rate at 0 the log is the one the other incidents make,
+/// and with it only the shifted readings differ, in `ts_us` (1–4.5 s ahead,
+/// one shift per label, from a true sample time inside a time-shift label
+/// of their sensor) and in the tag that signs it.
+#[test]
+fn time_shifts_move_only_the_shifted_readings() {
+    let (assets, seconds, seed) = (6usize, 40u64, 21u64);
+    let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut rates = IncidentRates::twinbench().scaled(20.0);
+    let report =
+        generate_with_rates(&options(with.path(), assets, seconds, seed, false), &rates).unwrap();
+    rates.per_hour[IncidentKind::TimeShift.index()] = 0.0;
+    generate_with_rates(
+        &options(without.path(), assets, seconds, seed, false),
+        &rates,
+    )
+    .unwrap();
+    let summary = check_log(with.path(), &report, assets, seconds);
+    assert!(summary.ahead > 0, "{summary:?}");
+
+    let labels = read_labels(&with.path().join("labels.csv")).unwrap();
+    let (shifts, others): (Vec<LabelRecord>, Vec<LabelRecord>) = labels
+        .into_iter()
+        .partition(|l| l.kind == IncidentKind::TimeShift.name());
+    assert!(!shifts.is_empty());
+    assert_eq!(
+        others,
+        read_labels(&without.path().join("labels.csv")).unwrap()
+    );
+
+    let (a, b) = (read_events(with.path()), read_events(without.path()));
+    assert_eq!(a.len(), b.len());
+    let mut shift_of: HashMap<usize, i64> = HashMap::new();
+    let mut moved = 0;
+    for (shifted, plain) in a.iter().zip(&b) {
+        let label = shifts
+            .iter()
+            .position(|l| l.sensor == plain.sensor && l.covers(plain.ts_us));
+        if shifted == plain {
+            assert!(label.is_none(), "{plain:?} in a time shift was not moved");
+            continue;
+        }
+        moved += 1;
+        let label = label.unwrap_or_else(|| panic!("{shifted:?} moved outside a time shift"));
+        let shift = shifted.ts_us - plain.ts_us;
+        assert!((TIME_SHIFT.0..=TIME_SHIFT.1).contains(&shift), "{shift}");
+        assert_eq!(
+            *shift_of.entry(label).or_insert(shift),
+            shift,
+            "one shift per label"
+        );
+        assert_eq!(
+            Event {
+                ts_us: plain.ts_us,
+                tag: plain.tag.clone(),
+                ..shifted.clone()
+            },
+            *plain,
+            "only ts_us and the tag differ"
+        );
+    }
+    assert!(moved as u64 >= report.time_shifted, "{moved}");
 }
 
 /// The documented promise at full size: a 60 s run of 200 assets holds several

@@ -825,8 +825,12 @@ fn hand_rows() -> Vec<Row> {
     rows.push(row("x/y", window(2), 4.0));
     // Not finite: set aside, so asset a gets no row in window 41.
     rows.push(row("a/t1", window(41), f64::NAN));
-    for (i, r) in rows.iter_mut().enumerate() {
-        r.arrival_us = window(0) + i as i64 * 1000;
+    // Arrivals in row order, none before its event time, so every row counts
+    // for the watermark with its event time.
+    let mut arrival = window(0);
+    for r in &mut rows {
+        arrival = (arrival + 1000).max(r.ts_us);
+        r.arrival_us = arrival;
     }
     rows
 }

@@ -1,9 +1,14 @@
 //! TwinBench W through `replay` equals an independent batch computation, for
-//! one worker, several workers, and two processes on loopback.
+//! one worker, several workers, and two processes on loopback, also when
+//! sensors stamp their readings in the future.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
+
+use arrow::array::AsArray;
+use arrow::datatypes::UInt64Type;
 
 use common::*;
 use twinflow::engine::runtime::Cluster;
@@ -97,6 +102,181 @@ fn generated_log_matches_batch_on_one_and_three_workers() {
             ..three.clone()
         }
     );
+}
+
+/// Rewrites the synthetic log in `dir` with `sensor`'s readings of the
+/// middle third of the log (by arrival) stamped `ahead_us` in the future,
+/// arrival unchanged; returns the rows.
+fn stamp_ahead(dir: &Path, rows: Vec<Row>, sensor: &str, ahead_us: i64) -> Vec<Row> {
+    let (from, to) = (rows.len() / 3, 2 * rows.len() / 3);
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            if r.sensor == sensor && (from..to).contains(&i) {
+                r.ts_us += ahead_us;
+            }
+            r
+        })
+        .collect();
+    write_log(
+        &dir.join("events.parquet"),
+        &rows,
+        &|_| "temperature".into(),
+        700,
+    );
+    rows
+}
+
+/// Late rows when every row counts for the watermark with its `ts_us`
+/// alone (the rule before the spec capped it with the arrival).
+fn late_by_event_time_alone(rows: &[Row], fates: &[Fate]) -> Vec<usize> {
+    let mut max_ts: Option<i64> = None;
+    let mut late = Vec::new();
+    for (i, (r, fate)) in rows.iter().zip(fates).enumerate() {
+        if fate.accepted && max_ts.is_some_and(|m| r.ts_us < m - 2_000_000) {
+            late.push(i);
+        }
+        if fate.moves_watermark {
+            max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+        }
+    }
+    late
+}
+
+/// One sensor stamps its readings 3 s in the future: W equals the batch
+/// path, whose watermark counts `min(ts_us, arrival_us)`, on 1, 2 and 3
+/// workers, over page runs and over cut runs (whose greatest `ts_us` is
+/// then often a reading that arrived before it).
+#[test]
+fn future_stamped_events_match_batch_under_any_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = write_synthetic_log(&log, 700);
+    let rows = stamp_ahead(&log, rows, "asset-0001/temp-2", 3_000_000);
+    let known = |s: &str| !s.starts_with("asset-9999");
+    let fates = unverified_fates(&rows, &known);
+    // The stamps matter: counted by event time alone, they make many more rows late.
+    let expected = expected_w_of(&rows, &fates, 2_000_000);
+    let by_ts = late_by_event_time_alone(&rows, &fates);
+    assert!(
+        by_ts.len() as u64 > expected.late + 100,
+        "{} late by ts alone, {} by the spec",
+        by_ts.len(),
+        expected.late
+    );
+    for workers in 1..=3 {
+        for run_rows in [None, Some(250), Some(97)] {
+            let out = dir.path().join(format!("out-{workers}-{run_rows:?}"));
+            let summary = replay_threads_unverified(&log, &out, workers, run_rows);
+            check_synthetic(&rows, &out, &summary);
+        }
+    }
+}
+
+/// A generated log with time-shift attacks (sensors with valid tags
+/// stamping readings 1–4.5 s ahead), verified: W equals the batch path on
+/// 1, 2 and 3 workers and with cut runs.
+#[test]
+fn time_shifted_generated_log_matches_batch_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = generate_time_shifted_plant(&log, 8, 12.0);
+    assert!(
+        rows.iter().any(|r| r.ts_us > r.arrival_us + 1_000_000),
+        "no reading arrives a second before its event time"
+    );
+    for (workers, run_rows) in [(1, None), (2, Some(1500)), (3, Some(4000)), (3, Some(333))] {
+        let out = dir.path().join(format!("out-{workers}-{run_rows:?}"));
+        let summary = replay_threads(&log, &out, workers, run_rows);
+        check_verified(&rows, &log, &out, &summary);
+    }
+}
+
+/// The test: a sensor stamping its readings in the future changes
+/// no honest event's lateness, on 1 and 3 workers. The expectation is the
+/// same log without the attacker's shifted readings, through the plain
+/// reference; the honest events late in the replay (by sensor and seq) are
+/// exactly those.
+#[test]
+fn time_shift_attack_changes_no_honest_events_lateness() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let rows = generate_time_shifted_plant(&log, 9, 12.0);
+    // The same seed without time shifts: only the shifted readings differ.
+    let unshifted = generate_time_shifted_plant(&dir.path().join("unshifted"), 9, 0.0);
+    assert_eq!(rows.len(), unshifted.len());
+    let shifted: BTreeSet<usize> = (0..rows.len())
+        .filter(|&i| rows[i] != unshifted[i])
+        .collect();
+    assert!(shifted.len() > 100, "{} shifted readings", shifted.len());
+    let key = |r: &Row| (r.sensor.clone(), r.seq);
+
+    // Expected: the honest rows alone, verified and windowed the plain way.
+    let honest: Vec<Row> = (0..rows.len())
+        .filter(|i| !shifted.contains(i))
+        .map(|i| rows[i].clone())
+        .collect();
+    let rules = verification::Rules::read_dir(&log);
+    let honest_fates = verification::verified_fates(&verification::verify(&honest, &rules));
+    let expected_late: BTreeSet<(String, u64)> = expected_w_of(&honest, &honest_fates, 2_000_000)
+        .late_rows
+        .into_iter()
+        .map(|i| key(&honest[i]))
+        .collect();
+    assert!(expected_late.len() > 5, "{expected_late:?}");
+
+    // Under the old rule the attacker would have made honest events late.
+    let all_fates = verification::verified_fates(&verification::verify(&rows, &rules));
+    let late_by_ts: BTreeSet<(String, u64)> = late_by_event_time_alone(&rows, &all_fates)
+        .into_iter()
+        .filter(|i| !shifted.contains(i))
+        .map(|i| key(&rows[i]))
+        .collect();
+    assert!(
+        late_by_ts.len() > expected_late.len() + 100,
+        "{} honest events late by ts alone, {} expected",
+        late_by_ts.len(),
+        expected_late.len()
+    );
+
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("out-{workers}"));
+        replay_threads(&log, &out, workers, None);
+        let mut late = BTreeSet::new();
+        for batch in read_dataset(&out.join("late")) {
+            let positions = batch
+                .column_by_name("position")
+                .unwrap()
+                .as_primitive::<UInt64Type>();
+            for p in positions.values() {
+                let p = *p as usize;
+                if !shifted.contains(&p) {
+                    late.insert(key(&rows[p]));
+                }
+            }
+        }
+        assert_eq!(late, expected_late, "{workers} workers");
+    }
+}
+
+/// Generates a 12-asset, 40-second TwinBench log whose time-shift attacks
+/// come at `time_shifts` times TwinBench's rate (the other incidents at
+/// theirs); returns its rows.
+fn generate_time_shifted_plant(dir: &Path, seed: u64, time_shifts: f64) -> Vec<Row> {
+    use twinflow::pipelines::twinbench::{IncidentKind, IncidentRates, generate_with_rates};
+    let mut rates = IncidentRates::twinbench();
+    rates.per_hour[IncidentKind::TimeShift.index()] *= time_shifts;
+    let options = twinflow::pipelines::twinbench::GenerateOptions {
+        assets: 12,
+        seconds: 40,
+        seed,
+        out: dir.to_path_buf(),
+        csv: false,
+        progress: false,
+    };
+    generate_with_rates(&options, &rates).unwrap();
+    read_log_rows(&dir.join("events.parquet"))
 }
 
 #[test]

@@ -139,3 +139,19 @@ impl Arrival {
         }
     }
 }
+
+/// A sensor whose accepted readings keep arriving before their own event
+/// time (see [`crate::clock_ahead`]): one record per episode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockAhead {
+    pub sensor: SensorId,
+    /// Event time of the reading that tipped the episode.
+    pub first_ts_us: Micros,
+    /// Arrival time of that reading.
+    pub arrival_us: Micros,
+    /// The greatest lead (`ts_us − arrival_us`) among the readings ahead in
+    /// the detection span when it tipped.
+    pub ahead_us: Micros,
+    /// Readings ahead in the detection span when it tipped.
+    pub readings: u32,
+}

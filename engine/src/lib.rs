@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod clock_ahead;
 pub mod error;
 pub mod manifest;
 pub mod raw_log;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod partition;
 pub mod profile;
 pub mod run_checks;
+pub mod run_maxima;
 pub mod run_queue;
 pub mod runtime;
 mod safe_selection;

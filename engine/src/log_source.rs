@@ -2,12 +2,14 @@
 //! order, split into *runs* that workers read independently.
 //!
 //! TwinBench defines lateness by the log's global arrival order: an event is
-//! late when its time is below the greatest earlier event time minus the
-//! lateness. A worker reading run `r` can decide that exactly without seeing
-//! the runs before it, because the plan knows `prefix_max_ts`, the greatest
-//! event time of every row before the run: from the Parquet column statistics
-//! when a run is a whole row group, else from one pass over the `ts_us` column.
-//! So the result is the same whichever worker reads which run.
+//! late when its time is below the greatest earlier watermark time
+//! ([`crate::time::watermark_time`]) minus the lateness. A worker reading run
+//! `r` can decide that exactly without seeing the runs before it once it
+//! knows the greatest watermark time of every row before the run
+//! ([`crate::run_maxima`]), which starts from each run's greatest `ts_us`:
+//! from the Parquet page index or column statistics when it can, else from
+//! one pass over the `ts_us` column. So the result is the same whichever
+//! worker reads which run.
 
 use std::fs::File;
 use std::ops::Range;
@@ -35,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::event::RawRow;
 use crate::raw_log::col;
 use crate::safe_selection::{Narrowed, SafeStarts, widen};
-use crate::time::Micros;
+use crate::time::{Micros, watermark_time};
 
 /// The size runs are cut to by default (at page boundaries): small enough
 /// that workers reading neighbouring runs stay close in event time.
@@ -60,9 +62,9 @@ pub struct Run {
     rows: Range<usize>,
     /// Position of the run's first row in the whole log.
     pub first_position: u64,
-    /// The greatest event time of all rows before this run (`Micros::MIN` if none).
-    pub prefix_max_ts: Micros,
-    /// The greatest event time of the run's own rows (`Micros::MIN` if none).
+    /// The greatest event time of the run's own rows (`Micros::MIN` if none):
+    /// an upper bound of their greatest watermark time (see
+    /// [`crate::run_maxima`]).
     pub max_ts: Micros,
 }
 
@@ -184,7 +186,6 @@ impl LogSource {
     }
 
     fn plan(&mut self, split: SplitOptions) -> Result<()> {
-        let mut prefix_max = Micros::MIN;
         let mut position = 0u64;
         for (file_index, file) in self.files.iter().enumerate() {
             for row_group in 0..file.plain.metadata().num_row_groups() {
@@ -197,10 +198,8 @@ impl LogSource {
                         row_group,
                         rows,
                         first_position: position,
-                        prefix_max_ts: prefix_max,
                         max_ts: max,
                     });
-                    prefix_max = prefix_max.max(max);
                     position += len;
                 }
             }
@@ -259,9 +258,9 @@ impl LogSource {
     ) -> Result<RunReader> {
         let file = &self.files[run.file];
         let c = file.columns;
-        let mut columns = vec![c.ts, c.sensor, c.value];
+        let mut columns = vec![c.ts, c.sensor, c.value, c.arrival];
         if fields == Fields::Checked {
-            columns.extend([c.arrival, c.seq, c.quality, c.asset, c.kind]);
+            columns.extend([c.seq, c.quality, c.asset, c.kind]);
             columns.extend(c.tag);
         }
         let reader = file.reader(&file.hot, run, &columns, selection, fields.batch_rows())?;
@@ -307,6 +306,36 @@ impl LogSource {
         Ok(offsets)
     }
 
+    /// The watermark times of a run's rows, or of the rows at `offsets`
+    /// (ascending) only, in order (see [`RunBatch::watermark_times`];
+    /// `Micros::MIN` for a row without an event time, which never counts).
+    /// Decodes `ts_us` and `arrival_us` only.
+    pub fn watermark_times(&self, run: &Run, offsets: Option<&[usize]>) -> Result<Vec<Micros>> {
+        let file = &self.files[run.file];
+        let c = file.columns;
+        let batch_rows = Fields::Windowing.batch_rows();
+        let selection = offsets.map(row_ranges);
+        let reader = file.reader(&file.plain, run, &[c.ts, c.arrival], selection, batch_rows)?;
+        let mut times = Vec::with_capacity(run.rows());
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(&file.path, e))?;
+            let column = |name: &str| -> Result<&Int64Array> {
+                batch
+                    .column_by_name(name)
+                    .map(|a| a.as_primitive())
+                    .ok_or_else(|| Error::parquet(&file.path, format!("no column {name}")))
+            };
+            let (ts, arrival) = (column(col::TS_US)?, column(col::ARRIVAL_US)?);
+            let capped = WatermarkTimes::of(Some(arrival));
+            times.extend(
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, t)| t.map_or(Micros::MIN, |t| capped.at(i, t))),
+            );
+        }
+        Ok(times)
+    }
+
     /// Re-reads whole rows of a run, given their offsets within the run (ascending).
     pub fn read_rows(&self, run: &Run, offsets: &[usize]) -> Result<Vec<RawRow>> {
         if offsets.is_empty() {
@@ -330,11 +359,11 @@ pub struct RunReader {
 /// Which columns of a run are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fields {
-    /// `ts_us`, `sensor` and `value`: all windowing needs.
+    /// `ts_us`, `sensor`, `value` and `arrival_us`: all windowing needs
+    /// (the arrival caps an event's watermark time).
     Windowing,
-    /// Also `arrival_us`, `seq`, `quality` and `tag`: every field the tag
-    /// covers, the clock check's arrival time, and the `seq` the replay
-    /// window needs.
+    /// Also `seq`, `quality`, `asset`, `kind` and `tag`: every field the tag
+    /// covers, and the `seq` the replay window needs.
     Checked,
 }
 
@@ -372,7 +401,41 @@ pub struct RunBatch {
     pub kind: Option<DictionaryArray<Int32Type>>,
 }
 
+/// The watermark times of a batch's rows ([`crate::time::watermark_time`]):
+/// a row's `ts_us` capped by its `arrival_us`, or its `ts_us` alone when its
+/// arrival is null (or the batch has none).
+#[derive(Clone, Copy)]
+pub struct WatermarkTimes<'a> {
+    arrival: Option<&'a Int64Array>,
+    /// Whether any arrival is null (usually none, and then a row's validity
+    /// costs nothing).
+    nulls: bool,
+}
+
+impl<'a> WatermarkTimes<'a> {
+    pub fn of(arrival: Option<&'a Int64Array>) -> Self {
+        WatermarkTimes {
+            arrival,
+            nulls: arrival.is_some_and(|a| a.null_count() > 0),
+        }
+    }
+
+    /// The watermark time of row `i`, whose event time is `ts`.
+    #[inline]
+    pub fn at(&self, i: usize, ts: Micros) -> Micros {
+        match self.arrival {
+            Some(a) if !self.nulls || a.is_valid(i) => watermark_time(ts, a.values()[i]),
+            _ => ts,
+        }
+    }
+}
+
 impl RunBatch {
+    /// Its rows' watermark times.
+    pub fn watermark_times(&self) -> WatermarkTimes<'_> {
+        WatermarkTimes::of(self.arrival.as_ref())
+    }
+
     /// Row `i` with all its fields (of a batch read with [`Fields::Checked`]),
     /// nulls as [`RawRow`] holds them.
     pub fn raw_row(&self, i: usize) -> RawRow {

@@ -8,7 +8,9 @@
 //! its reader's end marker has come, which says how many arrivals it sent
 //! this worker, and that many have. So a sensor's state sees its events in
 //! the log's order whatever the number of workers or processes, which makes
-//! every verdict, and everything downstream, independent of the split.
+//! every verdict, and everything downstream, independent of the split. The
+//! same order lets it name sensors whose readings keep arriving before their
+//! own event time ([`crate::clock_ahead`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -22,7 +24,8 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
 use crate::catalog::{Catalog, SensorId};
-use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::clock_ahead::AheadWatch;
+use crate::event::{Arrival, ClockAhead, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::exchange::exchange;
 use crate::log_source::LogSource;
 use crate::partition::SensorRoutes;
@@ -94,6 +97,9 @@ pub struct CheckedStreams<'s> {
     /// Rejected as `replayed`, `clock`, `out_of_range` or `flooding`.
     pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
     pub gaps: Stream<'s, Micros, Vec<SeqGap>>,
+    /// Sensors whose accepted readings keep arriving before their own event
+    /// time, one record per episode (see [`crate::clock_ahead`]).
+    pub clock_ahead: Stream<'s, Micros, Vec<ClockAhead>>,
 }
 
 /// One run's arrivals at this worker, until the run is complete.
@@ -109,7 +115,7 @@ struct PendingRun {
     caps: Vec<Capability<Micros>>,
 }
 
-const OUTPUTS: usize = 4;
+const OUTPUTS: usize = 5;
 
 /// Applies the replay window and the flooding budget to `arrivals`.
 ///
@@ -143,10 +149,12 @@ pub fn check_sensors<'s>(
     let (late_out, late) = builder.new_output::<Vec<LateReading>>();
     let (quarantined_out, quarantined) = builder.new_output::<Vec<Quarantined>>();
     let (gaps_out, gaps) = builder.new_output::<Vec<SeqGap>>();
+    let (ahead_out, clock_ahead) = builder.new_output::<Vec<ClockAhead>>();
     let mut readings_out = OutputBuilder::from(readings_out);
     let mut late_out = OutputBuilder::from(late_out);
     let mut quarantined_out = OutputBuilder::from(quarantined_out);
     let mut gaps_out = OutputBuilder::from(gaps_out);
+    let mut ahead_out = OutputBuilder::from(ahead_out);
 
     builder.build(move |mut capabilities| {
         // Held on the gaps output until the input ends, for the gaps found then.
@@ -154,6 +162,7 @@ pub fn check_sensors<'s>(
         let mut pending: BTreeMap<u32, PendingRun> = BTreeMap::new();
         let mut next_run = 0u32;
         let mut checks = SensorChecks::new(&verification);
+        let mut watches = vec![AheadWatch::default(); catalog.sensors().len()];
         move |frontiers| {
             input.for_each(|stamp, data| {
                 let Some(&time) = stamp.least() else { return };
@@ -214,6 +223,7 @@ pub fn check_sensors<'s>(
                 let mut late = Vec::new();
                 let mut rejected: Vec<(Arrival, QuarantineReason)> = Vec::new();
                 let mut gaps = Vec::new();
+                let mut ahead = Vec::new();
                 let mut lost = Vec::new();
                 // Containers are freed as they are checked, so the memory
                 // of a run's arrivals is reused for the next run's.
@@ -241,6 +251,10 @@ pub fn check_sensors<'s>(
                             missing: range.end - range.start,
                             noticed_us: Some(r.ts_us),
                         }));
+                        if verdict.is_ok() {
+                            let watch = &mut watches[r.sensor as usize];
+                            ahead.extend(watch.observe(r.sensor, r.ts_us, arrival.arrival_us));
+                        }
                         match verdict {
                             Err(reason) => rejected.push((*arrival, reason)),
                             Ok(()) if r.ts_us < arrival.watermark_us => late.push(LateReading {
@@ -269,6 +283,12 @@ pub fn check_sensors<'s>(
                         .activate()
                         .session(&caps[3])
                         .give_container(&mut gaps);
+                }
+                if !ahead.is_empty() {
+                    ahead_out
+                        .activate()
+                        .session(&caps[4])
+                        .give_container(&mut ahead);
                 }
                 if !rejected.is_empty() {
                     match quarantine_arrivals(&log, &catalog, next_run, rejected) {
@@ -318,6 +338,7 @@ pub fn check_sensors<'s>(
         late,
         quarantined,
         gaps,
+        clock_ahead,
     }
 }
 

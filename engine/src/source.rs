@@ -18,15 +18,16 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::catalog::{AssetId, Catalog, KindId};
 use crate::error::Error;
-use crate::event::{Arrival, LateReading, QuarantineReason, Quarantined, Reading};
+use crate::event::{Arrival, ClockAhead, LateReading, QuarantineReason, Quarantined, Reading};
 use crate::log_source::{
     DictionaryIds, Fields, LogSource, Run, RunBatch, RunReader, SensorIdCache,
 };
 use crate::partition::SensorRoutes;
-use crate::run_checks::{CheckedBatch, Stateless, VerifiedPrefix};
+use crate::run_checks::{CheckedBatch, Stateless};
+use crate::run_maxima::WatermarkPrefix;
 use crate::run_queue::RunQueue;
 use crate::sensor_checks::{SeqGap, ToSensorChecks, check_sensors};
-use crate::time::{Micros, Watermark};
+use crate::time::{Micros, Watermark, watermark_time};
 use crate::verify::Verification;
 
 /// What a log-reading worker reports when it is done (or failed).
@@ -52,6 +53,9 @@ pub struct LogReadOptions {
     /// so no reader races ahead of the others and in-flight data stays
     /// bounded (backpressure).
     pub pace: Option<ProbeHandle<Micros>>,
+    /// Where each run's watermark starts (see [`crate::run_maxima`]; of
+    /// verified events only when verifying).
+    pub prefix: Arc<WatermarkPrefix>,
     /// Verify events (TwinBench's "Authentication tag", "Replay window" and
     /// "Plausibility"); `None` reads every event as before verification.
     pub verify: Option<Verifying>,
@@ -60,13 +64,11 @@ pub struct LogReadOptions {
     pub runs: Arc<RunQueue>,
 }
 
-/// What a worker needs to read its runs with verification: the rules,
-/// where each run's watermark starts (see [`crate::run_checks`]), and which
-/// worker checks each sensor's events.
+/// What a worker needs to read its runs with verification: the rules, and
+/// which worker checks each sensor's events.
 #[derive(Clone)]
 pub struct Verifying {
     pub verification: Arc<Verification>,
-    pub prefix: Arc<VerifiedPrefix>,
     pub routes: SensorRoutes,
 }
 
@@ -81,6 +83,9 @@ pub struct LogStreams<'s> {
     pub quarantined: Stream<'s, Micros, Vec<Quarantined>>,
     /// Gaps in sensors' sequence numbers (with verification only).
     pub gaps: Option<Stream<'s, Micros, Vec<SeqGap>>>,
+    /// Sensors whose readings keep arriving before their own event time
+    /// (with verification only; see [`crate::clock_ahead`]).
+    pub clock_ahead: Option<Stream<'s, Micros, Vec<ClockAhead>>>,
 }
 
 /// Reads this worker's share of `log`.
@@ -117,14 +122,11 @@ pub fn read_log<'s>(
         let mut cursor: Option<RunCursor> = None;
         let mut sensor_ids = SensorIdCache::default();
         let mut out = RowsOut::new(peers);
-        // Where run `r`'s watermark starts: after the greatest event time
-        // before it (of verified events only, when verifying).
+        // Where run `r`'s watermark starts: after the greatest watermark
+        // time before it (of verified events only, when verifying).
         let prefix = {
-            let verified = options.verify.as_ref().map(|v| Arc::clone(&v.prefix));
-            move |run: &Run| match &verified {
-                Some(prefix) => prefix.before(run.index),
-                None => run.prefix_max_ts,
-            }
+            let prefix = Arc::clone(&options.prefix);
+            move |run: &Run| prefix.before(run.index)
         };
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
@@ -215,6 +217,7 @@ pub fn read_log<'s>(
             late,
             quarantined,
             gaps: None,
+            clock_ahead: None,
         },
         Some(verify) => {
             let checked = check_sensors(scope, arrivals, log, catalog, verify, status);
@@ -223,6 +226,7 @@ pub fn read_log<'s>(
                 late: checked.late,
                 quarantined: quarantined.concat(checked.quarantined),
                 gaps: Some(checked.gaps),
+                clock_ahead: Some(checked.clock_ahead),
             }
         }
     }
@@ -448,7 +452,7 @@ impl RunCursor {
                 });
                 // Only events that pass the stateless checks move the watermark.
                 if implausible.is_none() {
-                    self.watermark.observe(ts[i]);
+                    self.watermark.observe(watermark_time(ts[i], arrival[i]));
                 }
             }
             self.offset += ts.len();
@@ -457,6 +461,7 @@ impl RunCursor {
 
         let any_null =
             batch.ts.null_count() + batch.sensor.keys().null_count() + batch.value.null_count() > 0;
+        let times = batch.watermark_times();
         out.readings.reserve(ts.len());
         for i in 0..ts.len() {
             let offset = self.offset + i;
@@ -467,7 +472,7 @@ impl RunCursor {
                 self.rejects
                     .push((offset, QuarantineReason::NullField, watermark));
                 if batch.ts.is_valid(i) {
-                    self.watermark.observe(ts[i]);
+                    self.watermark.observe(times.at(i, ts[i]));
                 }
                 continue;
             }
@@ -499,7 +504,7 @@ impl RunCursor {
                 }
             }
             // Without verification every row with an event time moves the watermark.
-            self.watermark.observe(t);
+            self.watermark.observe(times.at(i, t));
         }
         self.offset += ts.len();
         Ok(())

@@ -21,8 +21,18 @@ pub fn window_start(ts: Micros, size: Micros) -> Micros {
     ts.div_euclid(size) * size
 }
 
-/// The watermark of an ordered stream of events: the greatest event time seen so
-/// far minus the allowed lateness. An event is late when its time is below the
+/// The time an event counts for the watermark with (TwinBench W): its event
+/// time capped by its arrival, `min(ts_us, arrival_us)`. The ingest's own
+/// clock bounds it, so a sensor stamping its readings in the future (yet
+/// within the clock check's 5 s) cannot drag the watermark ahead of honest
+/// traffic and make other sensors' events late.
+#[inline]
+pub fn watermark_time(ts_us: Micros, arrival_us: Micros) -> Micros {
+    ts_us.min(arrival_us)
+}
+
+/// The watermark of an ordered stream of events: the greatest
+/// [`watermark_time`] seen so far minus the allowed lateness. An event is late when its time is below the
 /// watermark *before* it is observed (TwinBench W).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermark {
@@ -54,7 +64,7 @@ impl Watermark {
         ts < self.current()
     }
 
-    /// Records that an event at `ts` was seen.
+    /// Records that an event counting at `ts` (see [`watermark_time`]) was seen.
     #[inline]
     pub fn observe(&mut self, ts: Micros) {
         self.max_seen = self.max_seen.max(ts);

@@ -1,7 +1,7 @@
 //! The raw-log Parquet reader on damaged files: `LogSource::open` (footer,
 //! schema, page index, run planning) and reading every run as `replay` does
 //! (the hot columns batch by batch, then whole rows re-read by offset), and
-//! each run's greatest verified event time (`run_checks::verified_max`: the
+//! each run's greatest verified event time (`run_maxima::watermark_max`: the
 //! stateless checks of every row it reads, under a catalog discovered from
 //! the log and a key per sensor).
 //! Any bytes must open and read, or fail with an error: never panic, never
@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use twinflow_engine::auth::SensorKey;
 use twinflow_engine::catalog::Catalog;
 use twinflow_engine::log_source::{Fields, LogSource, SplitOptions};
-use twinflow_engine::run_checks::verified_max;
+use twinflow_engine::run_maxima::watermark_max;
 use twinflow_engine::verify::{Untagged, Verification};
 
 static PATH: LazyLock<PathBuf> = LazyLock::new(|| {
@@ -73,7 +73,8 @@ fn verify_all(log: &LogSource, sensors: &[(String, String, String)]) {
         return;
     };
     for run in log.runs() {
-        let _ = verified_max(log, run, &catalog, &verification);
+        let _ = watermark_max(log, run, &catalog, None);
+        let _ = watermark_max(log, run, &catalog, Some(&verification));
     }
 }
 

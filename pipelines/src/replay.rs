@@ -28,7 +28,7 @@ use twinflow_engine::log_source::{LogSource, SplitOptions};
 use twinflow_engine::manifest::{FileRecord, History, read_signing_key};
 use twinflow_engine::partition::SensorRoutes;
 use twinflow_engine::profile::{OperatorBusy, Profiler};
-use twinflow_engine::run_checks::{VerifiedPrefix, verified_max};
+use twinflow_engine::run_maxima::{WatermarkPrefix, watermark_max};
 use twinflow_engine::run_queue::RunQueue;
 use twinflow_engine::runtime::{Cluster, gather_to_leader};
 use twinflow_engine::sensor_checks::SeqGap;
@@ -463,8 +463,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
             let catalog = Arc::clone(&layout.catalog);
             // Where each sensor's events are checked and windowed.
             let routes = SensorRoutes::for_plant(&catalog, worker.peers());
-            let verify = verification.as_ref().map(|verification| {
-                share_verified_prefix(worker, &log, &catalog, verification, &routes, &status)
+            let prefix =
+                share_watermark_prefix(worker, &log, &catalog, verification.as_deref(), &status);
+            let verify = verification.as_ref().map(|verification| Verifying {
+                verification: Arc::clone(verification),
+                routes: routes.clone(),
             });
 
             let profiler = profile.then(|| Profiler::attach(worker));
@@ -474,6 +477,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     lateness,
                     progress: Arc::clone(&progress.rows),
                     pace: Some(probe.clone()),
+                    prefix,
                     verify,
                     runs: Arc::clone(&runs),
                 };
@@ -876,21 +880,20 @@ fn load_verification(
     Ok(verification)
 }
 
-/// Finds where each run's watermark starts under verification: this worker
-/// finds its own runs' greatest verified event times and shares them. A
-/// failure is recorded in `status` (the worker still takes part in the
-/// sharing, so no other worker waits on it).
-fn share_verified_prefix(
+/// Finds where each run's watermark starts: this worker finds its own
+/// runs' greatest watermark times (of verified events, with
+/// `verification`) and shares them. A failure is recorded in `status` (the
+/// worker still takes part in the sharing, so no other worker waits on it).
+fn share_watermark_prefix(
     worker: &mut timely::worker::Worker,
     log: &LogSource,
     catalog: &Catalog,
-    verification: &Arc<Verification>,
-    routes: &SensorRoutes,
+    verification: Option<&Verification>,
     status: &Rc<RefCell<ReaderStatus>>,
-) -> Verifying {
+) -> Arc<WatermarkPrefix> {
     let mut maxima = Vec::new();
     for run in log.runs_for(worker.index(), worker.peers()) {
-        match verified_max(log, run, catalog, verification) {
+        match watermark_max(log, run, catalog, verification) {
             Ok(max) => maxima.push((run.index, max)),
             Err(e) => {
                 status.borrow_mut().error.get_or_insert(e);
@@ -898,12 +901,7 @@ fn share_verified_prefix(
             }
         }
     }
-    let prefix = VerifiedPrefix::share(worker, maxima, log.runs().len());
-    Verifying {
-        verification: Arc::clone(verification),
-        prefix: Arc::new(prefix),
-        routes: routes.clone(),
-    }
+    Arc::new(WatermarkPrefix::share(worker, maxima, log.runs().len()))
 }
 
 /// A window row as written to `windows/`.

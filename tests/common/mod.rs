@@ -161,10 +161,13 @@ pub struct WindowRow {
 }
 
 /// W computed the plain way: walk the rows in arrival order with the running
-/// maximum event time, set late and quarantined rows aside, group the rest.
+/// maximum of `min(ts_us, arrival_us)`, set late and quarantined rows aside,
+/// group the rest.
 pub struct ExpectedW {
     pub windows: BTreeMap<(String, i64), WindowRow>,
     pub late: u64,
+    /// Indices (in `rows`) of the late rows.
+    pub late_rows: Vec<usize>,
     pub quarantined: u64,
 }
 
@@ -209,13 +212,15 @@ pub fn expected_w_of(rows: &[Row], fates: &[Fate], lateness_us: i64) -> Expected
     }
     let mut groups: BTreeMap<(String, i64), Acc> = BTreeMap::new();
     let (mut late, mut quarantined) = (0, 0);
+    let mut late_rows = Vec::new();
     let mut max_ts: Option<i64> = None;
-    for (r, fate) in rows.iter().zip(fates) {
+    for (index, (r, fate)) in rows.iter().zip(fates).enumerate() {
         let is_late = max_ts.is_some_and(|m| r.ts_us < m - lateness_us);
         if !fate.accepted {
             quarantined += 1;
         } else if is_late {
             late += 1;
+            late_rows.push(index);
         } else {
             let start = r.ts_us.div_euclid(1_000_000) * 1_000_000;
             let acc = groups.entry((r.sensor.clone(), start)).or_insert(Acc {
@@ -236,7 +241,9 @@ pub fn expected_w_of(rows: &[Row], fates: &[Fate], lateness_us: i64) -> Expected
             }
         }
         if fate.moves_watermark {
-            max_ts = Some(max_ts.map_or(r.ts_us, |m| m.max(r.ts_us)));
+            // The spec: an event counts with `min(ts_us, arrival_us)`.
+            let counted = r.ts_us.min(r.arrival_us);
+            max_ts = Some(max_ts.map_or(counted, |m| m.max(counted)));
         }
     }
     let windows = groups
@@ -257,6 +264,7 @@ pub fn expected_w_of(rows: &[Row], fates: &[Fate], lateness_us: i64) -> Expected
     ExpectedW {
         windows,
         late,
+        late_rows,
         quarantined,
     }
 }

@@ -174,7 +174,7 @@ FROM s
 """)
 con.execute("""
 CREATE VIEW marked AS
-SELECT *, max(CASE WHEN moves_watermark THEN ts_us END)
+SELECT *, max(CASE WHEN moves_watermark THEN least(ts_us, arrival_us) END)
           OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
 FROM checked
 """)

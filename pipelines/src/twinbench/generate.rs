@@ -110,6 +110,8 @@ pub struct GenerateReport {
     pub forged: u64,
     /// Injected replayed events.
     pub replayed: u64,
+    /// Delivered readings stamped in the future by a time-shift attack.
+    pub time_shifted: u64,
     /// Rows of `truth.parquet`.
     pub truth_rows: u64,
 }
@@ -185,7 +187,11 @@ fn remove_if_present(path: &Path) -> Result<()> {
 #[derive(Debug, Clone, Copy)]
 struct LogEvent {
     arrival_us: i64,
+    /// The event time the event carries.
     ts_us: i64,
+    /// When it was sampled: `ts_us` but for a time-shifted reading. Arrival
+    /// ties are broken by it, so a time shift moves no row of the log.
+    sampled_us: i64,
     sensor: u32,
     seq: u64,
     value: f64,
@@ -196,11 +202,11 @@ struct LogEvent {
 }
 
 impl LogEvent {
-    /// Arrival order; ties broken by event time, sensor, seq, then generation order.
+    /// Arrival order; ties broken by sample time, sensor, seq, then generation order.
     fn key(&self) -> (i64, i64, u32, u64, u64) {
         (
             self.arrival_us,
-            self.ts_us,
+            self.sampled_us,
             self.sensor,
             self.seq,
             self.order,
@@ -524,17 +530,30 @@ impl Generator {
             } else {
                 self.rng.random_range(0..=MAX_ORDINARY_LATENESS_US)
             };
+            // A time shift moves the stamp only: the reading arrives when the
+            // honest one would have, signed as stamped.
+            let stamped_us = match active {
+                Some(Incident {
+                    effect: Effect::TimeShift { shift_us },
+                    ..
+                }) => {
+                    self.report.time_shifted += 1;
+                    ts_us + shift_us
+                }
+                _ => ts_us,
+            };
             let event = LogEvent {
                 arrival_us: ts_us + lateness_us,
-                ts_us,
+                ts_us: stamped_us,
+                sampled_us: ts_us,
                 sensor: sensor as u32,
                 seq,
                 value,
                 quality,
                 tag: Some(
                     self.keys
-                        .mac(sensor, ts_us)
-                        .tag(name, ts_us, value, seq, quality),
+                        .mac(sensor, stamped_us)
+                        .tag(name, stamped_us, value, seq, quality),
                 ),
                 order: self.next_order,
             };
@@ -637,6 +656,7 @@ impl Generator {
         LogEvent {
             arrival_us,
             ts_us,
+            sampled_us: ts_us,
             sensor: sensor as u32,
             seq,
             value,
@@ -833,6 +853,7 @@ mod tests {
         let event = |arrival_us: i64, seq: u64| LogEvent {
             arrival_us,
             ts_us: arrival_us - 1,
+            sampled_us: arrival_us - 1,
             sensor: 7,
             seq,
             value: 1.0,

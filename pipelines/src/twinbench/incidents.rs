@@ -9,6 +9,13 @@
 //! (an asset, for bearing faults) carries at most one incident at a time, with
 //! at least [`GUARD_US`] between two, so every labelled interval has exactly one
 //! cause.
+//!
+//! Time shifts came last to TwinBench: they are planned after the other kinds,
+//! from their own random stream ([`Stream::TimeShifts`]), on sensors free of
+//! other incidents, and the other kinds never look at them, so adding them
+//! changed no other incident of a seed (nor, the time shifts aside, any event).
+
+use std::collections::VecDeque;
 
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -25,6 +32,18 @@ pub const GUARD_US: i64 = 15 * SECOND_US;
 pub const REPLAY_EARLIEST_US: i64 = 10 * SECOND_US;
 /// Sensors tried for one incident before it is given up (all busy).
 const PLACEMENT_TRIES: usize = 16;
+/// How far a time shift moves its readings' event time: uniform in this range.
+/// Its upper end leaves half a second to the clock check's 5 s, so ordinary
+/// arrival lag never lets a shifted reading be rejected.
+pub const TIME_SHIFT_US: (i64, i64) = (SECOND_US, 4 * SECOND_US + SECOND_US / 2);
+/// How long a time shift (like false data) lasts, in seconds.
+const TIME_SHIFT_SECONDS: (f64, f64) = (30.0, 300.0);
+/// Chunks of other incidents planned before a chunk's time shifts: every
+/// chunk a time shift starting in it (and its guard) can reach.
+const TIME_SHIFT_REACH_CHUNKS: u64 = (PLAN_CHUNK_S * SECOND_US as u64
+    + TIME_SHIFT_SECONDS.1 as u64 * SECOND_US as u64
+    + GUARD_US as u64)
+    .div_ceil(PLAN_CHUNK_S * SECOND_US as u64);
 
 /// The kinds of incident, with their label names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,10 +59,11 @@ pub enum IncidentKind {
     Replayed,
     FalseData,
     Flooding,
+    TimeShift,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 11] = [
+    pub const ALL: [IncidentKind; 12] = [
         IncidentKind::Spike,
         IncidentKind::Drift,
         IncidentKind::Stuck,
@@ -55,6 +75,7 @@ impl IncidentKind {
         IncidentKind::Replayed,
         IncidentKind::FalseData,
         IncidentKind::Flooding,
+        IncidentKind::TimeShift,
     ];
 
     /// The `kind` column of `labels.csv`.
@@ -71,6 +92,7 @@ impl IncidentKind {
             IncidentKind::Replayed => "replayed",
             IncidentKind::FalseData => "false_data",
             IncidentKind::Flooding => "flooding",
+            IncidentKind::TimeShift => "time_shift",
         }
     }
 
@@ -91,6 +113,7 @@ impl IncidentKind {
                 | IncidentKind::Replayed
                 | IncidentKind::FalseData
                 | IncidentKind::Flooding
+                | IncidentKind::TimeShift
         )
     }
 
@@ -138,6 +161,10 @@ pub enum Effect {
     FalseData { relative: f64, upward: bool },
     /// The sensor samples `multiplier` times its rate (whole seconds only).
     Flooding { multiplier: u32 },
+    /// The compromised sensor stamps its honest readings `shift_us` in the
+    /// future (in [`TIME_SHIFT_US`], so under the clock check's 5 s), with
+    /// valid tags; they arrive as the unshifted readings would have.
+    TimeShift { shift_us: i64 },
 }
 
 impl Effect {
@@ -154,6 +181,7 @@ impl Effect {
             Effect::Replayed { .. } => IncidentKind::Replayed,
             Effect::FalseData { .. } => IncidentKind::FalseData,
             Effect::Flooding { .. } => IncidentKind::Flooding,
+            Effect::TimeShift { .. } => IncidentKind::TimeShift,
         }
     }
 }
@@ -230,72 +258,146 @@ impl Default for IncidentRates {
     }
 }
 
-/// Places incidents one chunk of plant time at a time.
+/// Places incidents one chunk of plant time at a time: the kinds before time
+/// shifts first, a few chunks ahead, then the time shifts of the chunk.
 pub struct IncidentPlanner {
-    rng: Xoshiro256PlusPlus,
     rates: IncidentRates,
     assets: usize,
     run_end_us: i64,
     next_chunk: u64,
-    /// Planned intervals per sensor, then per asset (bearing faults), to keep
-    /// incidents of one target apart.
+    /// Every kind but time shifts, planned up to [`TIME_SHIFT_REACH_CHUNKS`]
+    /// ahead of `next_chunk`.
+    others: Placement,
+    next_other_chunk: u64,
+    /// Chunks of `others` not handed out yet, from `next_chunk` on.
+    ahead: VecDeque<Vec<Incident>>,
+    /// Time shifts; its busy intervals are the others' as well as its own.
+    time_shifts: Placement,
+}
+
+/// A random stream and the intervals it has planned per sensor, then per
+/// asset (bearing faults), to keep incidents of one target apart.
+struct Placement {
+    rng: Xoshiro256PlusPlus,
     sensor_busy: Vec<Vec<(i64, i64)>>,
     asset_busy: Vec<Vec<(i64, i64)>>,
 }
 
 impl IncidentPlanner {
     pub fn new(seed: u64, assets: usize, seconds: u64, rates: IncidentRates) -> Self {
+        let placement = |rng| Placement {
+            rng,
+            sensor_busy: vec![Vec::new(); assets * SENSORS_PER_ASSET],
+            asset_busy: vec![Vec::new(); assets],
+        };
         IncidentPlanner {
-            rng: stream(seed, Stream::Incidents, 0),
             rates,
             assets,
             run_end_us: EPOCH_US + seconds as i64 * SECOND_US,
             next_chunk: 0,
-            sensor_busy: vec![Vec::new(); assets * SENSORS_PER_ASSET],
-            asset_busy: vec![Vec::new(); assets],
+            others: placement(stream(seed, Stream::Incidents, 0)),
+            next_other_chunk: 0,
+            ahead: VecDeque::new(),
+            time_shifts: placement(stream(seed, Stream::TimeShifts, 0)),
         }
     }
 
     /// The incidents starting in the next chunk, ordered by start, or `None`
     /// once the run is fully planned.
     pub fn plan_next_chunk(&mut self) -> Option<Vec<Incident>> {
-        let chunk_start = EPOCH_US + (self.next_chunk * PLAN_CHUNK_S) as i64 * SECOND_US;
-        if chunk_start >= self.run_end_us || self.assets == 0 {
-            return None;
+        let (chunk_start, chunk_end) = self.chunk(self.next_chunk)?;
+        // Every other incident a time shift of this chunk could meet is planned.
+        while self.next_other_chunk < self.next_chunk + TIME_SHIFT_REACH_CHUNKS {
+            let Some(others) = self.plan_others(self.next_other_chunk) else {
+                break;
+            };
+            for i in &others {
+                if let Some(sensor) = i.sensor {
+                    self.time_shifts.sensor_busy[sensor].push((i.start_us, i.end_us));
+                }
+            }
+            self.ahead.push_back(others);
+            self.next_other_chunk += 1;
         }
         self.next_chunk += 1;
-        let chunk_end = (chunk_start + PLAN_CHUNK_S as i64 * SECOND_US).min(self.run_end_us);
-        for busy in self
-            .sensor_busy
-            .iter_mut()
-            .chain(self.asset_busy.iter_mut())
-        {
-            busy.retain(|&(_, end)| end + GUARD_US > chunk_start);
+        let mut planned = self.ahead.pop_front().unwrap_or_default();
+        let hours = (chunk_end - chunk_start) as f64 / (3600.0 * SECOND_US as f64);
+        self.time_shifts.forget_before(chunk_start);
+        let kind = IncidentKind::TimeShift;
+        let expected = self.rates.rate(kind) * (self.assets * SENSORS_PER_ASSET) as f64 * hours;
+        let count = stochastic_round(&mut self.time_shifts.rng, expected);
+        for _ in 0..count {
+            let placed =
+                self.time_shifts
+                    .place(kind, chunk_start, chunk_end, self.assets, self.run_end_us);
+            planned.extend(placed);
         }
+        planned.sort_by_key(|i| (i.start_us, i.asset, i.sensor, i.kind()));
+        Some(planned)
+    }
 
+    /// The bounds of chunk `index`, or `None` past the run's end.
+    fn chunk(&self, index: u64) -> Option<(i64, i64)> {
+        let start = EPOCH_US + (index * PLAN_CHUNK_S) as i64 * SECOND_US;
+        if start >= self.run_end_us || self.assets == 0 {
+            return None;
+        }
+        Some((
+            start,
+            (start + PLAN_CHUNK_S as i64 * SECOND_US).min(self.run_end_us),
+        ))
+    }
+
+    /// The incidents of every kind but time shifts starting in chunk `index`.
+    fn plan_others(&mut self, index: u64) -> Option<Vec<Incident>> {
+        let (chunk_start, chunk_end) = self.chunk(index)?;
+        self.others.forget_before(chunk_start);
         let hours = (chunk_end - chunk_start) as f64 / (3600.0 * SECOND_US as f64);
         let mut planned = Vec::new();
         for kind in IncidentKind::ALL {
+            if kind == IncidentKind::TimeShift {
+                continue;
+            }
             let targets = if kind.is_asset_level() {
                 self.assets
             } else {
                 self.assets * SENSORS_PER_ASSET
             };
             let expected = self.rates.rate(kind) * targets as f64 * hours;
-            let count = stochastic_round(&mut self.rng, expected);
+            let count = stochastic_round(&mut self.others.rng, expected);
             for _ in 0..count {
-                if let Some(incident) = self.place(kind, chunk_start, chunk_end) {
-                    planned.push(incident);
-                }
+                let placed =
+                    self.others
+                        .place(kind, chunk_start, chunk_end, self.assets, self.run_end_us);
+                planned.extend(placed);
             }
         }
-        planned.sort_by_key(|i| (i.start_us, i.asset, i.sensor, i.kind()));
         Some(planned)
+    }
+}
+
+impl Placement {
+    /// Forgets intervals that can no longer clash with one starting at `from_us`.
+    fn forget_before(&mut self, from_us: i64) {
+        for busy in self
+            .sensor_busy
+            .iter_mut()
+            .chain(self.asset_busy.iter_mut())
+        {
+            busy.retain(|&(_, end)| end + GUARD_US > from_us);
+        }
     }
 
     /// One incident of `kind` starting in `[chunk_start, chunk_end)`, on a free
     /// target, or `None` if no free target was found.
-    fn place(&mut self, kind: IncidentKind, chunk_start: i64, chunk_end: i64) -> Option<Incident> {
+    fn place(
+        &mut self,
+        kind: IncidentKind,
+        chunk_start: i64,
+        chunk_end: i64,
+        assets: usize,
+        run_end_us: i64,
+    ) -> Option<Incident> {
         let earliest = match kind {
             IncidentKind::Replayed => chunk_start.max(EPOCH_US + REPLAY_EARLIEST_US),
             _ => chunk_start,
@@ -305,14 +407,14 @@ impl IncidentPlanner {
         }
         for _ in 0..PLACEMENT_TRIES {
             let (asset, sensor) = if kind.is_asset_level() {
-                (self.rng.random_range(0..self.assets), None)
+                (self.rng.random_range(0..assets), None)
             } else {
-                let sensor = self.rng.random_range(0..self.assets * SENSORS_PER_ASSET);
+                let sensor = self.rng.random_range(0..assets * SENSORS_PER_ASSET);
                 (Plant::asset_of(sensor), Some(sensor))
             };
             let channel = Plant::channel_of(sensor.unwrap_or(0));
             let (start_us, duration_us) = self.interval(kind, channel, earliest, chunk_end);
-            let end_us = (start_us + duration_us).min(self.run_end_us);
+            let end_us = (start_us + duration_us).min(run_end_us);
             let busy = match sensor {
                 Some(s) => &mut self.sensor_busy[s],
                 None => &mut self.asset_busy[asset],
@@ -367,6 +469,7 @@ impl IncidentPlanner {
             IncidentKind::Dropout => seconds(rng, 60.0, 600.0),
             IncidentKind::Forged | IncidentKind::Replayed => seconds(rng, 2.0, 30.0),
             IncidentKind::FalseData => seconds(rng, 30.0, 300.0),
+            IncidentKind::TimeShift => seconds(rng, TIME_SHIFT_SECONDS.0, TIME_SHIFT_SECONDS.1),
             IncidentKind::Flooding => unreachable!("handled above"),
         };
         (start, duration)
@@ -419,6 +522,9 @@ impl IncidentPlanner {
             },
             IncidentKind::Flooding => Effect::Flooding {
                 multiplier: rng.random_range(4..=10),
+            },
+            IncidentKind::TimeShift => Effect::TimeShift {
+                shift_us: rng.random_range(TIME_SHIFT_US.0..=TIME_SHIFT_US.1),
             },
         }
     }
@@ -494,6 +600,11 @@ mod tests {
                     assert!((4..=10).contains(&multiplier));
                 }
                 Effect::Replayed { .. } => assert!(i.start_us >= EPOCH_US + REPLAY_EARLIEST_US),
+                Effect::TimeShift { shift_us } => {
+                    assert!((TIME_SHIFT_US.0..=TIME_SHIFT_US.1).contains(&shift_us));
+                    // Under the clock check's 5 s, with room for jitter.
+                    assert!(shift_us < 5 * SECOND_US);
+                }
                 Effect::Spike { offset } => {
                     let channel = Plant::channel_of(i.sensor.unwrap());
                     assert!(i.end_us - i.start_us >= channel.period_us() || i.end_us == run_end);
@@ -519,6 +630,29 @@ mod tests {
         }
         // Chunks come out in start order.
         assert!(all.windows(2).all(|w| w[0].start_us <= w[1].start_us));
+    }
+
+    /// Time shifts change no other incident: without them the plan is the
+    /// full plan's other incidents, over many chunks (shifts reach several
+    /// chunks ahead) and at rates where sensors are often busy.
+    #[test]
+    fn time_shifts_leave_the_other_incidents_as_they_were() {
+        for (seed, scale) in [(3, 1.0), (4, 10.0), (5, 30.0)] {
+            let rates = IncidentRates::twinbench().scaled(scale);
+            let all = plan_all(seed, 20, 900, rates.clone());
+            let shifts = all
+                .iter()
+                .filter(|i| i.kind() == IncidentKind::TimeShift)
+                .count();
+            assert!(shifts > 0, "seed {seed}: no time shift");
+            let mut without = rates;
+            without.per_hour[IncidentKind::TimeShift.index()] = 0.0;
+            let others: Vec<Incident> = all
+                .into_iter()
+                .filter(|i| i.kind() != IncidentKind::TimeShift)
+                .collect();
+            assert_eq!(others, plan_all(seed, 20, 900, without), "seed {seed}");
+        }
     }
 
     #[test]

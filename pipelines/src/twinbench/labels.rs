@@ -6,7 +6,9 @@
 //! epoch. For faults, dropouts, false data and flooding they bound the event
 //! time (`ts_us`) of the affected samples; for forged and replayed events they
 //! bound the arrival time (`arrival_us`) of the injected events (a replayed
-//! event carries the old event time of its original).
+//! event carries the old event time of its original); for time shifts they
+//! bound the true sample time of the shifted readings, whose `ts_us` is that
+//! time plus the incident's shift (1–4.5 s), so it may lie past `end_us`.
 
 use std::fs::File;
 use std::io::BufWriter;

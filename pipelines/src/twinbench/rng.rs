@@ -20,6 +20,9 @@ pub enum Stream {
     Key = 4,
     /// Which sensors rotate their key, and when.
     KeyRotation = 5,
+    /// Time-shift attacks: planned apart from the other incidents, so
+    /// adding them left every other draw of a seed as it was.
+    TimeShifts = 6,
 }
 
 /// The stream `which`, instance `index`, of the run seeded with `seed`.
