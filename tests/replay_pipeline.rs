@@ -647,6 +647,59 @@ fn same_split_is_bit_identical_on_one_two_and_four_workers() {
     }
 }
 
+/// The robust (Kalman) fusion, the reference pipeline's twin state, keeps
+/// state per asset across windows: with the same split, 1, 2 and 4 workers
+/// and 2 processes write the same fused values, trust, suspects and twins,
+/// floats bit for bit.
+#[test]
+fn robust_fusion_is_bit_identical_on_one_two_four_workers_and_two_processes() {
+    const DATASETS: [&str; 5] = [
+        "fused",
+        "trust",
+        "flags",
+        "twins/assets",
+        "twin_changes/assets",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = plant(dir.path(), 29);
+    let run = |workers: usize| {
+        let out = dir.path().join(format!("k{workers}"));
+        let options = ReplayOptions {
+            cluster: Cluster::threads(workers),
+            split: twinflow::engine::log_source::SplitOptions {
+                max_run_rows: Some(3000),
+            },
+            ..ReplayOptions::new(&log, &out)
+        };
+        twinflow::pipelines::pipeline::twinbench()
+            .replay(&options)
+            .unwrap()
+            .unwrap();
+        out
+    };
+    let contents = |out: &Path| -> Vec<_> {
+        DATASETS
+            .iter()
+            .map(|d| sorted_contents(&out.join(d)))
+            .collect()
+    };
+    let one = contents(&run(1));
+    let suspects = one[2].1.len();
+    assert!(suspects > 0, "the plant's incidents name no suspect");
+    assert!(!one[1].1.is_empty(), "trust is empty");
+    for workers in [2, 4] {
+        let other = contents(&run(workers));
+        for ((name, a), b) in DATASETS.iter().zip(&other).zip(&one) {
+            assert!(a == b, "{name} on {workers} workers differs from 1 worker");
+        }
+    }
+    let processes = dir.path().join("k2p");
+    replay_processes(&log, &processes, 2, 2, 3000, &[]);
+    for ((name, a), b) in DATASETS.iter().zip(&contents(&processes)).zip(&one) {
+        assert!(a == b, "{name} on 2 processes differs from 1 worker");
+    }
+}
+
 /// `profile` reports every worker's operators and parked time, each
 /// dataset's writer named by its directory, and no operator busier than the
 /// dataflow that holds it.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use arrow::array::AsArray;
@@ -257,6 +257,42 @@ fn time_shift_attack_changes_no_honest_events_lateness() {
             }
         }
         assert_eq!(late, expected_late, "{workers} workers");
+
+        // And the attacker is named: `clock_ahead` suspects name exactly the
+        // sensors that shifted readings (those that shifted enough to tell).
+        let mut named = BTreeSet::new();
+        for batch in read_dataset(&out.join("flags")) {
+            let (sensor, reason) = (
+                batch.column_by_name("sensor").unwrap().as_string::<i32>(),
+                batch.column_by_name("reason").unwrap().as_string::<i32>(),
+            );
+            for i in 0..batch.num_rows() {
+                if reason.value(i) == "clock_ahead" {
+                    named.insert(sensor.value(i).to_owned());
+                }
+            }
+        }
+        let mut shifted_per_sensor: BTreeMap<&str, usize> = BTreeMap::new();
+        for &i in &shifted {
+            *shifted_per_sensor
+                .entry(rows[i].sensor.as_str())
+                .or_default() += 1;
+        }
+        for sensor in &named {
+            assert!(
+                shifted_per_sensor.contains_key(sensor.as_str()),
+                "{sensor} named, shifted nothing"
+            );
+        }
+        for (sensor, n) in &shifted_per_sensor {
+            if *n >= 40 {
+                assert!(
+                    named.contains(*sensor),
+                    "{sensor} shifted {n} readings, not named"
+                );
+            }
+        }
+        assert!(!named.is_empty());
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use twinflow_engine::catalog::SensorId;
+use twinflow_engine::event::ClockAhead;
 use twinflow_engine::time::Micros;
 
 use crate::total_order::total_bits;
@@ -93,6 +94,26 @@ pub struct Suspect {
     pub reason: SuspectReason,
     /// The evidence in words, for the engineer who reads the flag.
     pub evidence: String,
+}
+
+impl Suspect {
+    /// Verification's finding that a sensor's readings keep arriving before
+    /// their own event time, as a suspect of the window (of `window_us`) that
+    /// holds the reading that tipped it; its score is the lead in seconds.
+    pub fn clock_ahead(record: &ClockAhead, window_us: Micros) -> Suspect {
+        let lead_s = record.ahead_us as f64 / 1e6;
+        Suspect {
+            sensor: record.sensor,
+            start_us: record.first_ts_us.div_euclid(window_us) * window_us,
+            value: None,
+            score: lead_s,
+            reason: SuspectReason::ClockAhead,
+            evidence: format!(
+                "{} readings arrived up to {lead_s:.2} s before their own event time",
+                record.readings
+            ),
+        }
+    }
 }
 
 crate::total_order_by_key!(Suspect, |s: &Suspect| (

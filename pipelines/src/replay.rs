@@ -42,6 +42,7 @@ use twinflow_operators::align::{AlignWindows, AlignedRow};
 use twinflow_operators::detect::DetectAnomalies;
 use twinflow_operators::fuse::{FuseRows, FusedRow, InverseVariance};
 use twinflow_operators::stats::Stats;
+use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
@@ -523,6 +524,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                             .entry(row.reason.code().to_owned())
                             .or_default() += 1;
                     });
+                let clock_ahead = streams.clock_ahead;
                 if let (Some(gaps), Some(part)) = (streams.gaps, &parts.seq_gaps) {
                     let counts = Rc::clone(&totals);
                     gaps.write_part(Rc::clone(part), move |gap| {
@@ -564,9 +566,15 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 let flag_assets = flags
                     .clone()
                     .map(move |f| (flag_catalog.asset_of(f.key), f.start_us));
-                let suspects = fused
+                let mut suspects = fused
                     .clone()
                     .flat_map(|row| row.suspects.into_iter().map(FlagRow::Suspect));
+                if let Some(clock_ahead) = clock_ahead {
+                    suspects =
+                        suspects.concat(clock_ahead.map(move |record| {
+                            FlagRow::Suspect(Suspect::clock_ahead(&record, size))
+                        }));
+                }
                 let counts = Rc::clone(&totals);
                 flags.map(FlagRow::Anomaly).concat(suspects).write_part(
                     Rc::clone(&parts.flags),
