@@ -557,9 +557,23 @@ impl GroupFilter {
             widen: 0.0,
             coast: false,
         };
+        // An excluded sensor is judged by every other measured sensor, excluded
+        // or not: two honest sensors excluded while a liar ran the group agree
+        // with each other, are readmitted, and outvote it.
+        let everyone_else = |i: usize| -> Vec<(f64, f64)> {
+            (0..n)
+                .filter(|&j| j != i)
+                .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
+                .chain(witness)
+                .collect()
+        };
         for i in 0..n {
             let Some(m) = measured[i] else { continue };
-            let around = witnesses(i);
+            let around = if candidates.contains(&i) {
+                witnesses(i)
+            } else {
+                everyone_else(i)
+            };
             let residual = match around.len() {
                 0 => prior.map(|p| normalised(m, p)),
                 _ => best(m, &around),

@@ -21,6 +21,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Operator};
 use timely::dataflow::{Scope, Stream};
 use twinflow_engine::catalog::{AssetId, Catalog};
+use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::time::Micros;
 
 use crate::align::{AlignedRow, AlignedValue, Source};
@@ -575,8 +576,10 @@ where
 }
 
 /// Some members of a group summed up: what its rollup is made of, and what
-/// merges into a larger group's. Merged in a fixed order (members by asset,
-/// partials by place), so sums do not depend on workers.
+/// merges into a larger group's. Sums are exact, so a site's rollup does not
+/// depend on how its assets are grouped into lines (moving an asset between
+/// two lines of a site leaves the site's rollup as it was, bit for bit), nor
+/// on workers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Partial {
     assets: u64,
@@ -586,7 +589,7 @@ struct Partial {
     /// Members whose latest window starts at `newest_us` and has a measurement.
     reporting: u64,
     /// Per fused quantity: the sum of the members' latest values, and how many.
-    fused: Vec<(TotalF64, u64)>,
+    fused: Vec<(ExactSum, u64)>,
 }
 
 impl Default for Partial {
@@ -619,7 +622,13 @@ impl Partial {
             fused: latest
                 .values
                 .iter()
-                .map(|v| v.map_or((TotalF64(0.0), 0), |v| (TotalF64(v.value), 1)))
+                .map(|v| {
+                    let mut sum = ExactSum::default();
+                    if let Some(v) = v {
+                        sum.add(v.value);
+                    }
+                    (sum, u64::from(v.is_some()))
+                })
                 .collect(),
         }
     }
@@ -637,18 +646,12 @@ impl Partial {
             std::cmp::Ordering::Greater => {}
         }
         if self.fused.len() < other.fused.len() {
-            self.fused.resize(other.fused.len(), (TotalF64(0.0), 0));
+            self.fused
+                .resize(other.fused.len(), (ExactSum::default(), 0));
         }
         for ((sum, n), (more, m)) in self.fused.iter_mut().zip(&other.fused) {
-            // Adding nothing keeps the sum bitwise (a -0.0 stays -0.0).
-            if *m > 0 {
-                *sum = if *n == 0 {
-                    *more
-                } else {
-                    TotalF64(sum.0 + more.0)
-                };
-                *n += m;
-            }
+            sum.merge(more);
+            *n += m;
         }
     }
 
@@ -660,7 +663,7 @@ impl Partial {
             mean_fused: self
                 .fused
                 .iter()
-                .map(|&(sum, n)| (n > 0).then(|| TotalF64(sum.0 / n as f64)))
+                .map(|&(sum, n)| (n > 0).then(|| TotalF64(sum.value() / n as f64)))
                 .collect(),
             worst_health: self.worst_health,
             newest_us: self.newest_us,
