@@ -422,7 +422,13 @@ fn end_to_end_inverse_variance_meets_theory() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(eval.write(&out).unwrap()).unwrap()).unwrap();
     assert_eq!(json["methods"][1], "inverse_variance");
-    assert_eq!(eval.fused_without_truth, 0);
+    // Only time-shifted readings, stamped up to 4.5 s in the future, reach
+    // windows past the truth's last second: at most 5 windows per asset.
+    assert!(
+        eval.fused_without_truth <= 5 * options.assets as u64,
+        "{} fused rows without truth",
+        eval.fused_without_truth
+    );
     assert!(
         eval.rmse.iter().any(|r| r.condition != "clean"),
         "incidents occurred"
