@@ -153,6 +153,7 @@ struct Shared {
     gate_sigma: f64,
     /// Per quantity: q given by the user, if any.
     given_q: Vec<Option<f64>>,
+    spread_tests: SpreadTests,
 }
 
 impl KalmanFusion {
@@ -172,6 +173,7 @@ impl KalmanFusion {
                 redundancy,
                 options,
                 given_q,
+                spread_tests: SpreadTests::new(),
             }),
         }
     }
@@ -243,8 +245,27 @@ struct Measurement {
     still: bool,
 }
 
+/// The window-spread tests of step 1, as standard normal quantiles (worked
+/// out once: each costs an inverse normal).
+#[derive(Debug, Clone, Copy)]
+struct SpreadTests {
+    /// Above χ²'s 99.9 % quantile, a window is noisy.
+    noisy: f64,
+    /// Below its 0.01 % quantile, a window is still.
+    still: f64,
+}
+
+impl SpreadTests {
+    fn new() -> Self {
+        SpreadTests {
+            noisy: normal_quantile(0.999),
+            still: normal_quantile(1e-4),
+        }
+    }
+}
+
 impl Measurement {
-    fn of(row: &AlignedRow, slot: usize, sigma: f64) -> Option<Measurement> {
+    fn of(row: &AlignedRow, slot: usize, sigma: f64, tests: SpreadTests) -> Option<Measurement> {
         let (z, window) = row.values[slot].measurement()?;
         let n = window.readings.max(1);
         let reading_variance = sigma * sigma;
@@ -257,20 +278,21 @@ impl Measurement {
             // n·s²/σ² is χ² with n − 1 degrees of freedom for honest readings.
             let dof = (n - 1) as f64;
             let statistic = n as f64 * spread / reading_variance;
-            if statistic > chi_square_quantile(dof, 0.999) {
+            if statistic > chi_square_quantile(dof, tests.noisy) {
                 m.r = spread / dof;
             }
-            m.still = statistic < chi_square_quantile(dof, 1e-4);
+            m.still = statistic < chi_square_quantile(dof, tests.still);
         }
         Some(m)
     }
 }
 
-/// The `p` quantile of χ² with `dof` degrees of freedom (Wilson–Hilferty:
-/// within a few per cent from 2 degrees of freedom on, ample for a test).
-fn chi_square_quantile(dof: f64, p: f64) -> f64 {
+/// The quantile of χ² with `dof` degrees of freedom whose standard normal
+/// quantile is `z` (Wilson–Hilferty: within a few per cent from 2 degrees of
+/// freedom on, ample for a test).
+fn chi_square_quantile(dof: f64, z: f64) -> f64 {
     let a = 2.0 / (9.0 * dof);
-    dof * (1.0 - a + normal_quantile(p) * a.sqrt()).powi(3).max(0.0)
+    dof * (1.0 - a + z * a.sqrt()).powi(3).max(0.0)
 }
 
 /// The filter of one group of one asset, and its members' trust.
@@ -354,7 +376,7 @@ impl GroupFilter {
         let measured: Vec<Option<Measurement>> = group
             .members
             .iter()
-            .map(|m| Measurement::of(row, m.slot, m.sigma))
+            .map(|m| Measurement::of(row, m.slot, m.sigma, shared.spread_tests))
             .collect();
         if measured.iter().all(Option::is_none) {
             self.report(group, &[], &[], policy, trust_out);
@@ -567,8 +589,8 @@ impl GroupFilter {
                 .chain(witness)
                 .collect()
         };
-        for i in 0..n {
-            let Some(m) = measured[i] else { continue };
+        for (i, m) in measured.iter().enumerate() {
+            let Some(m) = *m else { continue };
             let around = if candidates.contains(&i) {
                 witnesses(i)
             } else {
