@@ -24,10 +24,11 @@ use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::exact_sum::ExactSum;
 use twinflow_engine::time::Micros;
 
-use crate::align::{AlignedRow, AlignedValue, Source};
+use crate::align::{AlignedValue, Source};
 use crate::fuse::FusedRow;
 use crate::time_order::{TimeStep, in_time_order};
 use crate::total_order::TotalF64;
+use crate::trust::TrustState;
 
 /// Where an asset sits in the plant hierarchy: ids of its line and site in
 /// the [`Hierarchy`]'s name tables (so views carry no strings).
@@ -140,7 +141,8 @@ impl Hierarchy {
 pub enum Health {
     /// Every channel measured in the latest window.
     Ok,
-    /// Some channel filled in (carried, interpolated, nearest) in the latest window.
+    /// Some channel filled in (carried, interpolated, nearest), or a
+    /// redundant sensor excluded by fusion, in the latest window.
     Degraded,
     /// Some channel missing in the latest window.
     Stale,
@@ -158,12 +160,15 @@ impl Health {
         }
     }
 
-    fn of(row: &AlignedRow, flagged: bool) -> Health {
+    fn of(fused: &FusedRow, flagged: bool) -> Health {
+        let row = &fused.row;
         if flagged {
             Health::Alarm
         } else if row.values.iter().any(|v| v.source == Source::Missing) {
             Health::Stale
-        } else if row.values.iter().any(|v| v.source != Source::Measured) {
+        } else if row.values.iter().any(|v| v.source != Source::Measured)
+            || fused.trust.iter().any(|t| t.state == TrustState::Excluded)
+        {
             Health::Degraded
         } else {
             Health::Ok
@@ -504,7 +509,7 @@ impl Tracker {
         let start = latest.start_us();
         self.flagged = self.flagged.split_off(&start);
         Some(AssetState {
-            health: Health::of(&latest.row, self.flagged.contains(&start)),
+            health: Health::of(&latest, self.flagged.contains(&start)),
             flags: self.flags,
             latest,
         })

@@ -15,6 +15,7 @@ use twinflow_engine::catalog::{AssetId, AssetRecord, Catalog, SensorRecord};
 use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{AlignedRow, AlignedValue, Source};
 use twinflow_operators::fuse::{FusedRow, FusedValue};
+use twinflow_operators::trust::{SensorTrust, TrustState};
 use twinflow_operators::twin::{
     AssetTwin, BuildTwinViews, CatalogChange, Health, Hierarchy, Place, Rollup,
 };
@@ -100,7 +101,18 @@ fn inputs(seed: u64) -> Inputs {
                 FusedRow {
                     row,
                     values: vec![fused],
-                    trust: Vec::new(),
+                    // Now and then fusion has excluded a sensor of the asset.
+                    trust: rng
+                        .random_bool(0.1)
+                        .then(|| SensorTrust {
+                            sensor: 0,
+                            trust: 0.0,
+                            weight: 0.0,
+                            state: TrustState::Excluded,
+                            residual: None,
+                        })
+                        .into_iter()
+                        .collect(),
                     suspects: Vec::new(),
                 },
             ));
@@ -232,7 +244,9 @@ fn expected_assets(
             Health::Alarm
         } else if sources.contains(&Source::Missing) {
             Health::Stale
-        } else if sources.iter().any(|s| *s != Source::Measured) {
+        } else if sources.iter().any(|s| *s != Source::Measured)
+            || latest.trust.iter().any(|t| t.state == TrustState::Excluded)
+        {
             Health::Degraded
         } else {
             Health::Ok
