@@ -104,7 +104,7 @@ fn inputs(seed: u64) -> Inputs {
                     // Now and then fusion has excluded a sensor of the asset.
                     trust: rng
                         .random_bool(0.1)
-                        .then(|| SensorTrust {
+                        .then_some(SensorTrust {
                             sensor: 0,
                             trust: 0.0,
                             weight: 0.0,
