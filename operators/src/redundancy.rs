@@ -4,7 +4,9 @@
 //! pressures of a pump (suction and outlet) share a kind and measure different
 //! things. Redundancy is declared, in the sensor table's optional `quantity`
 //! column (a sensor without one measures its `kind`) or by the pipeline
-//! ([`Redundancy::declare`]), and a group needs at least two sensors.
+//! ([`Redundancy::declare`]), and a group needs at least two sensors. A
+//! sensor without a known noise σ (finite, positive; a catalog discovered
+//! from a log has none) cannot be weighed, and is not fused.
 
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::error::{Error, Result};
@@ -88,7 +90,7 @@ impl Redundancy {
             vec![Vec::new(); catalog.assets().len()];
         for (id, record) in catalog.sensors().iter().enumerate() {
             let sensor = id as SensorId;
-            let Some(quantity) = quantity_of(sensor) else {
+            let Some(quantity) = quantity_of(sensor).filter(|_| weighable(record.sigma)) else {
                 continue;
             };
             let (asset, slot) = alignment.slot_of(sensor);
@@ -127,6 +129,16 @@ impl Redundancy {
         Redundancy { quantities, groups }
     }
 
+    /// How many of the catalog's sensors have no known σ, and so are never
+    /// fused.
+    pub fn unweighable(catalog: &Catalog) -> usize {
+        catalog
+            .sensors()
+            .iter()
+            .filter(|s| !weighable(s.sigma))
+            .count()
+    }
+
     /// The fused quantities' names, in order of first appearance.
     pub fn quantities(&self) -> &[String] {
         &self.quantities
@@ -156,6 +168,11 @@ impl Redundancy {
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
+}
+
+/// Whether a noise σ can weigh a sensor's readings.
+fn weighable(sigma: f64) -> bool {
+    sigma.is_finite() && sigma > 0.0
 }
 
 #[cfg(test)]
@@ -209,6 +226,20 @@ mod tests {
         assert_eq!(groups.len(), 1);
         let sensors: Vec<SensorId> = groups[0].members.iter().map(|m| m.sensor).collect();
         assert_eq!(sensors, [1, 2]);
+    }
+
+    #[test]
+    fn sensors_without_a_known_sigma_are_not_fused() {
+        let catalog = Catalog::discovered(&[
+            ("p/a".into(), "p".into(), "pressure".into()),
+            ("p/b".into(), "p".into(), "pressure".into()),
+        ])
+        .unwrap();
+        let redundancy = Redundancy::from_catalog(&catalog, &alignment(&catalog));
+        assert!(redundancy.quantities().is_empty());
+        assert!(redundancy.groups(0).is_empty());
+        assert_eq!(Redundancy::unweighable(&catalog), 2);
+        assert_eq!(Redundancy::unweighable(&pump()), 0);
     }
 
     #[test]

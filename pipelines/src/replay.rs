@@ -41,6 +41,7 @@ use twinflow_engine::verify::{Untagged, Verification};
 use twinflow_operators::align::{AlignWindows, AlignedRow};
 use twinflow_operators::detect::DetectAnomalies;
 use twinflow_operators::fuse::{FuseRows, FusedRow, InverseVariance};
+use twinflow_operators::redundancy::Redundancy;
 use twinflow_operators::stats::Stats;
 use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
@@ -373,6 +374,13 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
     };
     let alignment = pipeline.alignment(&catalog)?;
     let redundancy = pipeline.redundancy(&catalog, &alignment)?;
+    let unweighable = Redundancy::unweighable(&catalog);
+    if unweighable > 0 && options.cluster.is_leader_process() {
+        eprintln!(
+            "note: {unweighable} sensors have no noise σ (no sensors.csv with a sigma column), \
+             so none of them is fused"
+        );
+    }
     let fused_channels = redundancy.channels(&alignment);
     // The spec's F checksum is of inverse-variance fusion, whichever fusion
     // the pipeline keeps as its twin state.
