@@ -47,9 +47,14 @@ use std::sync::Arc;
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::time::Micros;
 
+mod measurement;
+mod witnesses;
+
+use measurement::{Measurement, SpreadTests};
+use witnesses::{AGREES, AMBIGUOUS_AFTER, PairDispute};
+
 use crate::align::AlignedRow;
 use crate::fuse::{AssetFusion, FusedRow, FusedValue, Fusion};
-use crate::kalman::gate::normal_quantile;
 use crate::kalman::{
     ProcessModel, Tracker, chi_square_1dof_quantile, covariance_intersection,
     estimate_q_constant_velocity, estimate_q_random_walk,
@@ -235,66 +240,6 @@ impl AssetFusion for AssetFilters {
     }
 }
 
-/// One sensor's window as a measurement.
-#[derive(Debug, Clone, Copy)]
-struct Measurement {
-    z: f64,
-    /// Its variance: σ²/n, or the window's own spread when the sensor is noisy.
-    r: f64,
-    /// Its readings barely varied (see the module doc).
-    still: bool,
-}
-
-/// The window-spread tests of step 1, as standard normal quantiles (worked
-/// out once: each costs an inverse normal).
-#[derive(Debug, Clone, Copy)]
-struct SpreadTests {
-    /// Above χ²'s 99.9 % quantile, a window is noisy.
-    noisy: f64,
-    /// Below its 0.01 % quantile, a window is still.
-    still: f64,
-}
-
-impl SpreadTests {
-    fn new() -> Self {
-        SpreadTests {
-            noisy: normal_quantile(0.999),
-            still: normal_quantile(1e-4),
-        }
-    }
-}
-
-impl Measurement {
-    fn of(row: &AlignedRow, slot: usize, sigma: f64, tests: SpreadTests) -> Option<Measurement> {
-        let (z, window) = row.values[slot].measurement()?;
-        let n = window.readings.max(1);
-        let reading_variance = sigma * sigma;
-        let mut m = Measurement {
-            z,
-            r: reading_variance / n as f64,
-            still: false,
-        };
-        if let (Some(spread), true) = (window.spread, n >= 3 && reading_variance > 0.0) {
-            // n·s²/σ² is χ² with n − 1 degrees of freedom for honest readings.
-            let dof = (n - 1) as f64;
-            let statistic = n as f64 * spread / reading_variance;
-            if statistic > chi_square_quantile(dof, tests.noisy) {
-                m.r = spread / dof;
-            }
-            m.still = statistic < chi_square_quantile(dof, tests.still);
-        }
-        Some(m)
-    }
-}
-
-/// The quantile of χ² with `dof` degrees of freedom whose standard normal
-/// quantile is `z` (Wilson–Hilferty: within a few per cent from 2 degrees of
-/// freedom on, ample for a test).
-fn chi_square_quantile(dof: f64, z: f64) -> f64 {
-    let a = 2.0 / (9.0 * dof);
-    dof * (1.0 - a + z * a.sqrt()).powi(3).max(0.0)
-}
-
 /// The filter of one group of one asset, and its members' trust.
 struct GroupFilter {
     tracker: Option<Tracker>,
@@ -311,39 +256,6 @@ struct GroupFilter {
     /// Consecutive windows' consensus measurements (z, r), for estimating q.
     history: Vec<(f64, f64)>,
     since_estimate: usize,
-}
-
-/// Two sensors that disagree, and what the prediction said when they began to.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum PairDispute {
-    /// The prediction agreed with one and not the other (member index):
-    /// a sudden lie, which the prediction had not yet followed.
-    Blame(usize),
-    /// The prediction cannot tell (it had followed a slow drift, or it is
-    /// too uncertain): neither is excluded. While the prediction is sharper
-    /// than their disagreement the filter coasts on it, so it does not
-    /// follow either and may yet tell them apart (it is asked again each
-    /// window); once it is not, both are absorbed with a variance that
-    /// covers their disagreement. `named` once an `ambiguous` suspect has
-    /// been raised.
-    Ambiguous { windows: u32, named: bool },
-}
-
-/// Windows an ambiguous dispute lasts before it is named.
-const AMBIGUOUS_AFTER: u32 = 10;
-/// A prediction residual (σ) within which the prediction agrees with a sensor.
-const AGREES: f64 = 2.0;
-
-/// What step 2 made of one window: each measured sensor's residual (for
-/// output), the evidence for its trust (`None`: none this window), who is
-/// absorbed, and extra variance covering an unresolved disagreement.
-struct Judgement {
-    residuals: Vec<Option<f64>>,
-    evidence: Vec<Option<f64>>,
-    consistent: Vec<usize>,
-    widen: f64,
-    /// Absorb nothing and keep the prediction (an unresolved dispute).
-    coast: bool,
 }
 
 impl GroupFilter {
@@ -542,146 +454,6 @@ impl GroupFilter {
             .collect();
         self.report(group, &judgement.residuals, &weights, policy, trust_out);
         fused
-    }
-
-    /// Step 2: compares each measured sensor with the other witnesses.
-    fn judge(
-        &mut self,
-        shared: &Shared,
-        measured: &[Option<Measurement>],
-        candidates: &[usize],
-        prior: Option<(f64, f64)>,
-        witness: Option<(f64, f64)>,
-    ) -> Judgement {
-        let n = measured.len();
-        let gate = shared.gate_sigma;
-        let normalised = |m: Measurement, (z, r): (f64, f64)| (m.z - z) / (m.r + r).sqrt();
-        // The witnesses of sensor i: the other candidates and any outside witness.
-        let witnesses = |i: usize| -> Vec<(f64, f64)> {
-            candidates
-                .iter()
-                .filter(|&&j| j != i)
-                .filter_map(|&j| measured[j].map(|m| (m.z, m.r)))
-                .chain(witness)
-                .collect()
-        };
-        // The residual to the witness a sensor agrees with best.
-        let best = |m: Measurement, witnesses: &[(f64, f64)]| {
-            witnesses
-                .iter()
-                .map(|&w| normalised(m, w))
-                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
-        };
-        let mut judgement = Judgement {
-            residuals: vec![None; n],
-            evidence: vec![None; n],
-            consistent: Vec::new(),
-            widen: 0.0,
-            coast: false,
-        };
-        // An excluded sensor is judged by every other measured sensor, excluded
-        // or not: two honest sensors excluded while a liar ran the group agree
-        // with each other, are readmitted, and outvote it.
-        let everyone_else = |i: usize| -> Vec<(f64, f64)> {
-            (0..n)
-                .filter(|&j| j != i)
-                .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
-                .chain(witness)
-                .collect()
-        };
-        for (i, m) in measured.iter().enumerate() {
-            let Some(m) = *m else { continue };
-            let around = if candidates.contains(&i) {
-                witnesses(i)
-            } else {
-                everyone_else(i)
-            };
-            let residual = match around.len() {
-                0 => prior.map(|p| normalised(m, p)),
-                _ => best(m, &around),
-            };
-            judgement.residuals[i] = residual.or(Some(0.0));
-            // Evidence needs two independent witnesses; a pair is settled below,
-            // and a lone sensor's prediction is made of its own readings.
-            if around.len() >= 2 || !candidates.contains(&i) {
-                judgement.evidence[i] = residual;
-            }
-        }
-        match candidates {
-            [a, b] if witness.is_none() => {
-                self.judge_pair(*a, *b, measured, prior, gate, &mut judgement)
-            }
-            _ => {
-                self.pair = None;
-                judgement.consistent = candidates
-                    .iter()
-                    .copied()
-                    .filter(|&i| judgement.residuals[i].is_some_and(|r| r.abs() <= gate))
-                    .collect();
-            }
-        }
-        judgement
-    }
-
-    /// A pair of sensors: consistent while they agree; when they disagree,
-    /// the prediction at the start of the disagreement names the liar, or
-    /// cannot (see [`PairDispute`]).
-    fn judge_pair(
-        &mut self,
-        a: usize,
-        b: usize,
-        measured: &[Option<Measurement>],
-        prior: Option<(f64, f64)>,
-        gate: f64,
-        judgement: &mut Judgement,
-    ) {
-        let (ma, mb) = (
-            measured[a].expect("measured"),
-            measured[b].expect("measured"),
-        );
-        let apart = (ma.z - mb.z) / (ma.r + mb.r).sqrt();
-        if apart.abs() <= gate {
-            self.pair = None;
-            judgement.consistent = vec![a, b];
-            judgement.evidence[a] = Some(apart);
-            judgement.evidence[b] = Some(-apart);
-            return;
-        }
-        let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());
-        let blame = match (to_prior(ma), to_prior(mb)) {
-            (Some(pa), Some(pb)) if pa <= AGREES && pb > gate => Some(PairDispute::Blame(b)),
-            (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
-            _ => None,
-        };
-        let dispute = match self.pair {
-            Some(PairDispute::Blame(liar)) => PairDispute::Blame(liar),
-            unresolved => blame.unwrap_or(unresolved.unwrap_or(PairDispute::Ambiguous {
-                windows: 0,
-                named: false,
-            })),
-        };
-        self.pair = Some(match dispute {
-            PairDispute::Blame(liar) => {
-                let honest = if liar == a { b } else { a };
-                judgement.consistent = vec![honest];
-                judgement.evidence[liar] = Some(if liar == a { apart } else { -apart });
-                judgement.evidence[honest] = Some(0.0);
-                dispute
-            }
-            PairDispute::Ambiguous { windows, named } => {
-                let half_apart = (ma.z - mb.z).powi(2) / 4.0;
-                if prior.is_some_and(|(_, p)| p < half_apart) {
-                    judgement.coast = true;
-                } else {
-                    judgement.consistent = vec![a, b];
-                    judgement.widen = half_apart;
-                }
-                PairDispute::Ambiguous {
-                    windows: windows + 1,
-                    named,
-                }
-            }
-        });
     }
 
     /// Appends each member's trust record for this window (a member without

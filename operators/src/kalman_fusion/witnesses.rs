@@ -1,0 +1,179 @@
+//! Step 2 of the robust fusion: each sensor against the other witnesses, and disputes between the last two.
+
+use super::measurement::Measurement;
+use super::{GroupFilter, Shared};
+
+/// Two sensors that disagree, and what the prediction said when they began to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum PairDispute {
+    /// The prediction agreed with one and not the other (member index):
+    /// a sudden lie, which the prediction had not yet followed.
+    Blame(usize),
+    /// The prediction cannot tell (it had followed a slow drift, or it is
+    /// too uncertain): neither is excluded. While the prediction is sharper
+    /// than their disagreement the filter coasts on it, so it does not
+    /// follow either and may yet tell them apart (it is asked again each
+    /// window); once it is not, both are absorbed with a variance that
+    /// covers their disagreement. `named` once an `ambiguous` suspect has
+    /// been raised.
+    Ambiguous { windows: u32, named: bool },
+}
+
+/// Windows an ambiguous dispute lasts before it is named.
+pub(super) const AMBIGUOUS_AFTER: u32 = 10;
+/// A prediction residual (σ) within which the prediction agrees with a sensor.
+pub(super) const AGREES: f64 = 2.0;
+
+/// What step 2 made of one window: each measured sensor's residual (for
+/// output), the evidence for its trust (`None`: none this window), who is
+/// absorbed, and extra variance covering an unresolved disagreement.
+pub(super) struct Judgement {
+    pub(super) residuals: Vec<Option<f64>>,
+    pub(super) evidence: Vec<Option<f64>>,
+    pub(super) consistent: Vec<usize>,
+    pub(super) widen: f64,
+    /// Absorb nothing and keep the prediction (an unresolved dispute).
+    pub(super) coast: bool,
+}
+
+impl GroupFilter {
+    /// Step 2: compares each measured sensor with the other witnesses.
+    pub(super) fn judge(
+        &mut self,
+        shared: &Shared,
+        measured: &[Option<Measurement>],
+        candidates: &[usize],
+        prior: Option<(f64, f64)>,
+        witness: Option<(f64, f64)>,
+    ) -> Judgement {
+        let n = measured.len();
+        let gate = shared.gate_sigma;
+        let normalised = |m: Measurement, (z, r): (f64, f64)| (m.z - z) / (m.r + r).sqrt();
+        // The witnesses of sensor i: the other candidates and any outside witness.
+        let witnesses = |i: usize| -> Vec<(f64, f64)> {
+            candidates
+                .iter()
+                .filter(|&&j| j != i)
+                .filter_map(|&j| measured[j].map(|m| (m.z, m.r)))
+                .chain(witness)
+                .collect()
+        };
+        // The residual to the witness a sensor agrees with best.
+        let best = |m: Measurement, witnesses: &[(f64, f64)]| {
+            witnesses
+                .iter()
+                .map(|&w| normalised(m, w))
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        };
+        let mut judgement = Judgement {
+            residuals: vec![None; n],
+            evidence: vec![None; n],
+            consistent: Vec::new(),
+            widen: 0.0,
+            coast: false,
+        };
+        // An excluded sensor is judged by every other measured sensor, excluded
+        // or not: two honest sensors excluded while a liar ran the group agree
+        // with each other, are readmitted, and outvote it.
+        let everyone_else = |i: usize| -> Vec<(f64, f64)> {
+            (0..n)
+                .filter(|&j| j != i)
+                .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
+                .chain(witness)
+                .collect()
+        };
+        for (i, m) in measured.iter().enumerate() {
+            let Some(m) = *m else { continue };
+            let around = if candidates.contains(&i) {
+                witnesses(i)
+            } else {
+                everyone_else(i)
+            };
+            let residual = match around.len() {
+                0 => prior.map(|p| normalised(m, p)),
+                _ => best(m, &around),
+            };
+            judgement.residuals[i] = residual.or(Some(0.0));
+            // Evidence needs two independent witnesses; a pair is settled below,
+            // and a lone sensor's prediction is made of its own readings.
+            if around.len() >= 2 || !candidates.contains(&i) {
+                judgement.evidence[i] = residual;
+            }
+        }
+        match candidates {
+            [a, b] if witness.is_none() => {
+                self.judge_pair(*a, *b, measured, prior, gate, &mut judgement)
+            }
+            _ => {
+                self.pair = None;
+                judgement.consistent = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&i| judgement.residuals[i].is_some_and(|r| r.abs() <= gate))
+                    .collect();
+            }
+        }
+        judgement
+    }
+
+    /// A pair of sensors: consistent while they agree; when they disagree,
+    /// the prediction at the start of the disagreement names the liar, or
+    /// cannot (see [`PairDispute`]).
+    fn judge_pair(
+        &mut self,
+        a: usize,
+        b: usize,
+        measured: &[Option<Measurement>],
+        prior: Option<(f64, f64)>,
+        gate: f64,
+        judgement: &mut Judgement,
+    ) {
+        let (ma, mb) = (
+            measured[a].expect("measured"),
+            measured[b].expect("measured"),
+        );
+        let apart = (ma.z - mb.z) / (ma.r + mb.r).sqrt();
+        if apart.abs() <= gate {
+            self.pair = None;
+            judgement.consistent = vec![a, b];
+            judgement.evidence[a] = Some(apart);
+            judgement.evidence[b] = Some(-apart);
+            return;
+        }
+        let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());
+        let blame = match (to_prior(ma), to_prior(mb)) {
+            (Some(pa), Some(pb)) if pa <= AGREES && pb > gate => Some(PairDispute::Blame(b)),
+            (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
+            _ => None,
+        };
+        let dispute = match self.pair {
+            Some(PairDispute::Blame(liar)) => PairDispute::Blame(liar),
+            unresolved => blame.unwrap_or(unresolved.unwrap_or(PairDispute::Ambiguous {
+                windows: 0,
+                named: false,
+            })),
+        };
+        self.pair = Some(match dispute {
+            PairDispute::Blame(liar) => {
+                let honest = if liar == a { b } else { a };
+                judgement.consistent = vec![honest];
+                judgement.evidence[liar] = Some(if liar == a { apart } else { -apart });
+                judgement.evidence[honest] = Some(0.0);
+                dispute
+            }
+            PairDispute::Ambiguous { windows, named } => {
+                let half_apart = (ma.z - mb.z).powi(2) / 4.0;
+                if prior.is_some_and(|(_, p)| p < half_apart) {
+                    judgement.coast = true;
+                } else {
+                    judgement.consistent = vec![a, b];
+                    judgement.widen = half_apart;
+                }
+                PairDispute::Ambiguous {
+                    windows: windows + 1,
+                    named,
+                }
+            }
+        });
+    }
+}
