@@ -213,6 +213,17 @@ fn write_replay(out: &Path) {
     );
 }
 
+/// Evaluates the replay in `out` against `log`, beside inverse variance.
+fn evaluate_with_inverse_variance(log: &Path, out: &Path) -> Evaluation {
+    evaluate(&EvalOptions {
+        log: log.to_path_buf(),
+        out: out.to_path_buf(),
+        compare_inverse_variance: true,
+        progress: false,
+    })
+    .unwrap()
+}
+
 fn close(actual: Option<f64>, expected: f64) {
     let actual = actual.expect("a figure");
     assert!(
@@ -227,13 +238,7 @@ fn figures_of_a_hand_made_replay() {
     let (log, out) = (dir.path().join("log"), dir.path().join("out"));
     write_log(&log);
     write_replay(&out);
-    let eval = evaluate(&EvalOptions {
-        log: log.clone(),
-        out: out.clone(),
-        compare_inverse_variance: true,
-        progress: false,
-    })
-    .unwrap();
+    let eval = evaluate_with_inverse_variance(&log, &out);
     assert_eq!(eval.methods, ["replay", "inverse_variance"]);
     close(Some(eval.asset_hours), 2.0 * 100.0 / 3600.0);
     // The window at 150 s has no truth.
@@ -412,13 +417,7 @@ fn end_to_end_inverse_variance_meets_theory() {
             ..ReplayOptions::new(log.join("events.parquet"), &out)
         })
         .unwrap();
-    let eval = evaluate(&EvalOptions {
-        log: log.clone(),
-        out: out.clone(),
-        compare_inverse_variance: true,
-        progress: false,
-    })
-    .unwrap();
+    let eval = evaluate_with_inverse_variance(&log, &out);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(eval.write(&out).unwrap()).unwrap()).unwrap();
     assert_eq!(json["methods"][1], "inverse_variance");

@@ -60,18 +60,10 @@ fn check_synthetic(rows: &[Row], out: &Path, summary: &Summary) {
     );
 }
 
-/// Generates a 12-asset, 40-second TwinBench log; returns its rows.
+/// Generates a 12-asset, 40-second TwinBench log at TwinBench's rates;
+/// returns its rows.
 fn generate_small_plant(dir: &Path, seed: u64) -> Vec<Row> {
-    twinflow::pipelines::twinbench::generate(&twinflow::pipelines::twinbench::GenerateOptions {
-        assets: 12,
-        seconds: 40,
-        seed,
-        out: dir.to_path_buf(),
-        csv: false,
-        progress: false,
-    })
-    .unwrap();
-    read_log_rows(&dir.join("events.parquet"))
+    generate_time_shifted_plant(dir, seed, 1.0)
 }
 
 /// A TwinBench log from the generator: W for 1 and 3 workers (runs of whole

@@ -113,16 +113,25 @@ impl InverseVariance {
     ) -> Vec<Option<FusedValue>> {
         let mut values = vec![None; self.redundancy.quantities().len()];
         for group in self.redundancy.groups(row.asset) {
-            values[group.quantity] = Self::fuse_group(group, row, trust);
+            values[group.quantity] = Self::fuse_group(group, row, Some(&mut *trust));
         }
         values
     }
 
-    /// Fuses one group of a row, and appends each member's trust record.
+    /// One quantity of one row, and no trust records: what the spec's
+    /// checksum and comparisons with it need.
+    pub fn fuse_quantity(&self, row: &AlignedRow, quantity: usize) -> Option<FusedValue> {
+        let groups = self.redundancy.groups(row.asset);
+        let group = groups.iter().find(|g| g.quantity == quantity)?;
+        Self::fuse_group(group, row, None)
+    }
+
+    /// Fuses one group of a row, and appends each member's trust record to
+    /// `trust` if given.
     fn fuse_group(
         group: &Group,
         row: &AlignedRow,
-        trust: &mut Vec<SensorTrust>,
+        trust: Option<&mut Vec<SensorTrust>>,
     ) -> Option<FusedValue> {
         let (mut weighted, mut weights, mut spread, mut sensors) = (0.0, 0.0, 0.0, 0);
         for member in &group.members {
@@ -139,6 +148,9 @@ impl InverseVariance {
             variance: spread / (weights * weights),
             sensors,
         });
+        let Some(trust) = trust else {
+            return fused;
+        };
         for member in &group.members {
             let measured = row.values[member.slot].measurement();
             let weight = 1.0 / (member.sigma * member.sigma);

@@ -42,6 +42,7 @@
 //! [`crate::kalman::process_noise`] (constant velocity) or first-difference
 //! one (random walk), with a floor so the filter never stops listening.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
@@ -254,7 +255,7 @@ struct GroupFilter {
     q: Option<f64>,
     given: bool,
     /// Consecutive windows' consensus measurements (z, r), for estimating q.
-    history: Vec<(f64, f64)>,
+    history: VecDeque<(f64, f64)>,
     since_estimate: usize,
 }
 
@@ -268,7 +269,7 @@ impl GroupFilter {
             pair: None,
             q: given_q,
             given: given_q.is_some(),
-            history: Vec::new(),
+            history: VecDeque::with_capacity(MAX_HISTORY),
             since_estimate: 0,
         }
     }
@@ -536,9 +537,9 @@ impl GroupFilter {
             self.history.clear();
         }
         if self.history.len() == MAX_HISTORY {
-            self.history.remove(0);
+            self.history.pop_front();
         }
-        self.history.push((z, r));
+        self.history.push_back((z, r));
         self.since_estimate += 1;
         if self.history.len() < MIN_HISTORY || self.since_estimate < ESTIMATE_EVERY {
             return;

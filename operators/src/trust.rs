@@ -116,14 +116,38 @@ impl Suspect {
     }
 }
 
-crate::total_order_by_key!(Suspect, |s: &Suspect| (
-    s.sensor,
-    s.start_us,
-    s.value.map(total_bits),
-    total_bits(s.score),
-    s.reason,
-    s.evidence.clone()
-));
+// Bitwise equality and a total order, the evidence compared in place (the
+// key macro would copy it on every comparison).
+impl Suspect {
+    fn key(&self) -> (SensorId, Micros, Option<u64>, u64, SuspectReason) {
+        (
+            self.sensor,
+            self.start_us,
+            self.value.map(total_bits),
+            total_bits(self.score),
+            self.reason,
+        )
+    }
+}
+
+impl PartialEq for Suspect {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Suspect {}
+impl PartialOrd for Suspect {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Suspect {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key()
+            .cmp(&other.key())
+            .then_with(|| self.evidence.cmp(&other.evidence))
+    }
+}
 
 /// How trust follows the evidence: a two-sided CUSUM of a sensor's
 /// normalised residuals, clipped so one wild window (a spike) cannot

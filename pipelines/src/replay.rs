@@ -556,15 +556,13 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 });
                 let counts = Rc::clone(&totals);
                 let spec_fusion = Arc::clone(&spec_fusion);
-                let mut scratch = Vec::new();
                 aligned
                     .clone()
                     .write_part(Rc::clone(&parts.aligned), move |row| {
                         let mut totals = counts.borrow_mut();
                         totals.aligned_rows += 1;
-                        let fused = spec_fusion.fuse_row(row, &mut scratch);
-                        scratch.clear();
-                        if let Some(Some(t)) = temperature.map(|q| fused[q]) {
+                        let fused = temperature.and_then(|q| spec_fusion.fuse_quantity(row, q));
+                        if let Some(t) = fused {
                             totals.sum_fused_temperature.add(t.value);
                         }
                     });

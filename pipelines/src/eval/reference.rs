@@ -59,6 +59,6 @@ impl<'a> InverseVarianceReference<'a> {
                     AlignedValue::measured(window.mean, shape, Some(start_us));
             }
         }
-        self.fusion.fuse_row(&row, &mut Vec::new())[quantity]
+        self.fusion.fuse_quantity(&row, quantity)
     }
 }
