@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::SensorId;
 use crate::time::Micros;
 
-/// One accepted sensor reading, as small as it can be (24 bytes) because
+/// One accepted sensor reading, as small as it can be (32 bytes) because
 /// millions of them cross worker boundaries every second.
+///
+/// `arrival_us` is when it reached the engine (its `ts_us` when the source
+/// does not say): a reading stamped well ahead of its arrival comes from a
+/// clock that runs ahead, and its window measures another time (see
+/// [`Reading::arrived_ahead`]).
 ///
 /// `run` numbers the stretch of the log the reading was read from, in log
 /// order; operators that must combine partial results in arrival order (float
@@ -19,6 +24,16 @@ pub struct Reading {
     pub run: u32,
     pub ts_us: Micros,
     pub value: f64,
+    pub arrival_us: Micros,
+}
+
+impl Reading {
+    /// Whether it was stamped more than [`crate::clock_ahead::SLACK_US`]
+    /// ahead of its arrival, as no honest clock stamps it.
+    #[inline]
+    pub fn arrived_ahead(&self) -> bool {
+        self.ts_us.saturating_sub(self.arrival_us) > crate::clock_ahead::SLACK_US
+    }
 }
 
 /// One row of the raw log with all its fields, kept for rows that are set
@@ -107,7 +122,6 @@ pub struct Quarantined {
 pub struct Arrival {
     pub reading: Reading,
     pub seq: u64,
-    pub arrival_us: Micros,
     /// Position of the row in the log's arrival order (0-based, across files).
     pub position: u64,
     /// The watermark when the row arrived; the reading is late if its event
@@ -128,7 +142,7 @@ impl Arrival {
         let sensor = catalog.sensor(self.reading.sensor);
         RawRow {
             ts_us: self.reading.ts_us,
-            arrival_us: self.arrival_us,
+            arrival_us: self.reading.arrival_us,
             asset: sensor.asset.clone(),
             sensor: sensor.sensor.clone(),
             kind: sensor.kind.clone(),

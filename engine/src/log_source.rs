@@ -428,6 +428,16 @@ impl<'a> WatermarkTimes<'a> {
             _ => ts,
         }
     }
+
+    /// The arrival time of row `i`, whose event time is `ts`: `ts` when the
+    /// row's arrival is null (or the batch has none).
+    #[inline]
+    pub fn arrival(&self, i: usize, ts: Micros) -> Micros {
+        match self.arrival {
+            Some(a) if !self.nulls || a.is_valid(i) => a.values()[i],
+            _ => ts,
+        }
+    }
 }
 
 impl RunBatch {

@@ -241,7 +241,7 @@ pub fn check_sensors<'s>(
                             r.sensor,
                             arrival.seq,
                             r.ts_us,
-                            arrival.arrival_us,
+                            r.arrival_us,
                             *implausible,
                             &mut lost,
                         );
@@ -253,7 +253,7 @@ pub fn check_sensors<'s>(
                         }));
                         if verdict.is_ok() {
                             let watch = &mut watches[r.sensor as usize];
-                            ahead.extend(watch.observe(r.sensor, r.ts_us, arrival.arrival_us));
+                            ahead.extend(watch.observe(r.sensor, r.ts_us, r.arrival_us));
                         }
                         match verdict {
                             Err(reason) => rejected.push((*arrival, reason)),

@@ -425,9 +425,9 @@ impl RunCursor {
                             run: self.run.index,
                             ts_us: ts[i],
                             value: values[i],
+                            arrival_us: arrival[i],
                         },
                         seq: seq[i],
-                        arrival_us: arrival[i],
                         position: self.run.first_position + offset as u64,
                         watermark_us: watermark,
                         quality: quality[i],
@@ -491,6 +491,7 @@ impl RunCursor {
                         run: self.run.index,
                         ts_us: t,
                         value: v,
+                        arrival_us: times.arrival(i, t),
                     };
                     if t < watermark {
                         out.late.push(LateReading {

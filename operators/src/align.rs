@@ -88,6 +88,8 @@ pub struct WindowShape {
     pub readings: u64,
     /// Population variance of the readings, if the aggregate knows it.
     pub spread: Option<f64>,
+    /// Readings that arrived ahead of their own event time.
+    pub ahead: u64,
 }
 
 // Bitwise equality and a total order; NaN never reaches an aligned value anyway.
@@ -95,7 +97,8 @@ crate::total_order_by_key!(AlignedValue, |v: &AlignedValue| (
     v.source,
     v.value.map(total_bits),
     v.last_seen_us,
-    v.window.map(|w| (w.readings, w.spread.map(total_bits)))
+    v.window
+        .map(|w| (w.readings, w.spread.map(total_bits), w.ahead))
 ));
 
 impl AlignedValue {
@@ -106,6 +109,16 @@ impl AlignedValue {
             source: Source::Measured,
             last_seen_us,
             window: Some(window),
+        }
+    }
+
+    /// No value: the channel was not measured, nor carried.
+    pub fn missing() -> Self {
+        AlignedValue {
+            value: None,
+            source: Source::Missing,
+            last_seen_us: None,
+            window: None,
         }
     }
 
@@ -356,6 +369,7 @@ impl<A: WindowValue> TimeStep<Window<SensorId, A>, AlignedRow> for Aligner {
             let shape = WindowShape {
                 readings: w.aggregate.readings(),
                 spread: w.aggregate.spread(),
+                ahead: w.aggregate.ahead(),
             };
             (asset, w.start_us, slot, w.aggregate.value(), shape)
         }));

@@ -222,7 +222,7 @@ pub trait FuseRows<'s> {
     /// let alignment = Alignment::from_catalog(&catalog, 1_000_000, Fill::CarryForward { max_age: 0 });
     /// let fusion = InverseVariance::from_catalog(&catalog, &alignment);
     /// // Window means of 10 readings each.
-    /// let shape = WindowShape { readings: 10, spread: None };
+    /// let shape = WindowShape { readings: 10, spread: None, ahead: 0 };
     /// let measured = |x| AlignedValue::measured(x, shape, Some(0));
     /// let row = AlignedRow { asset: 0, start_us: 0, end_us: 1_000_000, values: vec![measured(10.0), measured(20.0)] };
     /// let fused = fusion.start(0).fuse(row);

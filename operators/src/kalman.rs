@@ -306,6 +306,18 @@ impl Tracker {
         self.q = q;
     }
 
+    /// The expected square of how far the value moves in `span` seconds:
+    /// q·span for a random walk; under constant velocity, the estimated rate's
+    /// square and variance times span², plus the process noise's q·span³/3.
+    pub fn movement_variance(&self, span: f64) -> f64 {
+        match self.rate() {
+            None => self.q * span,
+            Some((rate, variance)) => {
+                (rate * rate + variance) * span * span + self.q * span.powi(3) / 3.0
+            }
+        }
+    }
+
     /// The estimated rate of change (units/s) and its variance, under constant
     /// velocity; `None` for a random walk.
     pub fn rate(&self) -> Option<(f64, f64)> {
@@ -479,5 +491,27 @@ mod tests {
         let before = t;
         t.predict(0.0);
         assert_eq!(t, before);
+    }
+
+    #[test]
+    fn movement_variance_is_the_models_spread_over_a_span() {
+        let walk = Tracker::new(ProcessModel::RandomWalk { q: 0.5 }, 1.0, 2.0, 0.0);
+        close(walk.movement_variance(4.0), 2.0);
+        // Rate 0 with variance 3 at the start: 3·2² + 0.25·2³/3.
+        let mut moving = Tracker::new(ProcessModel::ConstantVelocity { q: 0.25 }, 1.0, 2.0, 3.0);
+        close(moving.movement_variance(2.0), 12.0 + 2.0 / 3.0);
+        // Pin the rate near 2/s: readings 0, 2, 4, ... one second apart, exact.
+        for k in 0..200 {
+            if k > 0 {
+                moving.predict(1.0);
+            }
+            moving.update(2.0 * k as f64, 1e-9);
+        }
+        let (rate, variance) = moving.rate().unwrap();
+        close(rate, 2.0);
+        close(
+            moving.movement_variance(5.0),
+            (4.0 + variance) * 25.0 + 0.25 * 125.0 / 3.0,
+        );
     }
 }

@@ -5,7 +5,13 @@
 //!    measurement with variance σ²/n. If the window's spread is far above σ²
 //!    (a χ² test at 99.9 %), the sensor is noisy now and the spread is used
 //!    instead; if it is far below (at 0.01 %), the readings are "still": a
-//!    stuck sensor's are.
+//!    stuck sensor's are. A window whose readings mostly arrived ahead of
+//!    their own event time comes from a clock that runs ahead (verification
+//!    names the sensor `clock_ahead`): its readings are of an earlier time,
+//!    by up to the clock check's 5 s. It is judged like the others but
+//!    absorbed only when no punctual sensor is left, with its variance grown
+//!    by how far the quantity moves in 5 s (the filter's
+//!    [`Tracker::movement_variance`]).
 //! 2. **Witnesses.** Each sensor is compared with the other witnesses: the
 //!    group's other sensors not excluded and, when fewer than two of those
 //!    are measured, the filter's prediction. Its residual is the normalised
@@ -47,12 +53,13 @@ use std::sync::Arc;
 
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::time::Micros;
+use twinflow_engine::verify::MAX_AHEAD;
 
 mod measurement;
 mod witnesses;
 
 use measurement::{Measurement, SpreadTests};
-use witnesses::{AGREES, AMBIGUOUS_AFTER, PairDispute};
+use witnesses::{AGREES, AMBIGUOUS_AFTER, PairDispute, Solo};
 
 use crate::align::AlignedRow;
 use crate::fuse::{AssetFusion, FusedRow, FusedValue, Fusion};
@@ -134,6 +141,12 @@ impl std::fmt::Debug for KalmanOptions {
 
 /// Windows without a consistent sensor after which the filter restarts.
 const RESTART_AFTER: u32 = 3;
+/// The weight of each window's NIS in the mean surprise (memory ≈ 10 windows).
+const SURPRISE_WEIGHT: f64 = 0.1;
+/// The most the prediction's covariance is inflated by surprise.
+const MAX_FADE: f64 = 100.0;
+/// Windows the prediction stands in for a group with no sensor absorbed.
+const MAX_COAST_WINDOWS: Micros = 5;
 /// A gap in a group's measurements after which the filter restarts (µs).
 const MAX_GAP_US: Micros = 60_000_000;
 /// Process noise is estimated every this many windows ...
@@ -251,6 +264,11 @@ struct GroupFilter {
     unexplained: u32,
     /// While the group's last two sensors disagree: who is to blame.
     pair: Option<PairDispute>,
+    /// The member whose word alone has fed the filter lately, if any.
+    solo: Option<Solo>,
+    /// The consensus's recent mean NIS against the prediction (1 when the
+    /// model is right).
+    surprise: f64,
     /// q: given, or the latest estimate (`None` before the first).
     q: Option<f64>,
     given: bool,
@@ -267,6 +285,8 @@ impl GroupFilter {
             scores: vec![TrustScore::default(); group.members.len()],
             unexplained: 0,
             pair: None,
+            solo: None,
+            surprise: 1.0,
             q: given_q,
             given: given_q.is_some(),
             history: VecDeque::with_capacity(MAX_HISTORY),
@@ -286,7 +306,7 @@ impl GroupFilter {
         suspects: &mut Vec<Suspect>,
     ) -> Option<FusedValue> {
         let policy = &shared.options.trust;
-        let measured: Vec<Option<Measurement>> = group
+        let mut measured: Vec<Option<Measurement>> = group
             .members
             .iter()
             .map(|m| Measurement::of(row, m.slot, m.sigma, shared.spread_tests))
@@ -306,12 +326,26 @@ impl GroupFilter {
             tracker.predict(dt_us as f64 / 1e6);
         }
         let prior = self.tracker.map(|t| (t.value(), t.variance()));
+        if let Some(tracker) = &self.tracker {
+            // A clock running ahead stamps what it read up to the clock
+            // check's tolerance earlier: as uncertain as the quantity moves.
+            let lead_s = MAX_AHEAD as f64 / 1e6;
+            for m in measured.iter_mut().flatten().filter(|m| m.ahead) {
+                m.r += tracker.movement_variance(lead_s);
+            }
+        }
 
-        let candidates: Vec<usize> = (0..measured.len())
+        let mut candidates: Vec<usize> = (0..measured.len())
             .filter(|&i| measured[i].is_some() && self.scores[i].state() != TrustState::Excluded)
             .collect();
+        // A clock running ahead is a last resort: while a punctual sensor
+        // is there, it is judged but not absorbed.
+        let punctual = |&i: &usize| measured[i].is_some_and(|m| !m.ahead);
+        if candidates.iter().any(punctual) {
+            candidates.retain(punctual);
+        }
         let mut judgement = self.judge(shared, &measured, &candidates, prior, witness);
-        let mut restart = self.tracker.is_none();
+        let mut restart = self.tracker.is_none() || judgement.restart;
         if judgement.coast {
             self.unexplained = 0;
         } else if judgement.consistent.is_empty() && !candidates.is_empty() {
@@ -339,6 +373,23 @@ impl GroupFilter {
             .map(|(z, r)| (z, r.max(judgement.widen)));
 
         let absorbed = combined.is_some();
+        if absorbed {
+            self.solo = match weighed[..] {
+                [(i, _, _)] => Some(match self.solo {
+                    Some(solo) if solo.member == i => Solo {
+                        member: i,
+                        windows: solo.windows + 1,
+                        jumped: solo.jumped || (restart && self.tracker.is_some()),
+                    },
+                    _ => Solo {
+                        member: i,
+                        windows: 1,
+                        jumped: false,
+                    },
+                }),
+                _ => None,
+            };
+        }
         if let Some((z, r)) = combined {
             match (&mut self.tracker, restart) {
                 (Some(tracker), false) => {
@@ -348,10 +399,18 @@ impl GroupFilter {
                     // agrees says it did not: a dispute beginning, not a
                     // manoeuvre.)
                     let innovation = tracker.innovation(z, r);
+                    // Fading memory: while the consensus keeps surprising the
+                    // prediction more than its variance says (a mean NIS
+                    // above 1: the plant moves in bursts the process noise
+                    // averages out), believe the prediction that much less.
+                    let surprise = self.surprise;
+                    self.surprise += SURPRISE_WEIGHT * (innovation.nis() - surprise);
+                    tracker.inflate(surprise.min(MAX_FADE));
+                    let innovation = tracker.innovation(z, r);
                     let none_agrees = weighed
                         .iter()
                         .all(|&(_, zi, ri)| tracker.innovation(zi, ri).normalised().abs() > AGREES);
-                    if weighed.len() >= 2
+                    if (weighed.len() >= 2 || judgement.corroborated)
                         && none_agrees
                         && innovation.nis() > shared.gate_sigma.powi(2)
                     {
@@ -378,6 +437,7 @@ impl GroupFilter {
                         RATE_VARIANCE * r,
                     ));
                     self.history.clear();
+                    self.surprise = 1.0;
                 }
             }
             self.learn_q(shared, dt_us, z, r);
@@ -410,13 +470,16 @@ impl GroupFilter {
         if let Some(PairDispute::Ambiguous {
             windows,
             named: false,
+            witness,
         }) = self.pair
             && windows >= AMBIGUOUS_AFTER
         {
             // Name the one the prediction leans against (else the less precise).
             let leaning = |i: usize| {
                 let m = measured[i].expect("disputed sensors are measured");
-                prior.map_or(m.r, |(x, p)| (m.z - x).abs() / (m.r + p).sqrt())
+                prior
+                    .filter(|_| witness)
+                    .map_or(m.r, |(x, p)| (m.z - x).abs() / (m.r + p).sqrt())
             };
             if let [a, b] = candidates[..] {
                 let i = if leaning(a) >= leaning(b) { a } else { b };
@@ -434,16 +497,19 @@ impl GroupFilter {
                 self.pair = Some(PairDispute::Ambiguous {
                     windows,
                     named: true,
+                    witness,
                 });
             }
         }
 
         let fused = self
             .tracker
-            .filter(|_| absorbed || judgement.coast)
-            .map(|t| FusedValue {
-                value: t.value(),
-                variance: t.variance(),
+            .and_then(|t| {
+                self.estimate(t, row, absorbed || judgement.coast, &measured, &candidates)
+            })
+            .map(|(value, variance)| FusedValue {
+                value,
+                variance,
                 sensors: weighed.len() as u32,
             });
         let posterior = fused.map(|f| f.variance);
@@ -455,6 +521,38 @@ impl GroupFilter {
             .collect();
         self.report(group, &judgement.residuals, &weights, policy, trust_out);
         fused
+    }
+
+    /// The window's fused estimate (value, variance), given the filter after
+    /// the window. If it absorbed its sensors (or coasts on purpose), the
+    /// filter's. If it gated every candidate (a jump nothing confirms: the
+    /// plant moved or the sensors lie), an even mixture of the prediction and
+    /// the candidates, whose variance covers both. If no sensor is left to
+    /// absorb (all excluded), the prediction, for a few windows only, as
+    /// alignment carries a value: left running, it drifts off with its rate.
+    fn estimate(
+        &self,
+        tracker: Tracker,
+        row: &AlignedRow,
+        absorbed: bool,
+        measured: &[Option<Measurement>],
+        candidates: &[usize],
+    ) -> Option<(f64, f64)> {
+        let (x, p) = (tracker.value(), tracker.variance());
+        if absorbed {
+            return Some((x, p));
+        }
+        let gated: Vec<(usize, f64, f64)> = candidates
+            .iter()
+            .filter_map(|&i| measured[i].map(|m| (i, m.z, m.r)))
+            .collect();
+        if let Some((z, r)) = combine(&gated, false) {
+            let mean = (x + z) / 2.0;
+            return Some((mean, (p + r) / 2.0 + (z - x).powi(2) / 4.0));
+        }
+        let windows =
+            row.start_us.saturating_sub(self.last_us) / (row.end_us - row.start_us).max(1);
+        (windows <= MAX_COAST_WINDOWS).then_some((x, p))
     }
 
     /// Appends each member's trust record for this window (a member without

@@ -7,7 +7,8 @@ use twinflow_engine::time::Micros;
 use crate::window::{Aggregate, Merge, WindowRecord};
 
 /// Count, mean, min, max, last value and population variance of the values
-/// added, in the order added.
+/// added, in the order added; and how many of the readings arrived ahead of
+/// their own event time ([`Reading::arrived_ahead`]).
 ///
 /// The sums are kept relative to the first value (`shift`), which keeps the
 /// variance accurate for readings with a large offset and small spread without
@@ -25,6 +26,7 @@ pub struct Stats {
     pub max: f64,
     pub last_ts_us: Micros,
     pub last: f64,
+    pub ahead: u64,
 }
 
 impl Default for Stats {
@@ -38,6 +40,7 @@ impl Default for Stats {
             max: f64::NEG_INFINITY,
             last_ts_us: Micros::MIN,
             last: f64::NAN,
+            ahead: 0,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Stats {
         self.s2 += later.s2 + 2.0 * delta * later.s1 + n * delta * delta;
         self.s1 += later.s1 + n * delta;
         self.count += later.count;
+        self.ahead += later.ahead;
         self.min = self.min.min(later.min);
         self.max = self.max.max(later.max);
         if later.last_ts_us >= self.last_ts_us {
@@ -113,6 +117,11 @@ pub trait WindowValue {
     fn spread(&self) -> Option<f64> {
         None
     }
+    /// How many of the readings arrived ahead of their own event time: a
+    /// window made of them measures another time.
+    fn ahead(&self) -> u64 {
+        0
+    }
 }
 
 impl WindowValue for Stats {
@@ -127,6 +136,10 @@ impl WindowValue for Stats {
     fn spread(&self) -> Option<f64> {
         Some(self.variance())
     }
+
+    fn ahead(&self) -> u64 {
+        self.ahead
+    }
 }
 
 impl Merge for Stats {
@@ -140,6 +153,7 @@ impl Aggregate<Reading> for Stats {
     #[inline]
     fn add(&mut self, record: &Reading) {
         self.push(record.event_time(), record.value);
+        self.ahead += u64::from(record.arrived_ahead());
     }
 }
 

@@ -121,7 +121,7 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     ///             .capture()
     ///     });
     ///     for (ts_us, value) in [(100, 1.0), (900_000, 3.0), (1_200_000, 10.0)] {
-    ///         input.send(Reading { sensor: 7, run: 0, ts_us, value });
+    ///         input.send(Reading { sensor: 7, run: 0, ts_us, value, arrival_us: ts_us });
     ///     }
     ///     input.close();
     ///     while worker.step() {}
@@ -172,7 +172,7 @@ pub trait EventTimeWindows<'s, R: WindowRecord> {
     ///             .inspect(move |w| assert_eq!(spread(asset(&w.key)) % 2, index));
     ///     });
     ///     for sensor in 0..8 {
-    ///         input.send(Reading { sensor, run: index as u32, ts_us: 10, value: 1.0 });
+    ///         input.send(Reading { sensor, run: index as u32, ts_us: 10, value: 1.0, arrival_us: 10 });
     ///     }
     /// })
     /// .unwrap();
@@ -814,6 +814,7 @@ mod tests {
             run: 0,
             ts_us,
             value: ts_us as f64,
+            arrival_us: ts_us,
         }
     }
 

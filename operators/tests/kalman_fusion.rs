@@ -48,17 +48,23 @@ fn catalog() -> Catalog {
     Catalog::new(vec![asset], sensors).unwrap()
 }
 
-/// How a sensor misbehaves in a window: (value offset, frozen at, extra noise σ).
+/// How a sensor misbehaves in a window: its value offset, frozen value,
+/// extra noise σ, how many seconds its clock runs ahead, or silence.
 #[derive(Clone, Copy, Default)]
 struct Fault {
     offset: f64,
     frozen: Option<f64>,
     noise: f64,
+    ahead_s: f64,
+    silent: bool,
 }
 
 /// The truth at second `k`: temperature ramps slowly and sways, pressure sways.
 fn truth(k: i64) -> (f64, f64) {
-    let t = k as f64;
+    truth_at(k as f64)
+}
+
+fn truth_at(t: f64) -> (f64, f64) {
     (
         60.0 + 0.02 * t + 2.0 * (t / 150.0).sin(),
         5.0 + 0.3 * (t / 40.0).sin(),
@@ -93,6 +99,14 @@ impl Plant {
             .zip(faults)
             .enumerate()
             .map(|(i, (&sigma, fault))| {
+                if fault.silent {
+                    return AlignedValue::missing();
+                }
+                // A clock running ahead stamps what it read earlier.
+                let (temperature, pressure) = match fault.ahead_s {
+                    0.0 => (temperature, pressure),
+                    ahead => truth_at(k as f64 - ahead),
+                };
                 let truth = if i < 3 { temperature } else { pressure };
                 let noise =
                     Normal::new(0.0, (sigma * sigma + fault.noise * fault.noise).sqrt()).unwrap();
@@ -109,6 +123,11 @@ impl Plant {
                 let shape = WindowShape {
                     readings: READINGS as u64,
                     spread: Some(spread),
+                    ahead: if fault.ahead_s > 0.1 {
+                        READINGS as u64
+                    } else {
+                        0
+                    },
                 };
                 AlignedValue::measured(mean, shape, Some(k * SECOND))
             })
@@ -289,5 +308,72 @@ fn a_noisy_sensor_weighs_less() {
     assert!(
         during < before / 20.0,
         "weight {before} before, {during} during"
+    );
+}
+
+#[test]
+fn a_sensor_whose_clock_runs_ahead_is_a_last_resort() {
+    let mut plant = Plant::new(KalmanOptions::default());
+    for k in 0..700 {
+        let mut faults = [Fault::default(); 5];
+        if k >= 400 {
+            // temp-3 and press-2 stamp their readings 4 s ahead ...
+            faults[2].ahead_s = 4.0;
+            faults[4].ahead_s = 4.0;
+        }
+        // ... and for a while press-1 falls silent.
+        let alone = (550..650).contains(&k);
+        faults[3].silent = alone;
+        let (row, _) = plant.window(k, faults);
+        assert!(
+            row.suspects.iter().all(|s| s.sensor == 2 || s.sensor == 4),
+            "window {k}: {:?}",
+            row.suspects
+        );
+        if k < 400 {
+            continue;
+        }
+        let pressure = row.values[1].unwrap();
+        assert_eq!(row.trust[2].weight, 0.0, "window {k}");
+        if alone {
+            // The last pressure sensor standing, believed as much as the
+            // pressure can move in the clock check's 5 s.
+            assert_eq!(pressure.sensors, 1, "window {k}");
+            assert!(row.trust[4].weight > 0.0, "window {k}");
+        } else {
+            assert_eq!(row.trust[4].weight, 0.0, "window {k}");
+        }
+        assert!(errors(&row, k)[1].abs() < 0.1, "window {k}");
+    }
+}
+
+#[test]
+fn a_lie_told_while_alone_is_caught_when_the_partner_returns() {
+    // press-1 falls silent; while it is away press-2 jumps 1 bar and the
+    // filter, having nothing else, follows it; press-1 comes back honest.
+    let mut plant = Plant::new(KalmanOptions::default());
+    let mut named = Vec::new();
+    let mut squares = Vec::new();
+    for k in 0..900 {
+        let mut faults = [Fault::default(); 5];
+        faults[3].silent = (300..500).contains(&k);
+        if k >= 350 {
+            faults[4].offset = 1.0;
+        }
+        let (row, _) = plant.window(k, faults);
+        named.extend(row.suspects.iter().map(|s| (k, s.sensor, s.reason)));
+        if k >= 520 {
+            squares.push(errors(&row, k)[1].powi(2));
+        }
+    }
+    assert!(
+        named.iter().all(|&(_, sensor, _)| sensor == 4),
+        "only press-2 may be named: {named:?}"
+    );
+    assert!(!named.is_empty(), "press-2 is named");
+    assert!(
+        rmse(&squares) < 0.03,
+        "fused pressure RMSE after press-1 returns {}",
+        rmse(&squares)
     );
 }

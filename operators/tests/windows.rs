@@ -23,6 +23,7 @@ fn records() -> Vec<Reading> {
                 run,
                 ts_us: rng.random_range(0..20_000_000),
                 value: rng.random_range(-5.0..5.0),
+                arrival_us: 20_000_000,
             });
         }
     }

@@ -9,6 +9,9 @@ pub(super) struct Measurement {
     pub(super) z: f64,
     /// Its variance: σ²/n, or the window's own spread when the sensor is noisy.
     pub(super) r: f64,
+    /// Most of its readings arrived ahead of their own event time (see the
+    /// module doc).
+    pub(super) ahead: bool,
     /// Its readings barely varied (see the module doc).
     pub(super) still: bool,
 }
@@ -45,6 +48,7 @@ impl Measurement {
         let mut m = Measurement {
             z,
             r: reading_variance / n as f64,
+            ahead: 2 * window.ahead > window.readings,
             still: false,
         };
         if let (Some(spread), true) = (window.spread, n >= 3 && reading_variance > 0.0) {

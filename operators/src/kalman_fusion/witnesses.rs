@@ -10,14 +10,36 @@ pub(super) enum PairDispute {
     /// a sudden lie, which the prediction had not yet followed.
     Blame(usize),
     /// The prediction cannot tell (it had followed a slow drift, or it is
-    /// too uncertain): neither is excluded. While the prediction is sharper
-    /// than their disagreement the filter coasts on it, so it does not
-    /// follow either and may yet tell them apart (it is asked again each
-    /// window); once it is not, both are absorbed with a variance that
+    /// too uncertain, or it is one of the two speaking: see [`Solo`]):
+    /// neither is excluded. While the prediction is sharper than their
+    /// disagreement the filter coasts on it, so it does not follow either
+    /// and may yet tell them apart (it is asked again each window, if it is
+    /// a `witness`); once it is not, both are absorbed with a variance that
     /// covers their disagreement. `named` once an `ambiguous` suspect has
     /// been raised.
-    Ambiguous { windows: u32, named: bool },
+    Ambiguous {
+        windows: u32,
+        named: bool,
+        witness: bool,
+    },
 }
+
+/// A group member whose word alone has fed the filter lately: the other
+/// was silent (or excluded). After [`SOLO_MEMORY`] windows, or once it made
+/// the filter restart (a jump nothing confirmed), the prediction is that
+/// sensor's own word, not a witness between it and a returning partner. If
+/// it jumped and the partner comes back disagreeing, the jump is what the
+/// partner contradicts: the solo sensor is blamed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Solo {
+    pub(super) member: usize,
+    pub(super) windows: u32,
+    pub(super) jumped: bool,
+}
+
+/// Windows a sensor must feed the filter alone before the prediction is its
+/// word rather than a witness (about the filter's memory).
+pub(super) const SOLO_MEMORY: u32 = 30;
 
 /// Windows an ambiguous dispute lasts before it is named.
 pub(super) const AMBIGUOUS_AFTER: u32 = 10;
@@ -34,6 +56,12 @@ pub(super) struct Judgement {
     pub(super) widen: f64,
     /// Absorb nothing and keep the prediction (an unresolved dispute).
     pub(super) coast: bool,
+    /// Start the filter afresh from the consistent sensors: the prediction
+    /// was a liar's word.
+    pub(super) restart: bool,
+    /// A lone candidate is consistent because an excluded sensor agrees
+    /// with it (see step 2).
+    pub(super) corroborated: bool,
 }
 
 impl GroupFilter {
@@ -71,6 +99,8 @@ impl GroupFilter {
             consistent: Vec::new(),
             widen: 0.0,
             coast: false,
+            restart: false,
+            corroborated: false,
         };
         // An excluded sensor is judged by every other measured sensor, excluded
         // or not: two honest sensors excluded while a liar ran the group agree
@@ -90,7 +120,16 @@ impl GroupFilter {
                 everyone_else(i)
             };
             let residual = match around.len() {
-                0 => prior.map(|p| normalised(m, p)),
+                // A lone candidate answers to the prediction, unless a sensor
+                // excluded earlier agrees with it: two sensors that agree on
+                // a move the prediction missed saw the plant move.
+                0 => match best(m, &everyone_else(i)) {
+                    Some(r) if r.abs() <= gate => {
+                        judgement.corroborated = true;
+                        Some(r)
+                    }
+                    _ => prior.map(|p| normalised(m, p)),
+                },
                 _ => best(m, &around),
             };
             judgement.residuals[i] = residual.or(Some(0.0));
@@ -146,11 +185,25 @@ impl GroupFilter {
             (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
             _ => None,
         };
-        let dispute = match self.pair {
-            Some(PairDispute::Blame(liar)) => PairDispute::Blame(liar),
-            unresolved => blame.unwrap_or(unresolved.unwrap_or(PairDispute::Ambiguous {
+        let solo = self
+            .solo
+            .filter(|s| (s.member == a || s.member == b) && (s.jumped || s.windows >= SOLO_MEMORY));
+        let dispute = match (self.pair, solo) {
+            (Some(PairDispute::Blame(liar)), _) => PairDispute::Blame(liar),
+            (None, Some(solo)) if solo.jumped => {
+                judgement.restart = true;
+                PairDispute::Blame(solo.member)
+            }
+            (None, Some(_)) => PairDispute::Ambiguous {
                 windows: 0,
                 named: false,
+                witness: false,
+            },
+            (Some(ambiguous @ PairDispute::Ambiguous { witness: false, .. }), _) => ambiguous,
+            (unresolved, _) => blame.unwrap_or(unresolved.unwrap_or(PairDispute::Ambiguous {
+                windows: 0,
+                named: false,
+                witness: true,
             })),
         };
         self.pair = Some(match dispute {
@@ -161,7 +214,11 @@ impl GroupFilter {
                 judgement.evidence[honest] = Some(0.0);
                 dispute
             }
-            PairDispute::Ambiguous { windows, named } => {
+            PairDispute::Ambiguous {
+                windows,
+                named,
+                witness,
+            } => {
                 let half_apart = (ma.z - mb.z).powi(2) / 4.0;
                 if prior.is_some_and(|(_, p)| p < half_apart) {
                     judgement.coast = true;
@@ -172,6 +229,7 @@ impl GroupFilter {
                 PairDispute::Ambiguous {
                     windows: windows + 1,
                     named,
+                    witness,
                 }
             }
         });

@@ -54,6 +54,7 @@ impl<'a> InverseVarianceReference<'a> {
                 let shape = WindowShape {
                     readings: window.count,
                     spread: None,
+                    ahead: 0,
                 };
                 row.values[member.slot] =
                     AlignedValue::measured(window.mean, shape, Some(start_us));
