@@ -92,6 +92,14 @@ pub struct WindowShape {
     pub ahead: u64,
 }
 
+impl WindowShape {
+    /// Whether most of its readings arrived ahead of their own event time:
+    /// from a clock that runs ahead, so of an earlier time than the window's.
+    pub fn mostly_ahead(&self) -> bool {
+        2 * self.ahead > self.readings
+    }
+}
+
 // Bitwise equality and a total order; NaN never reaches an aligned value anyway.
 crate::total_order_by_key!(AlignedValue, |v: &AlignedValue| (
     v.source,

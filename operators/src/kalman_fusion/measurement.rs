@@ -48,7 +48,7 @@ impl Measurement {
         let mut m = Measurement {
             z,
             r: reading_variance / n as f64,
-            ahead: 2 * window.ahead > window.readings,
+            ahead: window.mostly_ahead(),
             still: false,
         };
         if let (Some(spread), true) = (window.spread, n >= 3 && reading_variance > 0.0) {
