@@ -89,7 +89,8 @@ fn write_log(log: &Path) {
     );
 }
 
-/// The replay's windows (10 readings each), fused temperatures and flags.
+/// The replay's windows (10 readings each), fused temperatures, flags and
+/// trust.
 fn write_replay(out: &Path) {
     // sensor, window start (s), mean
     let windows: [(&str, i64, f64); 15] = [
@@ -176,8 +177,10 @@ fn write_replay(out: &Path) {
         ],
     );
     // sensor, window start (s), detector, reason
-    let flags: [(&str, i64, &str, &str); 8] = [
+    let flags: [(&str, i64, &str, &str); 10] = [
         ("a/t1", 3, "ewma_z", "outlier"),
+        ("a/t1", 5, "sensor_suspect", "ambiguous"),
+        ("b/t2", 40, "sensor_suspect", "ambiguous"),
         ("a/t2", 13, "sensor_suspect", "deviating"),
         ("a/t2", 52, "sensor_suspect", "deviating"),
         ("a/t1", 61, "sensor_suspect", "deviating"),
@@ -208,6 +211,29 @@ fn write_replay(out: &Path) {
             (
                 "reason",
                 strings(&flags.iter().map(|f| f.3).collect::<Vec<_>>()),
+            ),
+        ],
+    );
+    // b/t1 is still excluded (for an earlier lie) when its bias starts at 30 s.
+    let trust: [(&str, i64, &str); 3] = [
+        ("b/t1", 29, "excluded"),
+        ("b/t1", 30, "excluded"),
+        ("a/t2", 10, "trusted"),
+    ];
+    write_parquet(
+        &out.join("trust/part-00000.parquet"),
+        vec![
+            (
+                "sensor",
+                strings(&trust.iter().map(|t| t.0).collect::<Vec<_>>()),
+            ),
+            (
+                "window_start_us",
+                ints(&trust.iter().map(|t| t.1 * S).collect::<Vec<_>>()),
+            ),
+            (
+                "state",
+                strings(&trust.iter().map(|t| t.2).collect::<Vec<_>>()),
             ),
         ],
     );
@@ -329,7 +355,8 @@ fn figures_of_a_hand_made_replay() {
     close(coverage("clean").coverage["inverse_variance"], 1.0);
 
     // Detection. Bias on a/t2 from 10.5 s, flagged in window 13: 2.5 s.
-    // Bias on b/t1 from 30 s, first flagged in window 61: 31 s, too late.
+    // Bias on b/t1 from 30 s, first flagged in window 61 (31 s, too late),
+    // but already excluded in window 30: named before it began, no delay.
     // Drift on a/t1: windows 60, 61, 62 stray 1, 2.5, 3.5 (3σ = 3), so the
     // onset is 62 s; the flag in window 61, inside the incident, names it
     // before it got there: caught with no delay. The spike on a/t2 is not
@@ -340,21 +367,24 @@ fn figures_of_a_hand_made_replay() {
         .iter()
         .map(|d| (d.kind.as_str(), d.incidents, d.detected))
         .collect();
-    assert_eq!(kinds, [("bias", 2, 1), ("drift", 1, 1), ("spike", 1, 0)]);
-    close(eval.detection[0].share, 0.5);
-    close(eval.detection[0].median_delay_s, 2.5);
+    assert_eq!(kinds, [("bias", 2, 2), ("drift", 1, 1), ("spike", 1, 0)]);
+    close(eval.detection[0].share, 1.0);
+    close(eval.detection[0].median_delay_s, 1.25);
     close(eval.detection[1].median_delay_s, 0.0);
     close(eval.detection[2].share, 0.0);
     assert_eq!(eval.detection[2].median_delay_s, None);
 
-    // False suspects: of 7 sensor_suspect flags, b/t2 at 5 s (no incident)
+    // False suspects: of 9 sensor_suspect flags, b/t2 at 5 s (no incident)
     // and a/t2 at 101 s (its last incident, the spike, ended 70.3 s: grace
     // to 100.3 s) are false; a/t2 at 52 s is in the bias's grace (to 80 s).
+    // An ambiguous flag speaks for its pair: b/t2 at 40 s is explained by
+    // b/t1's bias; a/t1 at 5 s is false, as neither a/t1 nor a/t2 had one.
     let suspects = &eval.false_suspects;
-    assert_eq!((suspects.suspects, suspects.count), (7, 2));
-    close(suspects.per_asset_hour, 2.0 / (2.0 * 100.0 / 3600.0));
+    assert_eq!((suspects.suspects, suspects.count), (9, 3));
+    close(suspects.per_asset_hour, 3.0 / (2.0 * 100.0 / 3600.0));
     assert_eq!(suspects.by_reason["deviating"], 1);
     assert_eq!(suspects.by_reason["stuck"], 1);
+    assert_eq!(suspects.by_reason["ambiguous"], 1);
 
     // eval.json holds the same, and the table names every condition.
     let path = eval.write(&out).unwrap();

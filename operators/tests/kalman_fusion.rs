@@ -377,3 +377,27 @@ fn a_lie_told_while_alone_is_caught_when_the_partner_returns() {
         rmse(&squares)
     );
 }
+
+#[test]
+fn a_slow_drift_on_one_of_two_sensors_is_never_blamed_on_the_other() {
+    // press-2 drifts: the prediction follows the pair as the drift grows, so
+    // it cannot say which of the two lies; and while they still agree, how
+    // far apart they are says nothing about which is off.
+    let mut plant = Plant::new(KalmanOptions::default());
+    let mut named = Vec::new();
+    for k in 0..900 {
+        let mut faults = [Fault::default(); 5];
+        if k >= 400 {
+            faults[4].offset = 0.002 * (k - 400) as f64;
+        }
+        let (row, _) = plant.window(k, faults);
+        named.extend(row.suspects.iter().map(|s| (k, s.sensor, s.reason)));
+    }
+    assert!(
+        named
+            .iter()
+            .all(|&(_, sensor, reason)| sensor == 4 || reason == SuspectReason::Ambiguous),
+        "{named:?}"
+    );
+    assert!(!named.is_empty(), "the dispute is named");
+}

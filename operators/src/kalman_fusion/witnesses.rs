@@ -175,8 +175,10 @@ impl GroupFilter {
         if apart.abs() <= gate {
             self.pair = None;
             judgement.consistent = vec![a, b];
-            judgement.evidence[a] = Some(apart);
-            judgement.evidence[b] = Some(-apart);
+            // Agreeing, both earn back trust; how far apart they are says
+            // nothing about which of them is off.
+            judgement.evidence[a] = Some(0.0);
+            judgement.evidence[b] = Some(0.0);
             return;
         }
         let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());

@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::Array;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::error::{Error, Result};
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::{Alignment, Fill};
 use twinflow_operators::redundancy::Redundancy;
+use twinflow_operators::trust::TrustState;
 
 use super::WINDOW_US;
 use super::conditions::Incidents;
@@ -86,6 +87,8 @@ pub struct Inputs {
     pub fused: Vec<FusedEstimate>,
     /// In sensor, then window order.
     pub suspects: Vec<SuspectFlag>,
+    /// The windows in which fusion held each sensor excluded (`trust/`).
+    pub excluded: FxHashSet<(SensorId, Micros)>,
 }
 
 impl Inputs {
@@ -123,6 +126,8 @@ impl Inputs {
         let fused = read_fused(&out.join("fused"), &catalog, &redundancy)?;
         stage("flags");
         let suspects = read_suspects(&out.join("flags"), &catalog)?;
+        stage("trust");
+        let excluded = read_exclusions(&out.join("trust"), &catalog)?;
         Ok(Inputs {
             log,
             out: out.to_path_buf(),
@@ -134,6 +139,7 @@ impl Inputs {
             windows,
             fused,
             suspects,
+            excluded,
         })
     }
 }
@@ -336,6 +342,38 @@ fn read_suspects(dir: &Path, catalog: &Catalog) -> Result<Vec<SuspectFlag>> {
     })?;
     suspects.sort_by_key(|s| (s.sensor, s.start_us));
     Ok(suspects)
+}
+
+/// The (sensor, window) pairs `trust/` holds as `excluded`; none if the
+/// replay wrote no trust (a fusion without it).
+fn read_exclusions(dir: &Path, catalog: &Catalog) -> Result<FxHashSet<(SensorId, Micros)>> {
+    let mut excluded = FxHashSet::default();
+    if !dir.is_dir() {
+        return Ok(excluded);
+    }
+    scan(
+        dir,
+        &["sensor", "window_start_us", "state"],
+        |path, batch| {
+            let sensor = required(strings(batch, "sensor"), path, "sensor")?;
+            let start = required(ints(batch, "window_start_us"), path, "window_start_us")?;
+            let state = required(strings(batch, "state"), path, "state")?;
+            if sensor.null_count() + start.null_count() + state.null_count() > 0 {
+                return Err(not_null(path, "sensor, window_start_us or state"));
+            }
+            for i in 0..batch.num_rows() {
+                if state.value(i) != TrustState::Excluded.code() {
+                    continue;
+                }
+                let s = catalog
+                    .sensor_id(sensor.value(i))
+                    .ok_or_else(|| unknown(path, "sensor", sensor.value(i)))?;
+                excluded.insert((s, start.value(i)));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(excluded)
 }
 
 /// A replay's dataset must be there: an empty one is a directory without parts.

@@ -16,6 +16,7 @@ use super::{
     DETECTION_DEADLINE_US, DRIFT_ONSET_SIGMAS, MIN_INCIDENT_US, SUSPECT_GRACE_US, WINDOW_US,
 };
 use crate::twinbench::IncidentKind;
+use twinflow_operators::trust::SuspectReason;
 
 /// A running sum of squared errors.
 #[derive(Debug, Default, Clone, Copy)]
@@ -305,6 +306,14 @@ pub fn detection(inputs: &Inputs) -> Vec<DetectionRow> {
                 incident.start_us
             };
             tally.incidents += 1;
+            // A sensor still excluded for an earlier incident when this one
+            // starts is already named, and kept out of the twin.
+            let onset_window = incident.start_us - incident.start_us.rem_euclid(WINDOW_US);
+            if inputs.excluded.contains(&(sensor, onset_window)) {
+                tally.detected += 1;
+                tally.delays_s.push(0.0);
+                continue;
+            }
             let flags = &flagged[sensor as usize];
             // The first flag from the incident's start on: a drift named
             // before it exceeds 3σ is caught early, with no delay.
@@ -368,15 +377,30 @@ fn median(values: &mut [f64]) -> Option<f64> {
 }
 
 /// `sensor_suspect` flags naming a sensor none of whose incidents, extended
-/// by the grace period, holds the flag's window start.
+/// by the grace period, holds the flag's window start. An `ambiguous` flag
+/// says that two sensors disagree and which one lies cannot be told: it is
+/// false only if neither had an incident.
 pub fn false_suspects(inputs: &Inputs, asset_hours: f64) -> FalseSuspects {
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
     let mut count = 0;
     for flag in &inputs.suspects {
-        let explained =
-            inputs.incidents.of_sensor(flag.sensor).iter().any(|i| {
-                i.start_us <= flag.start_us && flag.start_us < i.end_us + SUSPECT_GRACE_US
-            });
+        let in_incident =
+            |sensor: SensorId| {
+                inputs.incidents.of_sensor(sensor).iter().any(|i| {
+                    i.start_us <= flag.start_us && flag.start_us < i.end_us + SUSPECT_GRACE_US
+                })
+            };
+        let explained = if flag.reason == SuspectReason::Ambiguous.code() {
+            let asset = inputs.catalog.asset_of(flag.sensor);
+            inputs
+                .redundancy
+                .groups(asset)
+                .iter()
+                .find(|g| g.members.iter().any(|m| m.sensor == flag.sensor))
+                .is_some_and(|g| g.members.iter().any(|m| in_incident(m.sensor)))
+        } else {
+            in_incident(flag.sensor)
+        };
         if !explained {
             count += 1;
             *by_reason.entry(flag.reason.clone()).or_default() += 1;
