@@ -346,7 +346,7 @@ impl GroupFilter {
         }
         let mut judgement = self.judge(shared, &measured, &candidates, prior, witness);
         let mut restart = self.tracker.is_none() || judgement.restart;
-        if judgement.coast {
+        if judgement.coast || judgement.backed {
             self.unexplained = 0;
         } else if judgement.consistent.is_empty() && !candidates.is_empty() {
             self.unexplained += 1;
@@ -453,8 +453,10 @@ impl GroupFilter {
             if let Verdict::Excluded(reason) = verdict {
                 let others_left = (0..measured.len())
                     .any(|j| j != i && self.scores[j].state() != TrustState::Excluded);
-                if !others_left {
-                    // The last witness standing is kept, however doubtful.
+                if !others_left && !judgement.backed {
+                    // The last witness standing is kept, however doubtful;
+                    // unless the prediction and an excluded sensor agree
+                    // against it.
                     self.scores[i].reprieve();
                     continue;
                 }
@@ -505,7 +507,8 @@ impl GroupFilter {
         let fused = self
             .tracker
             .and_then(|t| {
-                self.estimate(t, row, absorbed || judgement.coast, &measured, &candidates)
+                let absorbed = absorbed || judgement.coast;
+                self.estimate(t, row, absorbed, judgement.backed, &measured, &candidates)
             })
             .map(|(value, variance)| FusedValue {
                 value,
@@ -527,7 +530,8 @@ impl GroupFilter {
     /// the window. If it absorbed its sensors (or coasts on purpose), the
     /// filter's. If it gated every candidate (a jump nothing confirms: the
     /// plant moved or the sensors lie), an even mixture of the prediction and
-    /// the candidates, whose variance covers both. If no sensor is left to
+    /// the candidates, whose variance covers both; unless an excluded sensor
+    /// agrees with the prediction (`backed`): then the prediction. If no sensor is left to
     /// absorb (all excluded), the prediction, for a few windows only, as
     /// alignment carries a value: left running, it drifts off with its rate.
     fn estimate(
@@ -535,6 +539,7 @@ impl GroupFilter {
         tracker: Tracker,
         row: &AlignedRow,
         absorbed: bool,
+        backed: bool,
         measured: &[Option<Measurement>],
         candidates: &[usize],
     ) -> Option<(f64, f64)> {
@@ -546,6 +551,9 @@ impl GroupFilter {
             .iter()
             .filter_map(|&i| measured[i].map(|m| (i, m.z, m.r)))
             .collect();
+        if backed {
+            return Some((x, p));
+        }
         if let Some((z, r)) = combine(&gated, false) {
             let mean = (x + z) / 2.0;
             return Some((mean, (p + r) / 2.0 + (z - x).powi(2) / 4.0));

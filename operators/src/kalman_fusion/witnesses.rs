@@ -62,6 +62,9 @@ pub(super) struct Judgement {
     /// A lone candidate is consistent because an excluded sensor agrees
     /// with it (see step 2).
     pub(super) corroborated: bool,
+    /// A lone candidate is gated against a prediction that an excluded
+    /// sensor agrees with: keep the prediction; the candidate is no jump.
+    pub(super) backed: bool,
 }
 
 impl GroupFilter {
@@ -101,10 +104,12 @@ impl GroupFilter {
             coast: false,
             restart: false,
             corroborated: false,
+            backed: false,
         };
         // An excluded sensor is judged by every other measured sensor, excluded
-        // or not: two honest sensors excluded while a liar ran the group agree
-        // with each other, are readmitted, and outvote it.
+        // or not, and by the prediction: two honest sensors excluded while a
+        // liar ran the group agree with each other, are readmitted, and
+        // outvote it; one that agrees with the prediction is readmitted too.
         let everyone_else = |i: usize| -> Vec<(f64, f64)> {
             (0..n)
                 .filter(|&j| j != i)
@@ -112,6 +117,14 @@ impl GroupFilter {
                 .chain(witness)
                 .collect()
         };
+        // Whether a measured sensor outside the candidates agrees with the
+        // prediction: it then backs the prediction against a lone candidate.
+        let prediction_backed = prior.is_some_and(|p| {
+            (0..n)
+                .filter(|j| !candidates.contains(j))
+                .filter_map(|j| measured[j])
+                .any(|m| normalised(m, p).abs() <= AGREES)
+        });
         for (i, m) in measured.iter().enumerate() {
             let Some(m) = *m else { continue };
             let around = if candidates.contains(&i) {
@@ -123,13 +136,30 @@ impl GroupFilter {
                 // A lone candidate answers to the prediction, unless a sensor
                 // excluded earlier agrees with it: two sensors that agree on
                 // a move the prediction missed saw the plant move.
-                0 => match best(m, &everyone_else(i)) {
+                0 if candidates.contains(&i) => match best(m, &everyone_else(i)) {
                     Some(r) if r.abs() <= gate => {
                         judgement.corroborated = true;
                         Some(r)
                     }
-                    _ => prior.map(|p| normalised(m, p)),
+                    _ => {
+                        let r = prior.map(|p| normalised(m, p));
+                        // Against the prediction and a sensor that agrees
+                        // with it, the lone candidate is the one off.
+                        if prediction_backed && r.is_some_and(|r| r.abs() > gate) {
+                            judgement.backed = true;
+                            judgement.evidence[i] = r;
+                        }
+                        r
+                    }
                 },
+                0 => prior.map(|p| normalised(m, p)),
+                _ if !candidates.contains(&i) => {
+                    let prediction = prior.map(|p| normalised(m, p));
+                    best(m, &around)
+                        .into_iter()
+                        .chain(prediction)
+                        .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+                }
                 _ => best(m, &around),
             };
             judgement.residuals[i] = residual.or(Some(0.0));
