@@ -149,6 +149,20 @@ pub struct AlignedRow {
     pub values: Vec<AlignedValue>,
 }
 
+impl AlignedRow {
+    /// Whether every measured value of the row came mostly from readings
+    /// stamped ahead ([`WindowShape::mostly_ahead`]): only a clock running
+    /// ahead measured this window. False for a row with nothing measured.
+    pub fn stamped_ahead(&self) -> bool {
+        let mut measured = self
+            .values
+            .iter()
+            .filter(|v| v.source == Source::Measured)
+            .peekable();
+        measured.peek().is_some() && measured.all(|v| v.window.is_some_and(|w| w.mostly_ahead()))
+    }
+}
+
 /// Which channel of which asset each sensor feeds, and how each channel is filled.
 #[derive(Debug, Clone)]
 pub struct Alignment {

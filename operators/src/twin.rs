@@ -176,14 +176,37 @@ impl Health {
     }
 }
 
-/// An asset's state: its latest aligned and fused row, its flags so far and
-/// its health.
+/// An asset's state: its latest aligned and fused row, its flags so far,
+/// its health, and its clock for the rollups.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssetState {
     /// Shared, not copied, as the state flows through the views.
     pub latest: Arc<FusedRow>,
     pub flags: u64,
     pub health: Health,
+    /// Where the asset's clock stands for the rollups: its newest row not
+    /// [stamped ahead](crate::align::AlignedRow::stamped_ahead); `None`
+    /// while every row so far was.
+    pub clock: Option<AssetClock>,
+}
+
+/// An asset's newest window not stamped ahead: how far it defines its
+/// group's now, and whether it reports there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AssetClock {
+    pub start_us: Micros,
+    /// Whether that window has a measured value.
+    pub measured: bool,
+}
+
+impl AssetClock {
+    /// The clock a row sets, unless it was stamped ahead.
+    fn of(row: &FusedRow) -> Option<AssetClock> {
+        (!row.row.stamped_ahead()).then(|| AssetClock {
+            start_us: row.start_us(),
+            measured: row.row.values.iter().any(|v| v.source == Source::Measured),
+        })
+    }
 }
 
 // Compared by content; a retraction carries the very row its insertion did,
@@ -208,6 +231,7 @@ impl Ord for AssetState {
         };
         rows.then(self.flags.cmp(&other.flags))
             .then(self.health.cmp(&other.health))
+            .then(self.clock.cmp(&other.clock))
     }
 }
 
@@ -229,14 +253,16 @@ pub struct AssetTwin {
 pub struct Rollup {
     /// Assets in the view.
     pub assets: u64,
-    /// Assets whose latest window is the group's newest and has a measurement.
+    /// Assets whose clock is the group's now (`newest_us`), at a window with
+    /// a measurement.
     pub assets_reporting: u64,
     /// Assets with at least one flag so far.
     pub assets_with_flags: u64,
     /// Per fused quantity: the mean over assets of their latest fused value.
     pub mean_fused: Vec<Option<TotalF64>>,
     pub worst_health: Health,
-    /// The group's newest window start.
+    /// The group's now: the newest window start of its assets, not counting
+    /// windows stamped ahead (see [`BuildTwinViews`]).
     pub newest_us: Micros,
 }
 
@@ -253,7 +279,7 @@ pub struct TwinViews<'s> {
 /// Builds the twin views from the pipeline's fused rows and flags.
 pub trait BuildTwinViews<'s> {
     /// Maintains the per-asset view (latest aligned and fused row, flags so
-    /// far, health) and per-line and per-site rollups over it.
+    /// far, health, clock) and per-line and per-site rollups over it.
     ///
     /// Each asset's state is kept by a timely operator that takes its rows,
     /// its flags and the updates of its place in `places` (the plant
@@ -264,6 +290,15 @@ pub trait BuildTwinViews<'s> {
     /// place when the state or the place changes. Differential reduces the
     /// asset view per place, then the place partials per line and per site.
     ///
+    /// A rollup's now (`newest_us`) is the newest of its assets' clocks, and
+    /// `assets_reporting` counts the assets whose clock is there (at a
+    /// window with a measurement). An asset's clock is its newest window
+    /// whose measured values were not all mostly stamped ahead
+    /// ([`AlignedRow::stamped_ahead`](crate::align::AlignedRow::stamped_ahead)):
+    /// a sensor whose clock runs ahead measures windows past every other
+    /// asset's once the input ends, and those must not make its asset the
+    /// only current one of its line.
+    ///
     /// Guarantees:
     /// - every view changes only at timestamps where its inputs change, by
     ///   retracting the old row and inserting the new one: the change streams
@@ -271,6 +306,7 @@ pub trait BuildTwinViews<'s> {
     /// - the views do not depend on the number of workers or processes;
     /// - a change to `places` (an asset moved, added or removed) updates every
     ///   view it affects at the change's timestamp, and nothing else;
+    /// - a window stamped ahead never moves a rollup's now;
     /// - state is bounded by the number of assets: superseded rows are
     ///   retracted, and differential compacts them away as time advances.
     ///
@@ -440,6 +476,7 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
             // The places before this time, kept only if they change.
             let mut old_places: Option<Vec<(Place, isize)>> = None;
             let mut latest: Option<FusedRow> = None;
+            let mut clock: Option<AssetClock> = None;
             let mut input = Some(first);
             while let Some(item) = input.take() {
                 match item {
@@ -456,12 +493,15 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
                         tracker.flagged.insert(start);
                     }
                     // Rows come sorted by start: the last one is the newest.
-                    AssetInput::Row(row) => latest = Some(row),
+                    AssetInput::Row(row) => {
+                        clock = AssetClock::of(&row).or(clock);
+                        latest = Some(row);
+                    }
                 }
                 input = inputs.next_if(|next| next.asset() == asset);
             }
             let old = tracker.state.take();
-            let state = tracker.next_state(latest, old.as_ref());
+            let state = tracker.next_state(latest, clock, old.as_ref());
             let mut twins = |places: &[(Place, isize)], state: &Option<AssetState>, sign: isize| {
                 if let Some(state) = state {
                     out.extend(places.iter().map(|&(place, count)| {
@@ -492,12 +532,15 @@ impl TimeStep<AssetInput, TwinUpdate> for AssetTwins {
 }
 
 impl Tracker {
-    /// The asset's state after `latest`, its newest row this time (if any).
+    /// The asset's state after `latest`, its newest row this time (if any),
+    /// and `clock`, the newest of this time's rows not stamped ahead.
     fn next_state(
         &mut self,
         latest: Option<FusedRow>,
+        clock: Option<AssetClock>,
         old: Option<&AssetState>,
     ) -> Option<AssetState> {
+        let clock = clock.max(old.and_then(|old| old.clock));
         let latest = match (latest, old) {
             (Some(row), Some(old)) if row.start_us() < old.latest.start_us() => {
                 Arc::clone(&old.latest)
@@ -512,6 +555,7 @@ impl Tracker {
             health: Health::of(&latest, self.flagged.contains(&start)),
             flags: self.flags,
             latest,
+            clock,
         })
     }
 }
@@ -590,8 +634,9 @@ struct Partial {
     assets: u64,
     with_flags: u64,
     worst_health: Health,
+    /// The newest of the members' clocks: the group's now.
     newest_us: Micros,
-    /// Members whose latest window starts at `newest_us` and has a measurement.
+    /// Members whose clock is `newest_us`, at a window with a measurement.
     reporting: u64,
     /// Per fused quantity: the sum of the members' latest values, and how many.
     fused: Vec<(ExactSum, u64)>,
@@ -613,17 +658,17 @@ impl Default for Partial {
 impl Partial {
     fn of(member: &Member) -> Partial {
         let latest = &member.state.latest;
-        let measured = latest
-            .row
-            .values
-            .iter()
-            .any(|v| v.source == Source::Measured);
+        // An asset with no clock yet neither sets its group's now nor reports.
+        let clock = member.state.clock.unwrap_or(AssetClock {
+            start_us: Micros::MIN,
+            measured: false,
+        });
         Partial {
             assets: 1,
             with_flags: u64::from(member.state.flags > 0),
             worst_health: member.state.health,
-            newest_us: latest.start_us(),
-            reporting: u64::from(measured),
+            newest_us: clock.start_us,
+            reporting: u64::from(clock.measured),
             fused: latest
                 .values
                 .iter()
