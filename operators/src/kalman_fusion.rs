@@ -23,24 +23,36 @@
 //!    degree of freedom) is not absorbed. When the consistent sensors
 //!    together fail the gate against the prediction, the plant moved faster
 //!    than the process model allows (a load ramp): the prediction's variance
-//!    is inflated until they pass, rather than the sensors rejected. When no
-//!    sensor is consistent for three windows in a row, the filter restarts
-//!    from them.
+//!    is inflated until they pass, rather than the sensors rejected; and
+//!    while the consensus keeps surprising the prediction (its mean NIS over
+//!    ~10 windows above 1) the prediction's covariance is inflated by that
+//!    mean (fading memory). When no sensor is consistent for three windows
+//!    in a row, the filter restarts from them.
 //! 4. **Update.** The consistent sensors are absorbed one by one (Joseph
 //!    form), each with its variance divided by its trust; or, with
 //!    covariance intersection (for sensors whose errors may be correlated,
 //!    e.g. sharing a mounting or a transmitter), first combined by
-//!    [`covariance_intersection`], then absorbed as one.
+//!    [`covariance_intersection`], then absorbed as one. A window with
+//!    nothing absorbed gets an even mixture of the prediction and its gated
+//!    sensors, or the prediction alone for a few windows (see
+//!    `GroupFilter::estimate`).
 //! 5. **Trust.** Each measured sensor's residual feeds its [`TrustScore`];
 //!    a sensor that keeps disagreeing is down-weighted, then excluded and
 //!    named in a [`Suspect`], and readmitted after a sustained run of
-//!    agreement. A group's last sensor standing is never excluded.
+//!    agreement (with another sensor or the prediction). A group's last
+//!    sensor standing is not excluded, unless the prediction and an
+//!    excluded sensor agree against it.
 //!
-//! Two sensors alone cannot tell which of them lies: the prediction is the
-//! third witness, which settles a sudden lie (bias, false data, stuck) but
-//! not a slow drift that the prediction follows. Such an exclusion is named
-//! `ambiguous`. [`Witness`] is the hook for a third witness of another kind
-//! (a model of the asset's other channels).
+//! Two sensors alone cannot tell which of them lies. While they agree,
+//! neither gathers evidence; when they part, the prediction is the third
+//! witness, which settles a sudden lie (bias, false data, stuck) but not a
+//! slow drift that the prediction followed: that dispute is named
+//! `ambiguous`. A prediction made of one sensor's word (after a while alone,
+//! or after a jump nothing confirmed) is no witness between it and its
+//! returning partner; a lone sensor's jump that an excluded sensor confirms
+//! is a move, one it contradicts (agreeing with the prediction) is a lie.
+//! [`Witness`] is the hook for a third witness of another kind (a model of
+//! the asset's other channels).
 //!
 //! The process noise q is the user's per quantity, or estimated from the
 //! data: every minute, from the last few minutes of consistent fused
