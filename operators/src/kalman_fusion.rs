@@ -276,6 +276,8 @@ struct GroupFilter {
     unexplained: u32,
     /// While the group's last two sensors disagree: who is to blame.
     pair: Option<PairDispute>,
+    /// The last two sensors while they agree, and their mean gap (a − b).
+    pair_gap: Option<(usize, usize, f64)>,
     /// The member whose word alone has fed the filter lately, if any.
     solo: Option<Solo>,
     /// The consensus's recent mean NIS against the prediction (1 when the
@@ -297,6 +299,7 @@ impl GroupFilter {
             scores: vec![TrustScore::default(); group.members.len()],
             unexplained: 0,
             pair: None,
+            pair_gap: None,
             solo: None,
             surprise: 1.0,
             q: given_q,
@@ -524,7 +527,7 @@ impl GroupFilter {
             })
             .map(|(value, variance)| FusedValue {
                 value,
-                variance,
+                variance: variance + judgement.unresolved,
                 sensors: weighed.len() as u32,
             });
         let posterior = fused.map(|f| f.variance);

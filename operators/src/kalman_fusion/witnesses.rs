@@ -41,6 +41,11 @@ pub(super) struct Solo {
 /// word rather than a witness (about the filter's memory).
 pub(super) const SOLO_MEMORY: u32 = 30;
 
+/// The weight of each window's gap in an agreeing pair's mean gap, and how
+/// many of its honest σ make the mean gap significant.
+const GAP_WEIGHT: f64 = 0.1;
+const GAP_SIGNIFICANT: f64 = 3.0;
+
 /// Windows an ambiguous dispute lasts before it is named.
 pub(super) const AMBIGUOUS_AFTER: u32 = 10;
 /// A prediction residual (σ) within which the prediction agrees with a sensor.
@@ -65,6 +70,9 @@ pub(super) struct Judgement {
     /// A lone candidate is gated against a prediction that an excluded
     /// sensor agrees with: keep the prediction; the candidate is no jump.
     pub(super) backed: bool,
+    /// Variance of an error the group cannot resolve (an agreeing pair's
+    /// persistent gap), added to the reported estimate's.
+    pub(super) unresolved: f64,
 }
 
 impl GroupFilter {
@@ -105,6 +113,7 @@ impl GroupFilter {
             restart: false,
             corroborated: false,
             backed: false,
+            unresolved: 0.0,
         };
         // An excluded sensor is judged by every other measured sensor, excluded
         // or not, and by the prediction: two honest sensors excluded while a
@@ -175,6 +184,7 @@ impl GroupFilter {
             }
             _ => {
                 self.pair = None;
+                self.pair_gap = None;
                 judgement.consistent = candidates
                     .iter()
                     .copied()
@@ -206,9 +216,22 @@ impl GroupFilter {
             self.pair = None;
             judgement.consistent = vec![a, b];
             // Agreeing, both earn back trust; how far apart they are says
-            // nothing about which of them is off.
+            // nothing about which of them is off. But a gap that persists
+            // (a drift growing within the gate) is an error one of them
+            // makes, and the estimate's variance owns up to half of it.
             judgement.evidence[a] = Some(0.0);
             judgement.evidence[b] = Some(0.0);
+            let gap = ma.z - mb.z;
+            let mean_gap = match self.pair_gap {
+                Some((pa, pb, mean)) if (pa, pb) == (a, b) => mean + GAP_WEIGHT * (gap - mean),
+                _ => gap,
+            };
+            self.pair_gap = Some((a, b, mean_gap));
+            // The mean gap of an honest pair has variance (ra + rb)·w/(2 − w).
+            let honest = (ma.r + mb.r) * GAP_WEIGHT / (2.0 - GAP_WEIGHT);
+            if mean_gap * mean_gap > GAP_SIGNIFICANT * GAP_SIGNIFICANT * honest {
+                judgement.unresolved = mean_gap * mean_gap / 4.0;
+            }
             return;
         }
         let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());
@@ -252,6 +275,8 @@ impl GroupFilter {
                 witness,
             } => {
                 let half_apart = (ma.z - mb.z).powi(2) / 4.0;
+                // Whichever is right, the estimate's error owns up to it.
+                judgement.unresolved = half_apart;
                 if prior.is_some_and(|(_, p)| p < half_apart) {
                     judgement.coast = true;
                 } else {
