@@ -385,14 +385,23 @@ fn a_slow_drift_on_one_of_two_sensors_is_never_blamed_on_the_other() {
     // far apart they are says nothing about which is off.
     let mut plant = Plant::new(KalmanOptions::default());
     let mut named = Vec::new();
+    let (mut covered, mut windows) = (0, 0);
     for k in 0..900 {
         let mut faults = [Fault::default(); 5];
         if k >= 400 {
-            faults[4].offset = 0.002 * (k - 400) as f64;
+            faults[4].offset = 0.0005 * (k - 400) as f64;
         }
         let (row, _) = plant.window(k, faults);
         named.extend(row.suspects.iter().map(|s| (k, s.sensor, s.reason)));
+        if k >= 400 {
+            let (lo, hi) = row.values[1].unwrap().interval95();
+            covered += usize::from(lo <= truth(k).1 && truth(k).1 <= hi);
+            windows += 1;
+        }
     }
+    // What it cannot resolve, the interval owns up to.
+    let coverage = covered as f64 / windows as f64;
+    assert!(coverage >= 0.9, "95 % intervals cover {coverage}");
     assert!(
         named
             .iter()
