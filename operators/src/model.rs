@@ -324,7 +324,7 @@ impl std::error::Error for ModelError {}
 /// use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
 /// use twinflow_operators::model::{AssetModel, Channel, History, Layout};
 ///
-/// // Two channels, flow and current, where current = 2 · flow; one lag.
+/// // Two channels: current follows flow (current ≈ 2 · flow), one lag.
 /// let channels = vec![
 ///     Channel { index: 0, name: "flow".into() },
 ///     Channel { index: 3, name: "current".into() },
@@ -332,18 +332,20 @@ impl std::error::Error for ModelError {}
 /// let layout = Layout::new(channels, 1).unwrap();
 /// let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
 /// let mut history = History::new(&layout);
-/// for t in 0..200 {
-///     let flow = (t as f64 * 0.3).sin() + 0.01 * ((t * 7919) % 13) as f64;
-///     history.push(&[Some(flow), Some(2.0 * flow)]);
+/// for t in 0..600 {
+///     let flow = 10.0 + (t as f64 * 0.05).sin();
+///     let noise = 0.01 * ((t * 7919 % 13) as f64 - 6.0);
+///     history.push(&[Some(flow), Some(2.0 * flow + noise)]);
 ///     model.update(&history);
 /// }
 /// // Current drops out: the model imputes it from flow (and the lags).
-/// history.push(&[Some(0.5), None]);
+/// let flow = 10.0 + (600.0f64 * 0.05).sin();
+/// history.push(&[Some(flow), None]);
 /// let imputed = model.predict(&history, &[1]).unwrap();
-/// assert!((imputed.mean[0] - 1.0).abs() < 0.05);
-/// assert!(imputed.variance(0) < 0.01);
+/// assert!((imputed.mean[0] - 2.0 * flow).abs() < 0.05);
+/// assert!(imputed.variance(0).sqrt() < 0.05);
 /// // A current that does not follow flow stands out.
-/// history.set_current(1, Some(3.0));
+/// history.set_current(1, Some(2.0 * flow + 1.0));
 /// let scored = model.log_likelihood(&history).unwrap();
 /// assert!(scored.most_surprising()[0].z.abs() > 10.0);
 /// ```

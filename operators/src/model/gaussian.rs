@@ -29,11 +29,18 @@
 //! covariance off the diagonal by a factor 1 − ρ: Schäfer and Strimmer's
 //! target "D" (diagonal, unequal variances). The intensity ρ is fixed, or
 //! adaptive: their estimate Σ Var(r̂ᵢⱼ) / Σ r̂ᵢⱼ² over pairs i < j, with each
-//! correlation's variance taken at its Gaussian value (1 + r̂ᵢⱼ²)/n instead
-//! of from fourth moments, which an online estimate does not keep. It falls
-//! as 1/n: strong couplings are kept from the first minutes on, and the
-//! estimate tends to the sample covariance. A variance is floored at 10⁻¹²
-//! of (1 + μᵢ²), so a stuck channel does not make the covariance singular.
+//! sample correlation's variance taken at its Gaussian value (1 − r̂ᵢⱼ²)²/n
+//! instead of from fourth moments, which an online estimate does not keep,
+//! floored at 1/n² (with a handful of windows every sample correlation is
+//! near ±1 by chance, and the intensity must not vanish then).
+//! That variance, not their (1 + r̂²)/n of standardised products, because a
+//! shrunk coupling adds about 2ρ of a channel's variance to its conditional
+//! variance: channels that follow each other closely (current and load)
+//! must not be blurred by the noise of the pairs that barely do. ρ falls as
+//! 1/n, and the estimate tends to the sample covariance. A single intensity
+//! is still set by the weakest pairs; a per-pair or factor structure would
+//! spare strong couplings further. A variance is floored at 10⁻¹² of
+//! (1 + μᵢ²), so a stuck channel does not make the covariance singular.
 
 use std::path::Path;
 
@@ -51,7 +58,7 @@ const VARIANCE_FLOOR: f64 = 1e-12;
 /// How the covariance is shrunk toward its diagonal (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shrinkage {
-    /// Schäfer–Strimmer's intensity with Gaussian moments.
+    /// Schäfer–Strimmer's intensity, with the Gaussian variance of a sample correlation.
     Adaptive,
     /// Off-diagonal covariances multiplied by 1 − this, in [0, 1].
     Fixed(f64),
@@ -191,15 +198,15 @@ impl OnlineGaussian {
         match self.options.shrinkage {
             Shrinkage::Fixed(rho) => rho,
             Shrinkage::Adaptive => {
+                let n = self.effective_samples();
                 let (mut spread, mut strength) = (0.0, 0.0);
                 for i in 0..variances.len() {
                     for j in 0..i {
                         let r2 = covariance[(i, j)].powi(2) / (variances[i] * variances[j]);
-                        spread += 1.0 + r2;
+                        spread += (1.0 - r2).powi(2) + 1.0 / n;
                         strength += r2;
                     }
                 }
-                let n = self.effective_samples();
                 if spread == 0.0 {
                     0.0 // a single coordinate: nothing to shrink
                 } else if strength * n <= spread {

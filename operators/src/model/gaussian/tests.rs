@@ -357,7 +357,7 @@ fn damaged_files_are_clear_errors() {
 
 #[test]
 fn adaptive_shrinkage_has_the_schafer_strimmer_intensity_and_falls_with_samples() {
-    // Two channels: ρ = (1 + r²) / (n r²) with r the sample correlation.
+    // Two channels: ρ = ((1 − r²)²/n + 1/n²) / r² with r the sample correlation.
     let layout = layout(2, 0);
     let mut model = OnlineGaussian::new(
         layout.clone(),
@@ -376,7 +376,8 @@ fn adaptive_shrinkage_has_the_schafer_strimmer_intensity_and_falls_with_samples(
         if [20, 100, 1000].contains(&n) {
             let s = model.sample_covariance().unwrap();
             let r2 = s[(0, 1)].powi(2) / (s[(0, 0)] * s[(1, 1)]);
-            let expected = ((1.0 + r2) / (n as f64 * r2)).min(1.0);
+            let n = n as f64;
+            let expected = (((1.0 - r2).powi(2) / n + 1.0 / (n * n)) / r2).min(1.0);
             let rho = model.shrinkage_intensity().unwrap();
             assert!(
                 (rho - expected).abs() < 1e-12,
