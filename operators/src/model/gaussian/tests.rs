@@ -158,6 +158,12 @@ fn conditioning_matches_a_direct_matrix_computation() {
             1e-9,
             "conditional covariance",
         );
+        // A target's own value, observed or not, is not conditioned on.
+        let mut hidden = history.clone();
+        for &t in &targets {
+            hidden.set_current(t, None);
+        }
+        assert_eq!(model.predict(&hidden, &targets).unwrap(), predicted);
     }
 }
 
@@ -502,6 +508,15 @@ fn samples_are_deterministic_and_reproduce_the_process() {
         (&estimate - &a).abs().max() < 0.05,
         "A from samples: {estimate}"
     );
+    // And the spread of the process: the model's variances.
+    let joint = model.joint().unwrap();
+    for k in 0..3 {
+        let ratio = c[(k, k)] / joint.covariance[(k, k)];
+        assert!(
+            (ratio - 1.0).abs() < 0.1,
+            "channel {k}: sampled variance ratio {ratio}"
+        );
+    }
 }
 
 #[test]
@@ -535,4 +550,52 @@ fn bad_requests_are_errors() {
         model.predict(&other, &[0]),
         Err(ModelError::Layout(_))
     ));
+}
+
+#[test]
+fn an_early_model_skips_incomplete_windows() {
+    // 3 channels × 1 lag: 6 coordinates. Until 6 windows are learnt, a
+    // window with a value missing is not filled in from the model.
+    let layout = layout(3, 1);
+    let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+    let mut history = History::new(&layout);
+    let data = windows(12, 16);
+    for (t, w) in data.iter().enumerate() {
+        let third = (t < 4 || t >= 8).then_some(w[2]);
+        history.push(&[Some(w[0]), Some(w[1]), third]);
+        model.update(&history);
+        let expected = match t {
+            0 => 0,              // no lag yet
+            1..=3 => t as u64,   // complete
+            4..=8 => 3,          // incomplete (t = 8 lacks its lag), too early
+            _ => (t - 5) as u64, // complete again
+        };
+        assert_eq!(model.absorbed(), expected, "after window {t}");
+    }
+}
+
+#[test]
+fn a_stuck_channel_does_not_make_the_model_singular() {
+    // Channel 2 reads 5.0 throughout: its variance is 0 but for the floor.
+    let layout = layout(3, 1);
+    let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+    let mut history = History::new(&layout);
+    for w in windows(300, 17) {
+        history.push(&[Some(w[0]), Some(w[1]), Some(5.0)]);
+        model.update(&history);
+    }
+    history.push(&[Some(102.0), None, Some(5.0)]);
+    let predicted = model.predict(&history, &[1]).unwrap();
+    // Channel 1 = 50 + a + b/2 with channel 0 = 100 + 2a: 51 ± 0.5.
+    assert!(
+        (predicted.mean[0] - 51.0).abs() < 0.1,
+        "{}",
+        predicted.mean[0]
+    );
+    assert!(
+        (predicted.variance(0) - 0.25).abs() < 0.05,
+        "{}",
+        predicted.variance(0)
+    );
+    assert!(model.log_likelihood(&history).unwrap().total.is_finite());
 }
