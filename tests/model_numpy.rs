@@ -3,7 +3,8 @@
 //! target/interop-venv by tests/interop/setup.sh) conditions a fixed
 //! covariance by `solve` and fits seeded windows with `np.average` and
 //! `np.cov` (plain, and weighted by a half-life); our [`Gaussian`] and
-//! [`OnlineGaussian`] must agree to 1e-9.
+//! [`OnlineGaussian`] must agree to 1e-9. The same script reads a saved
+//! model's safetensors file by hand, as the format defines it.
 
 mod common;
 
@@ -46,10 +47,14 @@ fn assert_all_close(actual: &[f64], expected: &[f64], what: &str) {
     }
 }
 
-fn reference() -> Value {
+fn reference(arguments: &[&str]) -> Value {
     let python = common::interop::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gaussian_reference.py");
-    let output = Command::new(&python).arg(script).output().unwrap();
+    let output = Command::new(&python)
+        .arg(script)
+        .args(arguments)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "gaussian_reference.py failed: {}",
@@ -60,7 +65,7 @@ fn reference() -> Value {
 
 #[test]
 fn conditioning_and_fitting_match_numpy() {
-    let reference = reference();
+    let reference = reference(&[]);
 
     let fixed = &reference["fixed"];
     let gaussian = Gaussian::new(
@@ -154,5 +159,40 @@ fn conditioning_and_fitting_match_numpy() {
             "half-life {half_life}: fit of {} windows, prediction and log-likelihood agree with numpy",
             past.len()
         );
+        if half_life.is_infinite() {
+            check_saved_file(&model, &fitted["mean"]);
+        }
     }
+}
+
+/// numpy reads the saved model's tensors as the model holds them.
+fn check_saved_file(model: &OnlineGaussian, numpy_mean: &Value) {
+    let dir = std::env::temp_dir().join(format!("twinflow-model-numpy-{}", std::process::id()));
+    model.save(&dir).unwrap();
+    let saved = reference(&["--read", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(saved["manifest"]["kind"], "gaussian");
+    assert_eq!(saved["manifest"]["lags"], 1);
+    assert_eq!(saved["manifest"]["channels"][2]["name"], "c2");
+    let tensors = &saved["tensors"];
+    let mean = numbers(&tensors["mean"]["values"]);
+    assert_eq!(
+        mean.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        model.mean().iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        "the mean as numpy reads it"
+    );
+    assert_all_close(&mean, &numbers(numpy_mean), "saved mean against np.average");
+    assert_eq!(numbers(&tensors["scatter"]["shape"]), vec![6.0, 6.0]);
+    assert_eq!(tensors["settings"]["values"][0], "inf", "no forgetting");
+    let weights = numbers(&tensors["weights"]["values"]);
+    let scatter = numbers(&tensors["scatter"]["values"]);
+    let denominator = weights[0] - weights[1] / weights[0];
+    let covariance = model.sample_covariance().unwrap();
+    for i in 0..6 {
+        for j in 0..6 {
+            let saved = scatter[i * 6 + j] / denominator;
+            assert!((saved - covariance[(i, j)]).abs() <= TOLERANCE * covariance.abs().max());
+        }
+    }
+    println!("numpy reads the saved model's tensors");
 }

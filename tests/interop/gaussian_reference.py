@@ -10,9 +10,17 @@ Prints one JSON document with two parts:
   a half-life of 50 windows, or not at all); the newest window, with
   channel 1 hidden, is predicted from the others, and the log-likelihood of
   what it observed given the lag is computed.
+
+With `--read DIR` it instead reads the model saved in DIR by hand, as the
+safetensors format defines it (a little-endian u64 header length, a JSON
+header of dtype, shape and data offsets, then the data), and prints the
+manifest and every tensor as numpy sees it.
 """
 
 import json
+import os
+import struct
+import sys
 
 import numpy as np
 
@@ -96,4 +104,28 @@ def fitted(half_life):
     }
 
 
-print(json.dumps({"fixed": fixed(), "fitted": [fitted(None), fitted(50.0)]}))
+def read(directory):
+    with open(os.path.join(directory, "parameters.safetensors"), "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F64", info
+        start, end = info["data_offsets"]
+        values = np.frombuffer(body[start:end], dtype="<f8").reshape(info["shape"])
+        # JSON has no NaN or infinity (an adaptive shrinkage, no forgetting): as text.
+        listed = [v if np.isfinite(v) else str(v) for v in values.ravel().tolist()]
+        tensors[name] = {"shape": info["shape"], "values": listed}
+    with open(os.path.join(directory, "manifest.json")) as f:
+        manifest = json.load(f)
+    return {"manifest": manifest, "tensors": tensors}
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--read":
+    print(json.dumps(read(sys.argv[2])))
+else:
+    print(json.dumps({"fixed": fixed(), "fitted": [fitted(None), fitted(50.0)]}))
