@@ -561,7 +561,7 @@ fn an_early_model_skips_incomplete_windows() {
     let mut history = History::new(&layout);
     let data = windows(12, 16);
     for (t, w) in data.iter().enumerate() {
-        let third = (t < 4 || t >= 8).then_some(w[2]);
+        let third = (!(4..8).contains(&t)).then_some(w[2]);
         history.push(&[Some(w[0]), Some(w[1]), third]);
         model.update(&history);
         let expected = match t {
