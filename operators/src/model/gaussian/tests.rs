@@ -363,7 +363,7 @@ fn damaged_files_are_clear_errors() {
 
 #[test]
 fn adaptive_shrinkage_has_the_schafer_strimmer_intensity_and_falls_with_samples() {
-    // Two channels: ρ = ((1 − r²)²/n + 1/n²) / r² with r the sample correlation.
+    // Two channels: ρ = ((1 − r²)²/n + 1/n³) / r² with r the sample correlation.
     let layout = layout(2, 0);
     let mut model = OnlineGaussian::new(
         layout.clone(),
@@ -383,14 +383,13 @@ fn adaptive_shrinkage_has_the_schafer_strimmer_intensity_and_falls_with_samples(
             let s = model.sample_covariance().unwrap();
             let r2 = s[(0, 1)].powi(2) / (s[(0, 0)] * s[(1, 1)]);
             let n = n as f64;
-            let expected = (((1.0 - r2).powi(2) / n + 1.0 / (n * n)) / r2).min(1.0);
-            let rho = model.shrinkage_intensity().unwrap();
-            assert!(
-                (rho - expected).abs() < 1e-12,
-                "n {n}: {rho} against {expected}"
-            );
+            let rho = (((1.0 - r2).powi(2) / n + 1.0 / (n * n * n)) / r2).min(1.0);
             let joint = model.joint().unwrap();
-            assert!((joint.covariance[(0, 1)] - (1.0 - rho) * s[(0, 1)]).abs() < 1e-12);
+            let shrunk = joint.covariance[(0, 1)];
+            assert!(
+                (shrunk - (1.0 - rho) * s[(0, 1)]).abs() < 1e-12,
+                "n {n}: ρ {rho}"
+            );
             assert_eq!(joint.covariance[(0, 0)], s[(0, 0)]);
             rhos.push(rho);
         }
@@ -399,6 +398,36 @@ fn adaptive_shrinkage_has_the_schafer_strimmer_intensity_and_falls_with_samples(
         rhos[0] > rhos[1] && rhos[1] > rhos[2] && rhos[2] < 0.01,
         "{rhos:?}"
     );
+}
+
+#[test]
+fn each_pair_is_shrunk_by_its_own_intensity() {
+    // Three channels: a close pair (0, 1), a weak pair (0, 2): the close
+    // coupling is kept almost whole, the weak one cut.
+    let layout = layout(3, 0);
+    let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+    let mut history = History::new(&layout);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(19);
+    for _ in 0..200 {
+        let a = normal(&mut rng);
+        let (b, c) = (a + 0.01 * normal(&mut rng), 0.02 * a + normal(&mut rng));
+        history.push(&[Some(a), Some(b), Some(c)]);
+        model.update(&history);
+    }
+    let s = model.sample_covariance().unwrap();
+    let joint = model.joint().unwrap();
+    let n = model.effective_samples();
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        let r2 = s[(i, j)].powi(2) / (s[(i, i)] * s[(j, j)]);
+        let rho = (((1.0 - r2).powi(2) / n + 1.0 / (n * n * n)) / r2).min(1.0);
+        let shrunk = joint.covariance[(i, j)];
+        assert!(
+            (shrunk - (1.0 - rho) * s[(i, j)]).abs() < 1e-12,
+            "({i}, {j})"
+        );
+    }
+    let kept = |i: usize, j: usize| joint.covariance[(i, j)] / s[(i, j)];
+    assert!(kept(0, 1) > 0.9999 && kept(0, 2) < 0.99 * kept(0, 1));
 }
 
 /// The ratio of a symmetric matrix's largest eigenvalue to its smallest.
@@ -598,4 +627,35 @@ fn a_stuck_channel_does_not_make_the_model_singular() {
         predicted.variance(0)
     );
     assert!(model.log_likelihood(&history).unwrap().total.is_finite());
+}
+
+#[test]
+fn a_weak_pair_does_not_blur_a_close_coupling() {
+    // b = 2a + noise of sd 0.1 with a of sd 30 (r = 0.999995), beside a
+    // channel w that barely follows a (r ≈ 0.1): after 1000 windows, b is
+    // predicted from a with about the noise's variance.
+    let layout = layout(3, 0);
+    let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+    let mut history = History::new(&layout);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(18);
+    for _ in 0..1000 {
+        let a = 60.0 + 30.0 * normal(&mut rng);
+        let b = 2.0 * a + 0.1 * normal(&mut rng);
+        let w = 0.1 * (a - 60.0) / 30.0 + normal(&mut rng);
+        history.push(&[Some(a), Some(b), Some(w)]);
+        model.update(&history);
+    }
+    history.push(&[Some(75.0), None, Some(0.3)]);
+    let predicted = model.predict(&history, &[1]).unwrap();
+    assert!(
+        (predicted.mean[0] - 150.0).abs() < 0.05,
+        "{}",
+        predicted.mean[0]
+    );
+    let ratio = predicted.variance(0) / 0.01;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "variance {} times the noise's",
+        ratio
+    );
 }
