@@ -6,6 +6,7 @@ pub mod detect;
 pub mod fuse;
 pub mod kalman;
 pub mod kalman_fusion;
+pub mod model;
 pub mod redundancy;
 pub mod stats;
 pub mod time_order;

@@ -1,0 +1,486 @@
+//! Generative models of an asset: how its channels behave together, window by window, behind one trait ([`AssetModel`]).
+//!
+//! A model covers some of an asset's channels (a [`Layout`]: indices into
+//! the alignment's channels, and how many past windows, lags, it looks at).
+//! The caller keeps a [`History`] per asset, the last `lags + 1` windows of
+//! those channels with what was not observed left out, and pushes each grid
+//! window into it in order (an all-missing window for a grid window without
+//! a row). Against that history a model can
+//! - learn online from the newest window ([`AssetModel::update`]);
+//! - predict any channels of the newest window from everything else observed
+//!   in the history ([`AssetModel::predict`]): the missing channels for
+//!   imputation, or a measured channel from the others, a witness for fusion;
+//! - score what was observed ([`AssetModel::log_likelihood`]), with each
+//!   channel's share so a detector can name the channels that stand out;
+//! - sample a trajectory that continues the history ([`AssetModel::sample`]);
+//! - save itself to a directory ([`AssetModel::save`], read back by [`load`]):
+//!   `manifest.json` (kind, channels, lags, format version) and
+//!   `parameters.safetensors` (see [`store`]).
+//!
+//! Channels in the calls are positions in the layout (0 to
+//! `layout.channel_count() − 1`), not alignment indices; [`Layout::pick`]
+//! turns an aligned row's values into a window.
+//!
+//! # The models behind the trait
+//! - [`gaussian::OnlineGaussian`]: one multivariate Gaussian over the state
+//!   (the channels at t, t−1, …, t−L), its mean and covariance kept online.
+//!   Predictions condition it exactly ([`conditional`]).
+//! - A mixture of such Gaussians over operating regimes (next): each
+//!   component keeps the same sufficient statistics and is conditioned by
+//!   the same [`conditional::Gaussian::condition`]; the components' weights
+//!   are reweighted by how well each explains the given values. Its
+//!   predictive is a mixture, reported through [`Prediction`] by its mean and
+//!   covariance (moment matched); it overrides [`AssetModel::sample`] to
+//!   draw a component first, and saves one set of tensors per component.
+//! - A neural model (candle or burn, later): its weights are tensors in the
+//!   same safetensors file (both frameworks read and write the format) under
+//!   the same manifest. All of an asset's state is in its [`History`], so one
+//!   trained network can serve every asset through a shared handle, and a
+//!   trained model may leave [`AssetModel::update`] a no-op. Batching
+//!   across assets is a method to add with a per-asset default.
+
+pub mod conditional;
+pub mod gaussian;
+pub mod store;
+
+use std::path::Path;
+
+use nalgebra::{DMatrix, DVector};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::align::Alignment;
+
+/// Which model a saved directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Gaussian,
+}
+
+/// One channel a model covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Its index among the alignment's channels.
+    pub index: usize,
+    pub name: String,
+}
+
+/// The channels a model covers and how many past windows it looks at.
+///
+/// The model's state is the channels at t, t−1, …, t−lags, lag by lag:
+/// state index `lag · channel_count + channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    channels: Vec<Channel>,
+    lags: usize,
+}
+
+impl Layout {
+    /// Refuses no channels, and a channel index or name given twice.
+    pub fn new(channels: Vec<Channel>, lags: usize) -> Result<Self, ModelError> {
+        if channels.is_empty() {
+            return Err(ModelError::Layout(
+                "a model needs at least one channel".into(),
+            ));
+        }
+        for (i, c) in channels.iter().enumerate() {
+            if channels[..i]
+                .iter()
+                .any(|d| d.index == c.index || d.name == c.name)
+            {
+                return Err(ModelError::Layout(format!(
+                    "channel {} ({}) is given twice",
+                    c.name, c.index
+                )));
+            }
+        }
+        Ok(Layout { channels, lags })
+    }
+
+    /// The alignment's channels `names`, in that order.
+    pub fn from_alignment(
+        alignment: &Alignment,
+        names: &[&str],
+        lags: usize,
+    ) -> Result<Self, ModelError> {
+        let channels = names
+            .iter()
+            .map(|&name| {
+                let index = alignment.channel_index(name).ok_or_else(|| {
+                    ModelError::Layout(format!(
+                        "no channel {name:?} in the alignment: {:?}",
+                        alignment.channels()
+                    ))
+                })?;
+                Ok(Channel {
+                    index,
+                    name: name.to_owned(),
+                })
+            })
+            .collect::<Result<_, ModelError>>()?;
+        Layout::new(channels, lags)
+    }
+
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn lags(&self) -> usize {
+        self.lags
+    }
+
+    /// The length of the state: channels × (lags + 1).
+    pub fn state_len(&self) -> usize {
+        self.channels.len() * (self.lags + 1)
+    }
+
+    /// A window of this layout from values indexed like the alignment's channels.
+    pub fn pick(&self, aligned: &[Option<f64>]) -> Vec<Option<f64>> {
+        self.channels
+            .iter()
+            .map(|c| aligned.get(c.index).copied().flatten())
+            .collect()
+    }
+}
+
+/// An asset's last `lags + 1` windows, newest first; `None` where a channel
+/// was not observed (or the window is older than what was pushed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    channels: usize,
+    /// In state order (see [`Layout`]): lag 0 is the newest window.
+    state: Vec<Option<f64>>,
+}
+
+impl History {
+    /// An empty history: every lag unobserved.
+    pub fn new(layout: &Layout) -> Self {
+        History {
+            channels: layout.channel_count(),
+            state: vec![None; layout.state_len()],
+        }
+    }
+
+    /// Makes `window` the newest (lag 0) and ages the others by one. A value
+    /// that is not finite counts as not observed.
+    pub fn push(&mut self, window: &[Option<f64>]) {
+        assert_eq!(
+            window.len(),
+            self.channels,
+            "a window of this history has {} channels",
+            self.channels
+        );
+        let keep = self.state.len() - self.channels;
+        self.state.copy_within(..keep, self.channels);
+        for (slot, value) in self.state.iter_mut().zip(window) {
+            *slot = value.filter(|v| v.is_finite());
+        }
+    }
+
+    /// The value of `channel`, `lag` windows back.
+    pub fn value(&self, lag: usize, channel: usize) -> Option<f64> {
+        self.state[lag * self.channels + channel]
+    }
+
+    /// The newest window.
+    pub fn current(&self) -> &[Option<f64>] {
+        &self.state[..self.channels]
+    }
+
+    /// Every value, in state order.
+    pub fn state(&self) -> &[Option<f64>] {
+        &self.state
+    }
+
+    /// Sets `channel` in the newest window.
+    pub fn set_current(&mut self, channel: usize, value: Option<f64>) {
+        self.state[channel] = value.filter(|v| v.is_finite());
+    }
+
+    /// A copy with `channels` unobserved at every lag: to predict a channel
+    /// without its own past (e.g. a sensor suspected of drifting).
+    pub fn hiding(&self, channels: &[usize]) -> History {
+        let mut copy = self.clone();
+        for (i, slot) in copy.state.iter_mut().enumerate() {
+            if channels.contains(&(i % self.channels)) {
+                *slot = None;
+            }
+        }
+        copy
+    }
+
+    fn check(&self, layout: &Layout) -> Result<(), ModelError> {
+        if self.channels == layout.channel_count() && self.state.len() == layout.state_len() {
+            Ok(())
+        } else {
+            Err(ModelError::Layout(format!(
+                "a history of {} values in windows of {} does not fit a model of {} channels and {} lags",
+                self.state.len(),
+                self.channels,
+                layout.channel_count(),
+                layout.lags()
+            )))
+        }
+    }
+}
+
+/// A model's prediction of some channels of the newest window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The predicted channels (layout positions), in the order of `mean`.
+    pub channels: Vec<usize>,
+    pub mean: DVector<f64>,
+    pub covariance: DMatrix<f64>,
+}
+
+impl Prediction {
+    /// The variance of the `i`-th predicted channel.
+    pub fn variance(&self, i: usize) -> f64 {
+        self.covariance[(i, i)]
+    }
+}
+
+/// How likely the newest window's observed values are under a model, given
+/// the observed lags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLikelihood {
+    /// ln p(observed channels at t | observed lags); 0 when nothing is observed at t.
+    pub total: f64,
+    /// One per channel observed at t, in layout order.
+    pub channels: Vec<ChannelSurprise>,
+}
+
+/// One observed channel against everything else observed: its share of a
+/// window's log-likelihood. These do not add up to the total (each is
+/// conditioned on all the others); they rank channels, independent of order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelSurprise {
+    /// Layout position.
+    pub channel: usize,
+    /// ln p(x_c | every other observed value in the history).
+    pub log_density: f64,
+    /// (x_c − predicted mean) / predicted standard deviation.
+    pub z: f64,
+}
+
+impl LogLikelihood {
+    /// The observed channels, least likely first (ties in layout order).
+    pub fn most_surprising(&self) -> Vec<ChannelSurprise> {
+        let mut ranked = self.channels.clone();
+        ranked.sort_by(|a, b| a.log_density.total_cmp(&b.log_density));
+        ranked
+    }
+}
+
+/// What can go wrong with a model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelError {
+    /// Too few windows learnt to predict: `absorbed` of `needed`.
+    NotReady { absorbed: u64, needed: u64 },
+    /// A channel position outside the layout, or asked for twice.
+    BadChannel { channel: usize, channels: usize },
+    /// A layout that cannot be, or a history that does not fit the model.
+    Layout(String),
+    /// The covariance to condition on is not positive definite.
+    Singular,
+    /// Reading or writing a model's files failed.
+    Io(String),
+    /// A model's files are not what they should be.
+    Format(String),
+}
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelError::NotReady { absorbed, needed } => write!(
+                f,
+                "the model has learnt from {absorbed} windows and needs {needed} to predict"
+            ),
+            ModelError::BadChannel { channel, channels } => write!(
+                f,
+                "channel {channel} asked for is not one of the model's {channels}, or is asked for twice"
+            ),
+            ModelError::Layout(why) => write!(f, "{why}"),
+            ModelError::Singular => write!(f, "the model's covariance is not positive definite"),
+            ModelError::Io(why) => write!(f, "model file: {why}"),
+            ModelError::Format(why) => write!(f, "model format: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// A generative model of one asset's channels, window by window (see the
+/// module doc). Every method reads the asset's [`History`], whose newest
+/// window (lag 0) is the one learnt, predicted or scored.
+///
+/// ```
+/// use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
+/// use twinflow_operators::model::{AssetModel, Channel, History, Layout};
+///
+/// // Two channels: current follows flow (current ≈ 2 · flow), one lag.
+/// let channels = vec![
+///     Channel { index: 0, name: "flow".into() },
+///     Channel { index: 3, name: "current".into() },
+/// ];
+/// let layout = Layout::new(channels, 1).unwrap();
+/// let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+/// let mut history = History::new(&layout);
+/// for t in 0..600 {
+///     let flow = 10.0 + (t as f64 * 0.05).sin();
+///     let noise = 0.01 * ((t * 7919 % 13) as f64 - 6.0);
+///     history.push(&[Some(flow), Some(2.0 * flow + noise)]);
+///     model.update(&history);
+/// }
+/// // Current drops out: the model imputes it from flow (and the lags).
+/// let flow = 10.0 + (600.0f64 * 0.05).sin();
+/// history.push(&[Some(flow), None]);
+/// let imputed = model.predict(&history, &[1]).unwrap();
+/// assert!((imputed.mean[0] - 2.0 * flow).abs() < 0.05);
+/// assert!(imputed.variance(0).sqrt() < 0.05);
+/// // A current that does not follow flow stands out.
+/// history.set_current(1, Some(2.0 * flow + 1.0));
+/// let scored = model.log_likelihood(&history).unwrap();
+/// assert!(scored.most_surprising()[0].z.abs() > 10.0);
+/// ```
+pub trait AssetModel: Send {
+    fn kind(&self) -> ModelKind;
+
+    fn layout(&self) -> &Layout;
+
+    /// Learns from the newest window, given its lags. A model may ignore a
+    /// window it cannot learn from (e.g. nothing observed in it) and a
+    /// trained model may ignore every window.
+    fn update(&mut self, history: &History);
+
+    /// The joint predictive distribution of the channels `targets` in the
+    /// newest window given every other value observed in the history (the
+    /// targets' own past included; see [`History::hiding`]). Whether a
+    /// target was observed does not matter: it is predicted from the others.
+    fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError>;
+
+    /// The log-likelihood of the channels observed in the newest window given
+    /// the observed lags, and each one's share.
+    fn log_likelihood(&self, history: &History) -> Result<LogLikelihood, ModelError>;
+
+    /// Saves the model into `dir` (see [`store`]), to be read back by [`load`].
+    fn save(&self, dir: &Path) -> Result<(), ModelError>;
+
+    /// The channels missing from the newest window, predicted; `None` when
+    /// none is missing.
+    fn impute(&self, history: &History) -> Result<Option<Prediction>, ModelError> {
+        let missing: Vec<usize> = (0..self.layout().channel_count())
+            .filter(|&c| history.current()[c].is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        self.predict(history, &missing).map(Some)
+    }
+
+    /// `windows` windows drawn one after the other, each from the model's
+    /// predictive given the history so far (starting from `history`, which may
+    /// be empty); the same `rng` state gives the same trajectory. This draws
+    /// from the Gaussian with the predictive's mean and covariance: a model
+    /// whose predictive is not Gaussian overrides it.
+    fn sample(
+        &self,
+        rng: &mut dyn Rng,
+        history: &History,
+        windows: usize,
+    ) -> Result<Vec<Vec<f64>>, ModelError> {
+        let channels = self.layout().channel_count();
+        let every: Vec<usize> = (0..channels).collect();
+        let mut history = history.clone();
+        let mut trajectory = Vec::with_capacity(windows);
+        for _ in 0..windows {
+            history.push(&vec![None; channels]);
+            let prediction = self.predict(&history, &every)?;
+            let factor = prediction
+                .covariance
+                .cholesky()
+                .ok_or(ModelError::Singular)?;
+            let z = DVector::from_fn(channels, |_, _| StandardNormal.sample(&mut *rng));
+            let window: Vec<f64> = (prediction.mean + factor.l() * z).iter().copied().collect();
+            for (c, &v) in window.iter().enumerate() {
+                history.set_current(c, Some(v));
+            }
+            trajectory.push(window);
+        }
+        Ok(trajectory)
+    }
+}
+
+/// The model saved in `dir`, whatever its kind.
+pub fn load(dir: &Path) -> Result<Box<dyn AssetModel>, ModelError> {
+    let manifest = store::read_manifest(dir)?;
+    match manifest.kind {
+        ModelKind::Gaussian => Ok(Box::new(gaussian::OnlineGaussian::load_with(
+            dir, &manifest,
+        )?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(lags: usize) -> Layout {
+        let channels = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Channel {
+                index: 2 * i,
+                name: name.to_string(),
+            })
+            .collect();
+        Layout::new(channels, lags).unwrap()
+    }
+
+    #[test]
+    fn history_ages_windows_and_forgets_the_oldest() {
+        let mut history = History::new(&layout(2));
+        history.push(&[Some(1.0), None, Some(3.0)]);
+        history.push(&[Some(4.0), Some(5.0), Some(f64::NAN)]);
+        assert_eq!(history.current(), &[Some(4.0), Some(5.0), None]);
+        assert_eq!(history.value(1, 0), Some(1.0));
+        assert_eq!(history.value(1, 2), Some(3.0));
+        assert_eq!(history.value(2, 0), None);
+        history.push(&[None, None, None]);
+        history.push(&[Some(7.0), None, None]);
+        // The first window is now three back: gone.
+        assert_eq!(history.value(2, 0), Some(4.0));
+        assert!(history.state().iter().filter(|v| v.is_some()).count() == 3);
+        let hidden = history.hiding(&[0]);
+        assert_eq!(hidden.value(0, 0), None);
+        assert_eq!(hidden.value(2, 0), None);
+        assert_eq!(hidden.value(2, 1), Some(5.0));
+    }
+
+    #[test]
+    fn layouts_refuse_repeated_channels_and_pick_by_alignment_index() {
+        let l = layout(0);
+        assert_eq!(
+            l.pick(&[Some(0.0), Some(1.0), Some(2.0), None, Some(4.0)]),
+            vec![Some(0.0), Some(2.0), Some(4.0)]
+        );
+        let twice = vec![
+            Channel {
+                index: 1,
+                name: "a".into(),
+            },
+            Channel {
+                index: 1,
+                name: "b".into(),
+            },
+        ];
+        assert!(matches!(Layout::new(twice, 1), Err(ModelError::Layout(_))));
+        assert!(Layout::new(Vec::new(), 1).is_err());
+    }
+}
