@@ -1,7 +1,6 @@
 //! The cost of the online Gaussian per asset-window: 8 channels × 2 lags, one
-//! update and one prediction (and, separately, one log-likelihood). A figure
-//! for the report, not a timed test:
-//! `cargo test --release --test model_cost -- --ignored --nocapture`.
+//! update and one prediction (and, separately, one log-likelihood), printed:
+//! `cargo bench --bench model`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -28,9 +27,7 @@ fn windows(n: usize, seed: u64) -> Vec<Vec<Option<f64>>> {
         .collect()
 }
 
-#[test]
-#[ignore = "a benchmark figure: run with --release -- --ignored --nocapture"]
-fn cost_per_asset_window() {
+fn main() {
     let channels = (0..CHANNELS)
         .map(|i| Channel {
             index: i,
