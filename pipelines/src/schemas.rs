@@ -377,8 +377,9 @@ pub fn asset_view_writers(
     layout: &Layout,
 ) -> Result<ViewWriters<AssetTwinRow>> {
     let layout = layout.clone();
+    let trust_columns = layout.trust_columns();
     view_writers(out, worker, "assets", move |columns, rows| {
-        layout.asset_twin_columns(columns, rows);
+        layout.asset_twin_columns(columns, rows, &trust_columns);
     })
 }
 
@@ -420,10 +421,22 @@ impl Layout {
         }
     }
 
+    /// Per sensor id: the index of its channel in `fused_channels`, if
+    /// fusion weighs it.
+    fn trust_columns(&self) -> Vec<Option<usize>> {
+        self.catalog
+            .sensors()
+            .iter()
+            .map(|s| self.fused_channels.iter().position(|c| *c == s.channel))
+            .collect()
+    }
+
+    /// `trust_columns` is [`Layout::trust_columns`].
     fn asset_twin_columns<'c>(
         &self,
         columns: &'c mut Columns,
         rows: &[&AssetTwinRow],
+        trust_columns: &[Option<usize>],
     ) -> &'c mut Columns {
         // Each row's aligned and fused values sit behind its shared row, so
         // they are gathered in one pass over the rows (see `by_channel`).
@@ -458,15 +471,17 @@ impl Layout {
                     values.iter().map(|v| v.map(|v| v.variance)),
                 );
         }
-        // How far fusion believes each redundant sensor.
-        for channel in &self.fused_channels {
-            let of_channel = |row: &&FusedRow| {
-                row.trust
-                    .iter()
-                    .find(|t| self.catalog.sensor(t.sensor).channel == *channel)
-                    .copied()
-            };
-            let trust: Vec<Option<SensorTrust>> = latest.iter().map(of_channel).collect();
+        // How far fusion believes each redundant sensor: per fused channel,
+        // the first of a row's trust records of a sensor on it.
+        let mut by_trust_column = vec![vec![None; latest.len()]; self.fused_channels.len()];
+        for (r, row) in latest.iter().enumerate() {
+            for t in &row.trust {
+                if let Some(column) = trust_columns[t.sensor as usize] {
+                    by_trust_column[column][r].get_or_insert(*t);
+                }
+            }
+        }
+        for (channel, trust) in self.fused_channels.iter().zip(&by_trust_column) {
             columns
                 .f64_opt(
                     &format!("{channel}_trust"),
