@@ -26,11 +26,12 @@ use twinflow_engine::sink::PartWriter;
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::{AlignedRow, AlignedValue};
 use twinflow_operators::detect::Flag;
-use twinflow_operators::fuse::{FusedRow, FusedValue};
-use twinflow_operators::trust::{SensorTrust, Suspect};
+use twinflow_operators::fuse::FusedRow;
+use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup, staleness_us};
 
 use crate::columns::Columns;
+use crate::fused_outputs::{FusedRecord, TrustRecord};
 use crate::replay::SensorWindow;
 
 /// The part file of `out/windows/` for one worker.
@@ -169,33 +170,21 @@ pub fn aligned_writer(
 
 /// The part file of `out/fused/`: one row per asset, window and fused
 /// quantity that had at least one measurement.
-pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRow>> {
+pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRecord>> {
     let layout = layout.clone();
-    PartWriter::from_encoder(&out.join("fused"), worker, move |rows: &[FusedRow]| {
-        let flat: Vec<(&FusedRow, usize, &FusedValue)> = rows
-            .iter()
-            .flat_map(|row| {
-                row.values
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(q, v)| v.as_ref().map(|v| (row, q, v)))
-            })
-            .collect();
+    PartWriter::from_encoder(&out.join("fused"), worker, move |rows: &[FusedRecord]| {
         Columns::new()
-            .utf8(
-                "asset",
-                flat.iter().map(|(r, _, _)| layout.asset_name(r.asset())),
-            )
-            .i64("window_start_us", flat.iter().map(|(r, _, _)| r.start_us()))
+            .utf8("asset", rows.iter().map(|r| layout.asset_name(r.asset)))
+            .i64("window_start_us", rows.iter().map(|r| r.start_us))
             .utf8(
                 "quantity",
-                flat.iter().map(|(_, q, _)| layout.quantities[*q].as_str()),
+                rows.iter().map(|r| layout.quantities[r.quantity].as_str()),
             )
-            .f64("value", flat.iter().map(|(_, _, v)| v.value))
-            .f64("variance", flat.iter().map(|(_, _, v)| v.variance))
-            .f64("lo95", flat.iter().map(|(_, _, v)| v.interval95().0))
-            .f64("hi95", flat.iter().map(|(_, _, v)| v.interval95().1))
-            .u32("sensors", flat.iter().map(|(_, _, v)| v.sensors))
+            .f64("value", rows.iter().map(|r| r.value.value))
+            .f64("variance", rows.iter().map(|r| r.value.variance))
+            .f64("lo95", rows.iter().map(|r| r.value.interval95().0))
+            .f64("hi95", rows.iter().map(|r| r.value.interval95().1))
+            .u32("sensors", rows.iter().map(|r| r.value.sensors))
             .finish()
     })
 }
@@ -204,25 +193,18 @@ pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
 /// fusion believed it: asset, sensor, window_start_us, trust (0–1), weight
 /// (its share of the fused estimate), state (`trusted`, `down_weighted`,
 /// `excluded`) and residual (normalised; null when not measured).
-pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRow>> {
+pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<TrustRecord>> {
     let catalog = Arc::clone(&layout.catalog);
-    PartWriter::from_encoder(&out.join("trust"), worker, move |rows: &[FusedRow]| {
-        let flat: Vec<(Micros, &SensorTrust)> = rows
-            .iter()
-            .flat_map(|row| row.trust.iter().map(|t| (row.start_us(), t)))
-            .collect();
-        let sensor = |t: &SensorTrust| catalog.sensor(t.sensor);
+    PartWriter::from_encoder(&out.join("trust"), worker, move |rows: &[TrustRecord]| {
+        let sensor = |r: &TrustRecord| catalog.sensor(r.trust.sensor);
         Columns::new()
-            .utf8("asset", flat.iter().map(|(_, t)| sensor(t).asset.as_str()))
-            .utf8(
-                "sensor",
-                flat.iter().map(|(_, t)| sensor(t).sensor.as_str()),
-            )
-            .i64("window_start_us", flat.iter().map(|(start, _)| *start))
-            .f64("trust", flat.iter().map(|(_, t)| t.trust))
-            .f64("weight", flat.iter().map(|(_, t)| t.weight))
-            .code("state", flat.iter().map(|(_, t)| t.state.code()))
-            .f64_opt("residual", flat.iter().map(|(_, t)| t.residual))
+            .utf8("asset", rows.iter().map(|r| sensor(r).asset.as_str()))
+            .utf8("sensor", rows.iter().map(|r| sensor(r).sensor.as_str()))
+            .i64("window_start_us", rows.iter().map(|r| r.start_us))
+            .f64("trust", rows.iter().map(|r| r.trust.trust))
+            .f64("weight", rows.iter().map(|r| r.trust.weight))
+            .code("state", rows.iter().map(|r| r.trust.state.code()))
+            .f64_opt("residual", rows.iter().map(|r| r.trust.residual))
             .finish()
     })
 }
