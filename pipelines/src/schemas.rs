@@ -473,7 +473,7 @@ impl Layout {
                     &format!("{channel}_weight"),
                     trust.iter().map(|t| t.map(|t| t.weight)),
                 )
-                .utf8_opt(
+                .code_opt(
                     &format!("{channel}_state"),
                     trust.iter().map(|t| t.map(|t| t.state.code())),
                 );
