@@ -53,8 +53,9 @@ pub trait SplitFused<'s> {
     /// are small.
     ///
     /// ```
+    /// use std::sync::mpsc::Receiver;
     /// use timely::dataflow::operators::{Capture, ToStream};
-    /// use timely::dataflow::operators::capture::Extract;
+    /// use timely::dataflow::operators::capture::Event;
     /// use twinflow_operators::align::{AlignedRow, AlignedValue, WindowShape};
     /// use twinflow_operators::fuse::{FusedRow, FusedValue};
     /// use twinflow_operators::trust::{SensorTrust, TrustState};
@@ -75,18 +76,27 @@ pub trait SplitFused<'s> {
     ///     trust: vec![trust(7, 0.25), trust(8, 0.75)],
     ///     suspects: Vec::new(),
     /// };
-    /// let (rows, fused, trust) = timely::example(move |scope| {
-    ///     let split = vec![row].to_stream(scope).split_fused();
-    ///     (split.rows.capture(), split.fused.capture(), split.trust.capture())
+    /// let (rows, fused, trust) = timely::execute_directly(move |worker| {
+    ///     worker.dataflow::<i64, _, _>(|scope| {
+    ///         let split = vec![row].to_stream(scope).split_fused();
+    ///         (split.rows.capture(), split.fused.capture(), split.trust.capture())
+    ///     })
     /// });
-    /// let rows: Vec<FusedRow> = rows.extract().into_iter().flat_map(|(_, r)| r).collect();
+    /// fn records<D>(events: Receiver<Event<i64, Vec<D>>>) -> Vec<D> {
+    ///     let batches = events.try_iter().filter_map(|event| match event {
+    ///         Event::Messages(_, records) => Some(records),
+    ///         Event::Progress(_) => None,
+    ///     });
+    ///     batches.flatten().collect()
+    /// }
+    /// let rows = records(rows);
     /// assert_eq!(rows.len(), 1);
     /// assert_eq!(rows[0].trust.len(), 2, "the row passes on whole");
-    /// let fused: Vec<_> = fused.extract().into_iter().flat_map(|(_, r)| r).collect();
+    /// let fused = records(fused);
     /// assert_eq!(fused.len(), 1);
     /// assert_eq!((fused[0].asset, fused[0].start_us, fused[0].quantity), (3, 5_000_000, 1));
     /// assert_eq!(fused[0].value.value, 20.0);
-    /// let trust: Vec<_> = trust.extract().into_iter().flat_map(|(_, r)| r).collect();
+    /// let trust = records(trust);
     /// let sensors: Vec<_> = trust.iter().map(|t| (t.start_us, t.trust.sensor, t.trust.weight)).collect();
     /// assert_eq!(sensors, [(5_000_000, 7, 0.25), (5_000_000, 8, 0.75)]);
     /// ```
