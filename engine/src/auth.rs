@@ -123,11 +123,22 @@ fn padded_key_state(key: &[u8; KEY_LEN], pad: u8) -> [u32; 8] {
 /// Pads `block`, which holds a message of `len` bytes (at most
 /// [`ONE_BLOCK_MESSAGE`]) after `before` bytes already hashed, as SHA-256's
 /// last block, and hashes it into `state`.
-fn finish_one_block(state: &mut [u32; 8], mut block: [u8; BLOCK], len: usize, before: usize) {
+fn finish_one_block(state: &mut [u32; 8], block: &mut [u8; BLOCK], len: usize, before: usize) {
     block[len] = 0x80;
     let bits = ((before + len) as u64) * 8;
     block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-    sha2::block_api::compress256(state, &[block]);
+    sha2::block_api::compress256(state, std::slice::from_ref(block));
+}
+
+/// Writes the message's bytes after the sensor name into `tail`
+/// ([`TAIL_LEN`] bytes): a zero byte, `ts_us`, the bits of `value` and
+/// `seq` as 8 bytes little-endian each, and `quality`.
+fn write_tail(tail: &mut [u8], ts_us: i64, value: f64, seq: u64, quality: u8) {
+    tail[0] = 0;
+    tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
+    tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
+    tail[17..25].copy_from_slice(&seq.to_le_bytes());
+    tail[25] = quality;
 }
 
 impl EventMac {
@@ -144,30 +155,30 @@ impl EventMac {
     /// zero byte, then `ts_us`, the bits of `value` and `seq` as 8 bytes
     /// little-endian each, and `quality` as one byte.
     fn mac(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) -> [u8; 32] {
-        let mut tail = [0u8; TAIL_LEN];
-        tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
-        tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
-        tail[17..25].copy_from_slice(&seq.to_le_bytes());
-        tail[25] = quality;
         let sensor = sensor.as_bytes();
         let len = sensor.len() + TAIL_LEN;
         if len > ONE_BLOCK_MESSAGE {
+            let mut tail = [0u8; TAIL_LEN];
+            write_tail(&mut tail, ts_us, value, seq, quality);
             return self.mac_blocks(sensor, &tail);
         }
         // Almost every message (a sensor name of up to 29 bytes) fits in one
         // block with its padding: HMAC is then two compressions from the
         // keyed states, without the generic buffering of the general path.
+        // The fields go straight into the block: assembled elsewhere and
+        // copied in, the copy's wide loads waited for the narrow stores
+        // (a quarter of the function's time, perf annotate).
         let mut block = [0u8; BLOCK];
         block[..sensor.len()].copy_from_slice(sensor);
-        block[sensor.len()..len].copy_from_slice(&tail);
+        write_tail(&mut block[sensor.len()..len], ts_us, value, seq, quality);
         let mut inner = self.inner;
-        finish_one_block(&mut inner, block, len, BLOCK);
+        finish_one_block(&mut inner, &mut block, len, BLOCK);
         let mut block = [0u8; BLOCK];
         for (bytes, word) in block.chunks_exact_mut(4).zip(inner) {
             bytes.copy_from_slice(&word.to_be_bytes());
         }
         let mut outer = self.outer;
-        finish_one_block(&mut outer, block, 32, BLOCK);
+        finish_one_block(&mut outer, &mut block, 32, BLOCK);
         let mut out = [0u8; 32];
         for (bytes, word) in out.chunks_exact_mut(4).zip(outer) {
             bytes.copy_from_slice(&word.to_be_bytes());
