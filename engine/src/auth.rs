@@ -88,6 +88,57 @@ pub fn write_keys(path: &Path, keys: &[SensorKey]) -> Result<()> {
 #[derive(Clone)]
 pub struct EventMac {
     keyed: HmacCore<Sha256>,
+    /// SHA-256's state after the key's inner pad block, and after its outer
+    /// pad block: where HMAC's two hashes start.
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// SHA-256's block size in bytes.
+const BLOCK: usize = 64;
+
+/// Where a one-block message's padding needs room: the 0x80 byte and the
+/// 8-byte length.
+const ONE_BLOCK_MESSAGE: usize = BLOCK - 9;
+
+/// The message bytes after the sensor name.
+const TAIL_LEN: usize = 26;
+
+/// SHA-256's state after one block: the key padded with zeros and XORed with `pad`.
+fn padded_key_state(key: &[u8; KEY_LEN], pad: u8) -> [u32; 8] {
+    let mut block = [pad; BLOCK];
+    for (b, k) in block.iter_mut().zip(key) {
+        *b ^= k;
+    }
+    let mut state = SHA256_INITIAL;
+    sha2::block_api::compress256(&mut state, &[block]);
+    state
+}
+
+/// Pads `block`, which holds a message of `len` bytes (at most
+/// [`ONE_BLOCK_MESSAGE`]) after `before` bytes already hashed, as SHA-256's
+/// last block, and hashes it into `state`.
+fn finish_one_block(state: &mut [u32; 8], block: &mut [u8; BLOCK], len: usize, before: usize) {
+    block[len] = 0x80;
+    let bits = ((before + len) as u64) * 8;
+    block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+    sha2::block_api::compress256(state, std::slice::from_ref(block));
+}
+
+/// Writes the message's bytes after the sensor name into `tail`
+/// ([`TAIL_LEN`] bytes): a zero byte, `ts_us`, the bits of `value` and
+/// `seq` as 8 bytes little-endian each, and `quality`.
+fn write_tail(tail: &mut [u8], ts_us: i64, value: f64, seq: u64, quality: u8) {
+    tail[0] = 0;
+    tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
+    tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
+    tail[17..25].copy_from_slice(&seq.to_le_bytes());
+    tail[25] = quality;
 }
 
 impl EventMac {
@@ -95,26 +146,56 @@ impl EventMac {
         let mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
         EventMac {
             keyed: mac.decompose().0,
+            inner: padded_key_state(key, 0x36),
+            outer: padded_key_state(key, 0x5c),
         }
     }
 
     /// The full HMAC-SHA256 of an event's canonical message: sensor bytes, a
     /// zero byte, then `ts_us`, the bits of `value` and `seq` as 8 bytes
     /// little-endian each, and `quality` as one byte.
-    fn mac(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) -> Output<Sha256> {
-        let mut tail = [0u8; 26];
-        tail[1..9].copy_from_slice(&ts_us.to_le_bytes());
-        tail[9..17].copy_from_slice(&value.to_bits().to_le_bytes());
-        tail[17..25].copy_from_slice(&seq.to_le_bytes());
-        tail[25] = quality;
+    fn mac(&self, sensor: &str, ts_us: i64, value: f64, seq: u64, quality: u8) -> [u8; 32] {
+        let sensor = sensor.as_bytes();
+        let len = sensor.len() + TAIL_LEN;
+        if len > ONE_BLOCK_MESSAGE {
+            let mut tail = [0u8; TAIL_LEN];
+            write_tail(&mut tail, ts_us, value, seq, quality);
+            return self.mac_blocks(sensor, &tail);
+        }
+        // Almost every message (a sensor name of up to 29 bytes) fits in one
+        // block with its padding: HMAC is then two compressions from the
+        // keyed states, without the generic buffering of the general path.
+        // The fields go straight into the block: assembled elsewhere and
+        // copied in, the copy's wide loads waited for the narrow stores
+        // (a quarter of the function's time, perf annotate).
+        let mut block = [0u8; BLOCK];
+        block[..sensor.len()].copy_from_slice(sensor);
+        write_tail(&mut block[sensor.len()..len], ts_us, value, seq, quality);
+        let mut inner = self.inner;
+        finish_one_block(&mut inner, &mut block, len, BLOCK);
+        let mut block = [0u8; BLOCK];
+        for (bytes, word) in block.chunks_exact_mut(4).zip(inner) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        let mut outer = self.outer;
+        finish_one_block(&mut outer, &mut block, 32, BLOCK);
+        let mut out = [0u8; 32];
+        for (bytes, word) in out.chunks_exact_mut(4).zip(outer) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    /// [`EventMac::mac`] of a message longer than one block.
+    fn mac_blocks(&self, sensor: &[u8], tail: &[u8; TAIL_LEN]) -> [u8; 32] {
         let mut core = self.keyed.clone();
         let mut buffer = Buffer::<HmacCore<Sha256>>::default();
-        for part in [sensor.as_bytes(), &tail] {
+        for part in [sensor, tail] {
             buffer.digest_blocks(part, |blocks| core.update_blocks(blocks));
         }
         let mut out = Output::<Sha256>::default();
         core.finalize_fixed_core(&mut buffer, &mut out);
-        out
+        out.into()
     }
 
     /// The tag of an event.
@@ -159,13 +240,23 @@ mod tests {
     /// The tag must equal HMAC-SHA256 over the message as the spec spells it
     /// out, built here byte by byte and hashed with `hmac`'s own `Hmac`;
     /// sensor names of every length around the block size (64 bytes) cover
-    /// messages of one, two and three blocks.
+    /// messages of one, two and three blocks (one block, the fast path, up
+    /// to 29 bytes of name), under keys of equal and of distinct bytes.
     #[test]
     fn tag_matches_spec_encoding() {
-        let key = [7u8; KEY_LEN];
+        let distinct: [u8; KEY_LEN] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xa5);
+        for (key, len) in [[7u8; KEY_LEN], distinct, [0xff; KEY_LEN]]
+            .into_iter()
+            .flat_map(|key| (1..=140).map(move |len| (key, len)))
+        {
+            tag_matches_spec_encoding_for(key, len);
+        }
+    }
+
+    fn tag_matches_spec_encoding_for(key: [u8; KEY_LEN], len: usize) {
         let (ts, value, seq, quality) = (-5i64, 21.5f64, 42u64, 1u8);
         let mac = EventMac::new(&key);
-        for len in 1..=140 {
+        {
             let sensor: String = "asset-0001/temp-1".chars().cycle().take(len).collect();
             let mut m = Vec::new();
             m.extend_from_slice(sensor.as_bytes());

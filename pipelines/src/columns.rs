@@ -56,6 +56,15 @@ impl Columns {
         self.utf8(name, values).mark_last(NO_STATISTICS)
     }
 
+    /// Like [`Columns::code`], some values missing.
+    pub fn code_opt<'a>(
+        &mut self,
+        name: &str,
+        values: impl Iterator<Item = Option<&'a str>>,
+    ) -> &mut Self {
+        self.utf8_opt(name, values).mark_last(NO_STATISTICS)
+    }
+
     /// Sets the writer hint `key` (see [`twinflow_engine::sink`]) on the last column.
     fn mark_last(&mut self, key: &str) -> &mut Self {
         let field = self.fields.pop().expect("a column was pushed");
@@ -106,5 +115,35 @@ impl Columns {
         let schema = Arc::new(Schema::new(std::mem::take(&mut self.fields)));
         RecordBatch::try_new(schema, std::mem::take(&mut self.arrays))
             .expect("columns of equal length")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    /// A code column with missing values keeps them as nulls, and carries
+    /// the hint that drops its statistics, as a code column without any does.
+    #[test]
+    fn code_opt_is_a_nullable_code_column() {
+        let batch = Columns::new()
+            .code("source", ["measured", "carried"].into_iter())
+            .code_opt("state", [Some("trusted"), None].into_iter())
+            .finish();
+        let state = batch.schema().field(1).clone();
+        assert!(state.is_nullable());
+        assert_eq!(
+            state.metadata().get(NO_STATISTICS).map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            batch.schema().field(0).metadata(),
+            state.metadata(),
+            "the same hint as a code column"
+        );
+        let values = batch.column(1).as_string::<i32>();
+        assert_eq!(values.value(0), "trusted");
+        assert!(values.is_null(1));
     }
 }

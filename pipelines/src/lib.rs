@@ -7,6 +7,7 @@
 pub mod columns;
 pub mod dataset;
 pub mod eval;
+pub mod fused_outputs;
 pub mod lineage;
 pub mod pipeline;
 pub mod replay;

@@ -40,13 +40,14 @@ use twinflow_engine::time::{DEFAULT_LATENESS, Micros};
 use twinflow_engine::verify::{Untagged, Verification};
 use twinflow_operators::align::{AlignWindows, AlignedRow};
 use twinflow_operators::detect::DetectAnomalies;
-use twinflow_operators::fuse::{FuseRows, FusedRow, InverseVariance};
+use twinflow_operators::fuse::{FuseRows, InverseVariance};
 use twinflow_operators::redundancy::Redundancy;
 use twinflow_operators::stats::Stats;
 use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
+use crate::fused_outputs::{FusedRecord, SplitFused, TrustRecord};
 use crate::lineage::{Lineage, SourceFile};
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, FlagRow, Layout};
@@ -245,8 +246,8 @@ struct Parts {
 /// The datasets of steps A, F, D and V.
 struct LaterParts {
     aligned: Rc<SharedPart<AlignedRow>>,
-    fused: Rc<SharedPart<FusedRow>>,
-    trust: Rc<SharedPart<FusedRow>>,
+    fused: Rc<SharedPart<FusedRecord>>,
+    trust: Rc<SharedPart<TrustRecord>>,
     flags: Rc<SharedPart<FlagRow>>,
     assets: SharedView<schemas::AssetTwinRow>,
     lines: SharedView<schemas::RollupRow>,
@@ -566,15 +567,14 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                             totals.sum_fused_temperature.add(t.value);
                         }
                     });
-                fused.clone().write_part(Rc::clone(&parts.fused), |_| {});
-                fused.clone().write_part(Rc::clone(&parts.trust), |_| {});
+                let fused = fused.split_fused();
+                fused.fused.write_part(Rc::clone(&parts.fused), |_| {});
+                fused.trust.write_part(Rc::clone(&parts.trust), |_| {});
                 let flag_catalog = Arc::clone(&catalog);
                 let flag_assets = flags
                     .clone()
                     .map(move |f| (flag_catalog.asset_of(f.key), f.start_us));
-                let mut suspects = fused
-                    .clone()
-                    .flat_map(|row| row.suspects.into_iter().map(FlagRow::Suspect));
+                let mut suspects = fused.suspects.map(FlagRow::Suspect);
                 if let Some(clock_ahead) = clock_ahead {
                     suspects =
                         suspects.concat(clock_ahead.map(move |record| {
@@ -595,7 +595,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
 
                 // V
                 let places = layout.hierarchy.places(scope);
-                let views = fused.twin_views(flag_assets, places);
+                let views = fused.rows.twin_views(flag_assets, places);
                 // The views come consolidated (the twin operator nets the
                 // asset view; reduces net the rollups): one retraction and
                 // one insertion per changed row and time.

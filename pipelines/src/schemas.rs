@@ -26,11 +26,12 @@ use twinflow_engine::sink::PartWriter;
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::{AlignedRow, AlignedValue};
 use twinflow_operators::detect::Flag;
-use twinflow_operators::fuse::{FusedRow, FusedValue};
-use twinflow_operators::trust::{SensorTrust, Suspect};
+use twinflow_operators::fuse::FusedRow;
+use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup, staleness_us};
 
 use crate::columns::Columns;
+use crate::fused_outputs::{FusedRecord, TrustRecord};
 use crate::replay::SensorWindow;
 
 /// The part file of `out/windows/` for one worker.
@@ -169,33 +170,21 @@ pub fn aligned_writer(
 
 /// The part file of `out/fused/`: one row per asset, window and fused
 /// quantity that had at least one measurement.
-pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRow>> {
+pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRecord>> {
     let layout = layout.clone();
-    PartWriter::from_encoder(&out.join("fused"), worker, move |rows: &[FusedRow]| {
-        let flat: Vec<(&FusedRow, usize, &FusedValue)> = rows
-            .iter()
-            .flat_map(|row| {
-                row.values
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(q, v)| v.as_ref().map(|v| (row, q, v)))
-            })
-            .collect();
+    PartWriter::from_encoder(&out.join("fused"), worker, move |rows: &[FusedRecord]| {
         Columns::new()
-            .utf8(
-                "asset",
-                flat.iter().map(|(r, _, _)| layout.asset_name(r.asset())),
-            )
-            .i64("window_start_us", flat.iter().map(|(r, _, _)| r.start_us()))
+            .utf8("asset", rows.iter().map(|r| layout.asset_name(r.asset)))
+            .i64("window_start_us", rows.iter().map(|r| r.start_us))
             .utf8(
                 "quantity",
-                flat.iter().map(|(_, q, _)| layout.quantities[*q].as_str()),
+                rows.iter().map(|r| layout.quantities[r.quantity].as_str()),
             )
-            .f64("value", flat.iter().map(|(_, _, v)| v.value))
-            .f64("variance", flat.iter().map(|(_, _, v)| v.variance))
-            .f64("lo95", flat.iter().map(|(_, _, v)| v.interval95().0))
-            .f64("hi95", flat.iter().map(|(_, _, v)| v.interval95().1))
-            .u32("sensors", flat.iter().map(|(_, _, v)| v.sensors))
+            .f64("value", rows.iter().map(|r| r.value.value))
+            .f64("variance", rows.iter().map(|r| r.value.variance))
+            .f64("lo95", rows.iter().map(|r| r.value.interval95().0))
+            .f64("hi95", rows.iter().map(|r| r.value.interval95().1))
+            .u32("sensors", rows.iter().map(|r| r.value.sensors))
             .finish()
     })
 }
@@ -204,25 +193,18 @@ pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
 /// fusion believed it: asset, sensor, window_start_us, trust (0–1), weight
 /// (its share of the fused estimate), state (`trusted`, `down_weighted`,
 /// `excluded`) and residual (normalised; null when not measured).
-pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<FusedRow>> {
+pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWriter<TrustRecord>> {
     let catalog = Arc::clone(&layout.catalog);
-    PartWriter::from_encoder(&out.join("trust"), worker, move |rows: &[FusedRow]| {
-        let flat: Vec<(Micros, &SensorTrust)> = rows
-            .iter()
-            .flat_map(|row| row.trust.iter().map(|t| (row.start_us(), t)))
-            .collect();
-        let sensor = |t: &SensorTrust| catalog.sensor(t.sensor);
+    PartWriter::from_encoder(&out.join("trust"), worker, move |rows: &[TrustRecord]| {
+        let sensor = |r: &TrustRecord| catalog.sensor(r.trust.sensor);
         Columns::new()
-            .utf8("asset", flat.iter().map(|(_, t)| sensor(t).asset.as_str()))
-            .utf8(
-                "sensor",
-                flat.iter().map(|(_, t)| sensor(t).sensor.as_str()),
-            )
-            .i64("window_start_us", flat.iter().map(|(start, _)| *start))
-            .f64("trust", flat.iter().map(|(_, t)| t.trust))
-            .f64("weight", flat.iter().map(|(_, t)| t.weight))
-            .code("state", flat.iter().map(|(_, t)| t.state.code()))
-            .f64_opt("residual", flat.iter().map(|(_, t)| t.residual))
+            .utf8("asset", rows.iter().map(|r| sensor(r).asset.as_str()))
+            .utf8("sensor", rows.iter().map(|r| sensor(r).sensor.as_str()))
+            .i64("window_start_us", rows.iter().map(|r| r.start_us))
+            .f64("trust", rows.iter().map(|r| r.trust.trust))
+            .f64("weight", rows.iter().map(|r| r.trust.weight))
+            .code("state", rows.iter().map(|r| r.trust.state.code()))
+            .f64_opt("residual", rows.iter().map(|r| r.trust.residual))
             .finish()
     })
 }
@@ -377,8 +359,9 @@ pub fn asset_view_writers(
     layout: &Layout,
 ) -> Result<ViewWriters<AssetTwinRow>> {
     let layout = layout.clone();
+    let trust_columns = layout.trust_columns();
     view_writers(out, worker, "assets", move |columns, rows| {
-        layout.asset_twin_columns(columns, rows);
+        layout.asset_twin_columns(columns, rows, &trust_columns);
     })
 }
 
@@ -420,10 +403,22 @@ impl Layout {
         }
     }
 
+    /// Per sensor id: the index of its channel in `fused_channels`, if
+    /// fusion weighs it.
+    fn trust_columns(&self) -> Vec<Option<usize>> {
+        self.catalog
+            .sensors()
+            .iter()
+            .map(|s| self.fused_channels.iter().position(|c| *c == s.channel))
+            .collect()
+    }
+
+    /// `trust_columns` is [`Layout::trust_columns`].
     fn asset_twin_columns<'c>(
         &self,
         columns: &'c mut Columns,
         rows: &[&AssetTwinRow],
+        trust_columns: &[Option<usize>],
     ) -> &'c mut Columns {
         // Each row's aligned and fused values sit behind its shared row, so
         // they are gathered in one pass over the rows (see `by_channel`).
@@ -458,15 +453,17 @@ impl Layout {
                     values.iter().map(|v| v.map(|v| v.variance)),
                 );
         }
-        // How far fusion believes each redundant sensor.
-        for channel in &self.fused_channels {
-            let of_channel = |row: &&FusedRow| {
-                row.trust
-                    .iter()
-                    .find(|t| self.catalog.sensor(t.sensor).channel == *channel)
-                    .copied()
-            };
-            let trust: Vec<Option<SensorTrust>> = latest.iter().map(of_channel).collect();
+        // How far fusion believes each redundant sensor: per fused channel,
+        // the first of a row's trust records of a sensor on it.
+        let mut by_trust_column = vec![vec![None; latest.len()]; self.fused_channels.len()];
+        for (r, row) in latest.iter().enumerate() {
+            for t in &row.trust {
+                if let Some(column) = trust_columns[t.sensor as usize] {
+                    by_trust_column[column][r].get_or_insert(*t);
+                }
+            }
+        }
+        for (channel, trust) in self.fused_channels.iter().zip(&by_trust_column) {
             columns
                 .f64_opt(
                     &format!("{channel}_trust"),
@@ -476,7 +473,7 @@ impl Layout {
                     &format!("{channel}_weight"),
                     trust.iter().map(|t| t.map(|t| t.weight)),
                 )
-                .utf8_opt(
+                .code_opt(
                     &format!("{channel}_state"),
                     trust.iter().map(|t| t.map(|t| t.state.code())),
                 );
