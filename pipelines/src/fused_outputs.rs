@@ -61,7 +61,7 @@ pub trait SplitFused<'s> {
     /// use twinflow_operators::trust::{SensorTrust, TrustState};
     /// use twinflow_pipelines::fused_outputs::SplitFused;
     ///
-    /// let shape = WindowShape { readings: 10, spread: None };
+    /// let shape = WindowShape { readings: 10, spread: None, ahead: 0 };
     /// let trust = |sensor, weight| SensorTrust {
     ///     sensor, trust: 1.0, weight, state: TrustState::Trusted, residual: Some(0.5),
     /// };
