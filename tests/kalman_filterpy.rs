@@ -9,22 +9,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use common::interop::{numbers, run_json};
 
 use nalgebra::{SMatrix, SVector};
 use serde_json::Value;
 use twinflow::operators::kalman::{KalmanFilter, ProcessModel, Tracker};
 
 const TOLERANCE: f64 = 1e-9;
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 fn matrix<const N: usize>(v: &Value) -> SMatrix<f64, N, N> {
     let rows: Vec<Vec<f64>> = v.as_array().unwrap().iter().map(numbers).collect();
@@ -99,15 +90,7 @@ fn check_sequence<const N: usize>(sequence: &Value) -> usize {
 
 #[test]
 fn kalman_filter_matches_filterpy() {
-    let python = common::interop::python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/kalman_reference.py");
-    let output = Command::new(&python).arg(script).output().unwrap();
-    assert!(
-        output.status.success(),
-        "kalman_reference.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reference = run_json("kalman_reference.py", &[]);
 
     let sequences = reference["sequences"].as_array().unwrap();
     let mut models = Vec::new();

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use common::interop::{numbers, run_json};
 
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
@@ -18,14 +17,6 @@ use twinflow::operators::model::gaussian::{GaussianOptions, OnlineGaussian, Shri
 use twinflow::operators::model::{AssetModel, Channel, History, Layout};
 
 const TOLERANCE: f64 = 1e-9;
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 fn indices(v: &Value) -> Vec<usize> {
     numbers(v).into_iter().map(|x| x as usize).collect()
@@ -48,19 +39,7 @@ fn assert_all_close(actual: &[f64], expected: &[f64], what: &str) {
 }
 
 fn reference(arguments: &[&str]) -> Value {
-    let python = common::interop::python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gaussian_reference.py");
-    let output = Command::new(&python)
-        .arg(script)
-        .args(arguments)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "gaussian_reference.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    run_json("gaussian_reference.py", arguments)
 }
 
 #[test]

@@ -19,3 +19,31 @@ pub fn python() -> PathBuf {
     );
     PathBuf::from(String::from_utf8(setup.stdout).unwrap().trim())
 }
+
+/// Runs `tests/interop/<script>` with `arguments` in the environment and
+/// reads the JSON it prints.
+pub fn run_json(script: &str, arguments: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let output = Command::new(python())
+        .arg(path)
+        .args(arguments)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A JSON array of numbers.
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
