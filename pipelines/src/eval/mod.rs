@@ -2,7 +2,7 @@
 //!
 //! It reads the generator's directory (`sensors.csv`, `assets.csv`,
 //! `labels.csv`, `truth.parquet`) and the replay's output (`windows/`,
-//! `fused/`, `flags/`), and reports an [`Evaluation`] (`OUT/eval.json` and a
+//! `fused/`, `flags/`, and `trust/` if there), and reports an [`Evaluation`] (`OUT/eval.json` and a
 //! table). Windows are TwinBench's, 1 s long, the truth's resolution.
 //!
 //! # Conditions
@@ -40,11 +40,15 @@
 //!   onset is the incident's start, except for drift: the first window of
 //!   the incident whose mean is more than 3σ (the sensor's σ) from the
 //!   truth, so a drift named before it gets there is caught with no delay;
-//!   a drift that never gets there is not counted.
+//!   a drift that never gets there is not counted. An incident whose sensor
+//!   `trust/` holds excluded in the incident's first window (still excluded
+//!   for an earlier one) is already named: detected, with no delay.
 //! - **False suspects**: `sensor_suspect` flags whose sensor has no incident
 //!   of its own with `[start_us, end_us + 30 s)` holding the flag's window
 //!   start (an asset-level incident explains none), per asset-hour: assets
-//!   in the catalog × the truth's span in hours.
+//!   in the catalog × the truth's span in hours. An `ambiguous` flag says
+//!   two sensors disagree and which lies cannot be told: it is false only if
+//!   no sensor of its group has such an incident.
 //!
 //! With `--compare inverse-variance` the windows of `windows/` are also fused
 //! by the operators' inverse-variance fusion ([`reference`]) and scored on
