@@ -559,16 +559,13 @@ impl GroupFilter {
         candidates: &[usize],
     ) -> Option<(f64, f64)> {
         let (x, p) = (tracker.value(), tracker.variance());
-        if absorbed {
+        if absorbed || backed {
             return Some((x, p));
         }
         let gated: Vec<(usize, f64, f64)> = candidates
             .iter()
             .filter_map(|&i| measured[i].map(|m| (i, m.z, m.r)))
             .collect();
-        if backed {
-            return Some((x, p));
-        }
         if let Some((z, r)) = combine(&gated, false) {
             let mean = (x + z) / 2.0;
             return Some((mean, (p + r) / 2.0 + (z - x).powi(2) / 4.0));
