@@ -19,6 +19,20 @@ use crate::time::{Micros, SECOND};
 /// as ahead: real clocks jitter, and a sensor synchronised to within a few
 /// milliseconds is not what this looks for.
 pub const SLACK_US: Micros = 100_000;
+/// How far a reading stamped `ts_us` that arrived at `arrival_us` is ahead
+/// of its arrival (0 if it is not), and whether that counts as ahead: the
+/// one definition the watch, windows and fusion share.
+#[inline]
+pub fn lead_us(ts_us: Micros, arrival_us: Micros) -> Micros {
+    ts_us.saturating_sub(arrival_us).max(0)
+}
+
+/// Whether a reading's lead ([`lead_us`]) is more than [`SLACK_US`].
+#[inline]
+pub fn is_ahead(lead_us: Micros) -> bool {
+    lead_us > SLACK_US
+}
+
 /// The span of arrival time over which readings ahead are counted, in
 /// whole seconds (the current one and those before it): long enough for a
 /// 1 Hz sensor (TwinBench's flow) to send more than [`MIN_READINGS`]
@@ -67,11 +81,11 @@ impl AheadWatch {
         ts_us: Micros,
         arrival_us: Micros,
     ) -> Option<ClockAhead> {
-        let lead = ts_us.saturating_sub(arrival_us);
-        let is_ahead = lead > SLACK_US;
+        let lead = lead_us(ts_us, arrival_us);
+        let ahead = is_ahead(lead);
         // The latest reading's slot holds its second with a reading in it,
         // so this one would only be counted there below.
-        if !is_ahead
+        if !ahead
             && self.episode_last_ahead.is_none()
             && (self.latest_from_us..self.latest_until_us).contains(&arrival_us)
         {
@@ -91,19 +105,19 @@ impl AheadWatch {
             };
         }
         slot.readings += 1;
-        if is_ahead {
+        if ahead {
             slot.ahead += 1;
             slot.max_lead = slot.max_lead.max(lead);
         }
         if let Some(last) = self.episode_last_ahead {
-            if is_ahead {
+            if ahead {
                 self.episode_last_ahead = Some(arrival_us);
             } else if arrival_us.saturating_sub(last) >= REARM_US {
                 self.episode_last_ahead = None;
             }
             return None;
         }
-        if !is_ahead {
+        if !ahead {
             return None;
         }
         let span = self

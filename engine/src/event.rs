@@ -32,7 +32,7 @@ impl Reading {
     /// ahead of its arrival, as no honest clock stamps it.
     #[inline]
     pub fn arrived_ahead(&self) -> bool {
-        self.ts_us.saturating_sub(self.arrival_us) > crate::clock_ahead::SLACK_US
+        crate::clock_ahead::is_ahead(crate::clock_ahead::lead_us(self.ts_us, self.arrival_us))
     }
 }
 

@@ -242,13 +242,10 @@ impl AssetFusion for AssetFilters {
     fn fuse(&mut self, row: AlignedRow) -> FusedRow {
         let shared = &*self.shared;
         let mut values = vec![None; shared.redundancy.quantities().len()];
-        let (mut trust, mut suspects) = (Vec::new(), Vec::new());
-        for (group, filter) in shared
-            .redundancy
-            .groups(self.asset)
-            .iter()
-            .zip(&mut self.groups)
-        {
+        let groups = shared.redundancy.groups(self.asset);
+        let members = groups.iter().map(|g| g.members.len()).sum();
+        let (mut trust, mut suspects) = (Vec::with_capacity(members), Vec::new());
+        for (group, filter) in groups.iter().zip(&mut self.groups) {
             let witness = shared
                 .options
                 .witness
@@ -496,7 +493,7 @@ impl GroupFilter {
                 let m = measured[i].expect("disputed sensors are measured");
                 prior
                     .filter(|_| witness)
-                    .map_or(m.r, |(x, p)| (m.z - x).abs() / (m.r + p).sqrt())
+                    .map_or(m.r, |p| m.against(p).abs())
             };
             if let [a, b] = candidates[..] {
                 let i = if leaning(a) >= leaning(b) { a } else { b };

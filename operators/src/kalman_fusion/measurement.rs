@@ -36,6 +36,12 @@ impl SpreadTests {
 }
 
 impl Measurement {
+    /// Its normalised difference to a witness `(value, variance)`: the
+    /// residual in σ of both, with its sign.
+    pub(super) fn against(self, (value, variance): (f64, f64)) -> f64 {
+        (self.z - value) / (self.r + variance).sqrt()
+    }
+
     pub(super) fn of(
         row: &AlignedRow,
         slot: usize,

@@ -87,22 +87,26 @@ impl GroupFilter {
     ) -> Judgement {
         let n = measured.len();
         let gate = shared.gate_sigma;
-        let normalised = |m: Measurement, (z, r): (f64, f64)| (m.z - z) / (m.r + r).sqrt();
-        // The witnesses of sensor i: the other candidates and any outside witness.
-        let witnesses = |i: usize| -> Vec<(f64, f64)> {
-            candidates
-                .iter()
-                .filter(|&&j| j != i)
-                .filter_map(|&j| measured[j].map(|m| (m.z, m.r)))
+        // The witnesses of sensor i: the other candidates and any outside
+        // witness; or, with `everyone`, every other measured sensor. An
+        // excluded sensor is judged by everyone, and by the prediction: two
+        // honest sensors excluded while a liar ran the group agree with each
+        // other, are readmitted, and outvote it; one that agrees with the
+        // prediction is readmitted too.
+        let others = |i: usize, everyone: bool| {
+            (0..n)
+                .filter(move |&j| j != i && (everyone || candidates.contains(&j)))
+                .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
                 .chain(witness)
-                .collect()
         };
-        // The residual to the witness a sensor agrees with best.
-        let best = |m: Measurement, witnesses: &[(f64, f64)]| {
-            witnesses
-                .iter()
-                .map(|&w| normalised(m, w))
-                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        // How many witnesses there are, and the residual to the one a sensor
+        // agrees with best (the first of equals).
+        let best = |m: Measurement, witnesses: &mut dyn Iterator<Item = (f64, f64)>| {
+            witnesses.fold((0, None::<f64>), |(count, best), w| {
+                let r = m.against(w);
+                let better = best.is_none_or(|b| r.abs().total_cmp(&b.abs()).is_lt());
+                (count + 1, if better { Some(r) } else { best })
+            })
         };
         let mut judgement = Judgement {
             residuals: vec![None; n],
@@ -115,66 +119,54 @@ impl GroupFilter {
             backed: false,
             unresolved: 0.0,
         };
-        // An excluded sensor is judged by every other measured sensor, excluded
-        // or not, and by the prediction: two honest sensors excluded while a
-        // liar ran the group agree with each other, are readmitted, and
-        // outvote it; one that agrees with the prediction is readmitted too.
-        let everyone_else = |i: usize| -> Vec<(f64, f64)> {
-            (0..n)
-                .filter(|&j| j != i)
-                .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
-                .chain(witness)
-                .collect()
-        };
         // Whether a measured sensor outside the candidates agrees with the
         // prediction: it then backs the prediction against a lone candidate.
-        let prediction_backed = prior.is_some_and(|p| {
-            (0..n)
-                .filter(|j| !candidates.contains(j))
-                .filter_map(|j| measured[j])
-                .any(|m| normalised(m, p).abs() <= AGREES)
-        });
+        let prediction_backed = || {
+            prior.is_some_and(|p| {
+                (0..n)
+                    .filter(|j| !candidates.contains(j))
+                    .filter_map(|j| measured[j])
+                    .any(|m| m.against(p).abs() <= AGREES)
+            })
+        };
         for (i, m) in measured.iter().enumerate() {
             let Some(m) = *m else { continue };
-            let around = if candidates.contains(&i) {
-                witnesses(i)
-            } else {
-                everyone_else(i)
-            };
-            let residual = match around.len() {
+            let candidate = candidates.contains(&i);
+            let (around, best_residual) = best(m, &mut others(i, !candidate));
+            let residual = match around {
                 // A lone candidate answers to the prediction, unless a sensor
                 // excluded earlier agrees with it: two sensors that agree on
                 // a move the prediction missed saw the plant move.
-                0 if candidates.contains(&i) => match best(m, &everyone_else(i)) {
+                0 if candidate => match best(m, &mut others(i, true)).1 {
                     Some(r) if r.abs() <= gate => {
                         judgement.corroborated = true;
                         Some(r)
                     }
                     _ => {
-                        let r = prior.map(|p| normalised(m, p));
+                        let r = prior.map(|p| m.against(p));
                         // Against the prediction and a sensor that agrees
                         // with it, the lone candidate is the one off.
-                        if prediction_backed && r.is_some_and(|r| r.abs() > gate) {
+                        if r.is_some_and(|r| r.abs() > gate) && prediction_backed() {
                             judgement.backed = true;
                             judgement.evidence[i] = r;
                         }
                         r
                     }
                 },
-                0 => prior.map(|p| normalised(m, p)),
-                _ if !candidates.contains(&i) => {
-                    let prediction = prior.map(|p| normalised(m, p));
-                    best(m, &around)
+                0 => prior.map(|p| m.against(p)),
+                _ if !candidate => {
+                    let prediction = prior.map(|p| m.against(p));
+                    best_residual
                         .into_iter()
                         .chain(prediction)
                         .min_by(|a, b| a.abs().total_cmp(&b.abs()))
                 }
-                _ => best(m, &around),
+                _ => best_residual,
             };
             judgement.residuals[i] = residual.or(Some(0.0));
             // Evidence needs two independent witnesses; a pair is settled below,
             // and a lone sensor's prediction is made of its own readings.
-            if around.len() >= 2 || !candidates.contains(&i) {
+            if around >= 2 || !candidate {
                 judgement.evidence[i] = residual;
             }
         }
@@ -211,7 +203,7 @@ impl GroupFilter {
             measured[a].expect("measured"),
             measured[b].expect("measured"),
         );
-        let apart = (ma.z - mb.z) / (ma.r + mb.r).sqrt();
+        let apart = ma.against((mb.z, mb.r));
         if apart.abs() <= gate {
             self.pair = None;
             judgement.consistent = vec![a, b];
@@ -234,7 +226,7 @@ impl GroupFilter {
             }
             return;
         }
-        let to_prior = |m: Measurement| prior.map(|(x, p)| ((m.z - x) / (m.r + p).sqrt()).abs());
+        let to_prior = |m: Measurement| prior.map(|p| m.against(p).abs());
         let blame = match (to_prior(ma), to_prior(mb)) {
             (Some(pa), Some(pb)) if pa <= AGREES && pb > gate => Some(PairDispute::Blame(b)),
             (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
