@@ -2,6 +2,7 @@
 //! grid, fusion of redundant sensors, anomaly detection and the twin views.
 
 pub mod align;
+pub mod asset_models;
 pub mod detect;
 pub mod fuse;
 pub mod kalman;

@@ -21,6 +21,13 @@
 //! `layout.channel_count() − 1`), not alignment indices; [`Layout::pick`]
 //! turns an aligned row's values into a window.
 //!
+//! A layout may also carry slow copies of some channels ([`Smoothed`]):
+//! exponential filters over the windows before the newest, which the
+//! history keeps. They are how a model sees minutes of the past without
+//! minutes of lags: TwinBench's temperature follows load through a
+//! first-order lag of minutes, which one or two lags of 1 s windows cannot
+//! show but a filter of the current with a similar time constant does.
+//!
 //! # The models behind the trait
 //! - [`gaussian::OnlineGaussian`]: one multivariate Gaussian over the state
 //!   (the channels at t, t−1, …, t−L), its mean and covariance kept online.
@@ -67,14 +74,29 @@ pub struct Channel {
     pub name: String,
 }
 
-/// The channels a model covers and how many past windows it looks at.
+/// A slow copy of a channel: its exponential filter over the windows before
+/// the newest, y ← y + α (x − y) with α = 1 − e^(−1/τ) for a time constant
+/// of τ windows, fed only by observed values. After 3τ windows without one
+/// the filter is unobserved, and it restarts from the next observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Smoothed {
+    /// Layout position of the channel filtered.
+    pub channel: usize,
+    /// The time constant τ, in windows.
+    pub windows: f64,
+}
+
+/// The channels a model covers, how many past windows it looks at, and the
+/// slow copies of channels it keeps.
 ///
-/// The model's state is the channels at t, t−1, …, t−lags, lag by lag:
-/// state index `lag · channel_count + channel`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The model's state is the channels at t, t−1, …, t−lags, lag by lag
+/// (state index `lag · channel_count + channel`), then each [`Smoothed`]
+/// channel in the order given.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
     channels: Vec<Channel>,
     lags: usize,
+    smoothed: Vec<Smoothed>,
 }
 
 impl Layout {
@@ -96,7 +118,29 @@ impl Layout {
                 )));
             }
         }
-        Ok(Layout { channels, lags })
+        Ok(Layout {
+            channels,
+            lags,
+            smoothed: Vec::new(),
+        })
+    }
+
+    /// This layout with slow copies of channels; refuses a channel outside
+    /// the layout and a time constant that is not positive and finite.
+    pub fn with_smoothed(mut self, smoothed: Vec<Smoothed>) -> Result<Self, ModelError> {
+        for s in &smoothed {
+            if s.channel >= self.channels.len() || !(s.windows.is_finite() && s.windows > 0.0) {
+                return Err(ModelError::Layout(format!(
+                    "a slow copy of channel {} with a time constant of {} windows: the channel \
+                     must be one of the {} and the time constant positive",
+                    s.channel,
+                    s.windows,
+                    self.channels.len()
+                )));
+            }
+        }
+        self.smoothed = smoothed;
+        Ok(self)
     }
 
     /// The alignment's channels `names`, in that order.
@@ -135,9 +179,27 @@ impl Layout {
         self.lags
     }
 
-    /// The length of the state: channels × (lags + 1).
+    pub fn smoothed(&self) -> &[Smoothed] {
+        &self.smoothed
+    }
+
+    /// The length of the state: channels × (lags + 1), plus the slow copies.
     pub fn state_len(&self) -> usize {
+        self.lagged_len() + self.smoothed.len()
+    }
+
+    fn lagged_len(&self) -> usize {
         self.channels.len() * (self.lags + 1)
+    }
+
+    /// The channel (layout position) that state index `i` is a value of.
+    pub fn state_channel(&self, i: usize) -> usize {
+        let lagged = self.lagged_len();
+        if i < lagged {
+            i % self.channels.len()
+        } else {
+            self.smoothed[i - lagged].channel
+        }
     }
 
     /// A window of this layout from values indexed like the alignment's channels.
@@ -149,13 +211,25 @@ impl Layout {
     }
 }
 
-/// An asset's last `lags + 1` windows, newest first; `None` where a channel
-/// was not observed (or the window is older than what was pushed).
+/// An asset's last `lags + 1` windows, newest first, and its slow copies of
+/// channels; `None` where a channel was not observed (or the window is older
+/// than what was pushed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
     channels: usize,
-    /// In state order (see [`Layout`]): lag 0 is the newest window.
+    /// In state order (see [`Layout`]): lag 0 is the newest window, the slow
+    /// copies last.
     state: Vec<Option<f64>>,
+    /// Per slow copy: its channel, α, and windows since it was last fed.
+    filters: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Filter {
+    channel: usize,
+    alpha: f64,
+    forget_after: f64,
+    unfed: u32,
 }
 
 impl History {
@@ -164,11 +238,22 @@ impl History {
         History {
             channels: layout.channel_count(),
             state: vec![None; layout.state_len()],
+            filters: layout
+                .smoothed()
+                .iter()
+                .map(|s| Filter {
+                    channel: s.channel,
+                    alpha: 1.0 - (-1.0 / s.windows).exp(),
+                    forget_after: 3.0 * s.windows,
+                    unfed: 0,
+                })
+                .collect(),
         }
     }
 
-    /// Makes `window` the newest (lag 0) and ages the others by one. A value
-    /// that is not finite counts as not observed.
+    /// Makes `window` the newest (lag 0) and ages the others by one; the
+    /// window that was newest feeds the slow copies. A value that is not
+    /// finite counts as not observed.
     pub fn push(&mut self, window: &[Option<f64>]) {
         assert_eq!(
             window.len(),
@@ -176,9 +261,28 @@ impl History {
             "a window of this history has {} channels",
             self.channels
         );
-        let keep = self.state.len() - self.channels;
-        self.state.copy_within(..keep, self.channels);
-        for (slot, value) in self.state.iter_mut().zip(window) {
+        let lagged = self.state.len() - self.filters.len();
+        let (lags, slow) = self.state.split_at_mut(lagged);
+        for (filter, slot) in self.filters.iter_mut().zip(slow) {
+            match (lags[filter.channel], *slot) {
+                (Some(x), Some(y)) => {
+                    *slot = Some(y + filter.alpha * (x - y));
+                    filter.unfed = 0;
+                }
+                (Some(x), None) => {
+                    *slot = Some(x);
+                    filter.unfed = 0;
+                }
+                (None, _) => {
+                    filter.unfed = filter.unfed.saturating_add(1);
+                    if f64::from(filter.unfed) > filter.forget_after {
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        lags.copy_within(..lagged - self.channels, self.channels);
+        for (slot, value) in lags.iter_mut().zip(window) {
             *slot = value.filter(|v| v.is_finite());
         }
     }
@@ -203,12 +307,18 @@ impl History {
         self.state[channel] = value.filter(|v| v.is_finite());
     }
 
-    /// A copy with `channels` unobserved at every lag: to predict a channel
-    /// without its own past (e.g. a sensor suspected of drifting).
+    /// A copy with `channels` unobserved at every lag and in their slow
+    /// copies: to predict a channel without its own past (e.g. a sensor
+    /// suspected of drifting).
     pub fn hiding(&self, channels: &[usize]) -> History {
         let mut copy = self.clone();
+        let lagged = self.state.len() - self.filters.len();
         for (i, slot) in copy.state.iter_mut().enumerate() {
-            if channels.contains(&(i % self.channels)) {
+            let channel = match i.checked_sub(lagged) {
+                Some(k) => self.filters[k].channel,
+                None => i % self.channels,
+            };
+            if channels.contains(&channel) {
                 *slot = None;
             }
         }
@@ -216,7 +326,16 @@ impl History {
     }
 
     fn check(&self, layout: &Layout) -> Result<(), ModelError> {
-        if self.channels == layout.channel_count() && self.state.len() == layout.state_len() {
+        let same_filters = self.filters.len() == layout.smoothed().len()
+            && self
+                .filters
+                .iter()
+                .zip(layout.smoothed())
+                .all(|(f, s)| f.channel == s.channel);
+        if self.channels == layout.channel_count()
+            && self.state.len() == layout.state_len()
+            && same_filters
+        {
             Ok(())
         } else {
             Err(ModelError::Layout(format!(
@@ -461,6 +580,53 @@ mod tests {
         assert_eq!(hidden.value(0, 0), None);
         assert_eq!(hidden.value(2, 0), None);
         assert_eq!(hidden.value(2, 1), Some(5.0));
+    }
+
+    #[test]
+    fn slow_copies_filter_the_windows_before_the_newest_and_forget_a_silent_channel() {
+        let layout = layout(1)
+            .with_smoothed(vec![Smoothed {
+                channel: 1,
+                windows: 2.0,
+            }])
+            .unwrap();
+        assert_eq!(layout.state_len(), 7);
+        assert_eq!(layout.state_channel(6), 1);
+        assert_eq!(layout.state_channel(4), 1);
+        let alpha = 1.0 - (-0.5f64).exp();
+        let mut history = History::new(&layout);
+        history.push(&[Some(0.0), Some(10.0), None]);
+        // The newest window is not in its slow copy yet.
+        assert_eq!(history.state()[6], None);
+        history.push(&[Some(0.0), Some(20.0), None]);
+        assert_eq!(history.state()[6], Some(10.0));
+        history.push(&[Some(0.0), None, None]);
+        let y = 10.0 + alpha * (20.0 - 10.0);
+        assert!((history.state()[6].unwrap() - y).abs() < 1e-12);
+        // Unfed for more than 3τ = 6 windows, it is forgotten.
+        for _ in 0..6 {
+            history.push(&[Some(0.0), None, None]);
+            assert!((history.state()[6].unwrap() - y).abs() < 1e-12);
+        }
+        history.push(&[Some(0.0), None, None]);
+        assert_eq!(history.state()[6], None);
+        let hidden = History::new(&layout);
+        assert!(hidden.check(&layout).is_ok());
+        assert!(hidden.check(&self::layout(1)).is_err());
+        let mut history = History::new(&layout);
+        history.push(&[Some(1.0), Some(2.0), Some(3.0)]);
+        history.push(&[Some(1.0), Some(2.0), Some(3.0)]);
+        assert_eq!(history.hiding(&[1]).state()[6], None);
+        assert_eq!(history.hiding(&[0]).state()[6], Some(2.0));
+        assert!(
+            layout
+                .clone()
+                .with_smoothed(vec![Smoothed {
+                    channel: 3,
+                    windows: 1.0
+                }])
+                .is_err()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, Layout, ModelError, ModelKind};
+use super::{Channel, Layout, ModelError, ModelKind, Smoothed};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const PARAMETERS: &str = "parameters.safetensors";
@@ -25,6 +25,9 @@ pub struct Manifest {
     pub kind: ModelKind,
     pub channels: Vec<Channel>,
     pub lags: usize,
+    /// Slow copies of channels (absent in a model without them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoothed: Vec<Smoothed>,
 }
 
 impl Manifest {
@@ -34,11 +37,12 @@ impl Manifest {
             kind,
             channels: layout.channels().to_vec(),
             lags: layout.lags(),
+            smoothed: layout.smoothed().to_vec(),
         }
     }
 
     pub fn layout(&self) -> Result<Layout, ModelError> {
-        Layout::new(self.channels.clone(), self.lags)
+        Layout::new(self.channels.clone(), self.lags)?.with_smoothed(self.smoothed.clone())
     }
 }
 
