@@ -11,6 +11,7 @@ use twinflow::engine::manifest::{
 use twinflow::engine::runtime::Cluster;
 use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
+use twinflow::operators::asset_models::{ModelOptions, ModelSource};
 use twinflow::operators::kalman_fusion::KalmanOptions;
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
@@ -133,6 +134,12 @@ enum Command {
         /// sum_fused_temperature is the spec's F either way.
         #[arg(long, value_enum, default_value_t = FusionArg::Kalman)]
         fusion: FusionArg,
+        /// The generative model of each asset, which imputes channels not
+        /// measured (OUT/imputed/) and witnesses the fusion: `gaussian`, an
+        /// online Gaussian that learns as the log passes; a directory written
+        /// by `twinflow train`; or `none`.
+        #[arg(long, default_value = "gaussian")]
+        model: String,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -274,6 +281,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             untagged,
             profile,
             fusion,
+            model,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -310,6 +318,14 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                 FusionArg::Kalman => FusionMethod::Kalman(KalmanOptions::default()),
                 FusionArg::InverseVariance => FusionMethod::InverseVariance,
             });
+            pipeline = match model.as_str() {
+                "none" => pipeline.no_model(),
+                "gaussian" => pipeline.model(ModelOptions::default()),
+                dir => pipeline.model(ModelOptions {
+                    source: ModelSource::Trained(dir.into()),
+                    ..ModelOptions::default()
+                }),
+            };
             if windows_only {
                 pipeline = pipeline.windows_only();
             }

@@ -571,7 +571,7 @@ fn sorted_contents(dir: &Path) -> (Vec<(String, DataType)>, Vec<Vec<Value>>) {
 }
 
 /// The datasets of steps A, F, D and V, every view and change stream among them.
-const COMPARED_DATASETS: [&str; 10] = twinflow::pipelines::replay::LATER_DATASETS;
+const COMPARED_DATASETS: [&str; 11] = twinflow::pipelines::replay::LATER_DATASETS;
 
 // ---------------------------------------------------------------------------
 // Tests against a generated plant

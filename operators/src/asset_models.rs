@@ -8,11 +8,19 @@
 //! channel ([`ModelShape`]; see [`crate::model::Smoothed`]). A trained model
 //! is matched to an asset by these channel names.
 
-use twinflow_engine::catalog::{AssetId, Catalog};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::align::Alignment;
-use crate::model::{Channel, Layout, ModelError, Smoothed};
+use serde::{Deserialize, Serialize};
+use twinflow_engine::catalog::{AssetId, Catalog};
+use twinflow_engine::time::Micros;
+
+use crate::align::{AlignedRow, Alignment};
+use crate::fuse::FusedValue;
+use crate::model::gaussian::{GaussianOptions, OnlineGaussian};
+use crate::model::{AssetModel, Channel, History, Layout, ModelError, ModelKind, Smoothed, load};
 use crate::redundancy::Redundancy;
+use crate::total_order::total_bits;
 
 /// The lags and slow copies of an asset model's layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,4 +95,438 @@ pub fn asset_layout(
     Layout::new(channels, shape.lags)?
         .with_smoothed(smoothed)
         .map(Some)
+}
+
+/// Which model each asset runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// An [`OnlineGaussian`] per asset that starts empty and learns as the
+    /// windows pass (no training step).
+    Online(GaussianOptions),
+    /// Models trained beforehand, in a directory: `DIR/<asset>/` for an
+    /// asset's own model, else `DIR` itself for one model shared by all (see
+    /// [`crate::model::load`]). A trained model still learns online if its
+    /// kind does.
+    Trained(PathBuf),
+}
+
+/// The choices of the model stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOptions {
+    pub source: ModelSource,
+    pub shape: ModelShape,
+    /// Windows a model learns from before its predictions witness fusion.
+    pub warm_up: u64,
+    /// A channel whose value is this many σ from the model's prediction
+    /// (given all the others) is left out of what the model learns from:
+    /// an attack or a fault must not teach the model that it is normal.
+    pub learn_within: f64,
+}
+
+impl Default for ModelOptions {
+    /// An online Gaussian; five minutes of warm-up; learns what is within 5 σ.
+    fn default() -> Self {
+        ModelOptions {
+            source: ModelSource::Online(GaussianOptions::default()),
+            shape: ModelShape::default(),
+            warm_up: 300,
+            learn_within: 5.0,
+        }
+    }
+}
+
+/// Where an imputed value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ImputedBy {
+    /// The channel's quantity was fused from the asset's other sensors of it.
+    Fusion,
+    /// The asset's model predicted it from the other channels.
+    Model(ModelKind),
+}
+
+impl ImputedBy {
+    /// The name in `imputed/`'s `model` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImputedBy::Fusion => "fusion",
+            ImputedBy::Model(kind) => kind.name(),
+        }
+    }
+}
+
+/// A channel not measured in a window, estimated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Imputed {
+    /// The channel's index in the alignment.
+    pub slot: usize,
+    pub value: f64,
+    /// The variance of the estimate of the channel's true window value.
+    pub variance: f64,
+    pub by: ImputedBy,
+}
+
+crate::total_order_by_key!(Imputed, |i: &Imputed| (
+    i.slot,
+    total_bits(i.value),
+    total_bits(i.variance),
+    i.by
+));
+
+/// How surprising a window is under its asset's model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowSurprise {
+    /// −ln p(the channels observed in the window | the observed past).
+    pub nll: f64,
+    /// Each observed channel's z against its prediction from all the others,
+    /// most surprising first: (alignment index of the channel or of its
+    /// quantity's first sensor, layout name, z).
+    pub channels: Vec<(usize, String, f64)>,
+}
+
+crate::total_order_by_key!(WindowSurprise, |s: &WindowSurprise| (
+    total_bits(s.nll),
+    s.channels
+        .iter()
+        .map(|(slot, name, z)| (*slot, name.clone(), total_bits(*z)))
+        .collect::<Vec<_>>()
+));
+
+/// The models of every asset, made on each asset's first row (see [`ModelOptions`]).
+pub struct AssetModels {
+    catalog: Arc<Catalog>,
+    alignment: Alignment,
+    redundancy: Redundancy,
+    options: ModelOptions,
+}
+
+impl AssetModels {
+    /// Checks trained models up front (each asset's is loaded and its
+    /// channels compared with the asset's), so a wrong model fails before
+    /// the dataflow starts rather than on an asset's first row.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        alignment: Alignment,
+        redundancy: Redundancy,
+        options: ModelOptions,
+    ) -> Result<Self, ModelError> {
+        if let ModelSource::Trained(dir) = &options.source
+            && !dir.is_dir()
+        {
+            return Err(ModelError::Io(format!(
+                "{}: no such model directory",
+                dir.display()
+            )));
+        }
+        let models = AssetModels {
+            catalog,
+            alignment,
+            redundancy,
+            options,
+        };
+        if matches!(models.options.source, ModelSource::Trained(_)) {
+            for asset in 0..models.catalog.assets().len() {
+                models.start(asset as AssetId)?;
+            }
+        }
+        Ok(models)
+    }
+
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
+    }
+
+    /// The model of `asset`, or `None` for an asset without channels. A
+    /// trained model whose channels are not the asset's is an error.
+    pub fn start(&self, asset: AssetId) -> Result<Option<AssetModelState>, ModelError> {
+        let Some(layout) = asset_layout(
+            &self.catalog,
+            &self.alignment,
+            &self.redundancy,
+            asset,
+            &self.options.shape,
+        )?
+        else {
+            return Ok(None);
+        };
+        let model: Box<dyn AssetModel> = match &self.options.source {
+            ModelSource::Online(options) => Box::new(OnlineGaussian::new(layout.clone(), *options)),
+            ModelSource::Trained(dir) => {
+                let own = dir.join(&self.catalog.asset(asset).asset);
+                let model = load(if own.is_dir() { &own } else { dir })?;
+                let names = |l: &Layout| -> Vec<String> {
+                    l.channels().iter().map(|c| c.name.clone()).collect()
+                };
+                if names(model.layout()) != names(&layout)
+                    || model.layout().lags() != layout.lags()
+                    || model.layout().smoothed() != layout.smoothed()
+                {
+                    return Err(ModelError::Layout(format!(
+                        "the model in {} covers {:?} (lags {}, {} slow copies); asset {} needs \
+                         {:?} (lags {}, {} slow copies)",
+                        dir.display(),
+                        names(model.layout()),
+                        model.layout().lags(),
+                        model.layout().smoothed().len(),
+                        self.catalog.asset(asset).asset,
+                        names(&layout),
+                        layout.lags(),
+                        layout.smoothed().len()
+                    )));
+                }
+                model
+            }
+        };
+        let groups = self.redundancy.groups(asset);
+        let channels = layout
+            .channels()
+            .iter()
+            .enumerate()
+            .map(|(position, channel)| {
+                match groups.iter().find(|g| g.members[0].slot == channel.index) {
+                    Some(group) => ModelChannel::Quantity {
+                        quantity: group.quantity,
+                        slots: group.members.iter().map(|m| m.slot).collect(),
+                        position,
+                    },
+                    None => ModelChannel::Own {
+                        slot: channel.index,
+                        position,
+                    },
+                }
+            })
+            .collect();
+        Ok(Some(AssetModelState {
+            history: History::new(&layout),
+            quantities: self.redundancy.quantities().len(),
+            channels,
+            model,
+            last_start_us: None,
+            warm_up: self.options.warm_up,
+            learn_within: self.options.learn_within,
+            learnt: 0,
+        }))
+    }
+}
+
+/// How a layout channel is read off a row.
+#[derive(Debug, Clone)]
+enum ModelChannel {
+    /// A fused quantity measured by the sensors in `slots`.
+    Quantity {
+        quantity: usize,
+        slots: Vec<usize>,
+        position: usize,
+    },
+    /// A channel of its own.
+    Own { slot: usize, position: usize },
+}
+
+/// One asset's model and its history, fed its rows in window order.
+pub struct AssetModelState {
+    model: Box<dyn AssetModel>,
+    history: History,
+    channels: Vec<ModelChannel>,
+    quantities: usize,
+    last_start_us: Option<Micros>,
+    warm_up: u64,
+    learn_within: f64,
+    learnt: u64,
+}
+
+impl AssetModelState {
+    /// Makes `row`'s window the newest, with its measured channels of their
+    /// own (the fused quantities are not known yet), and returns the model's
+    /// witness of each quantity (indexed like [`Redundancy::quantities`]):
+    /// its prediction from the asset's other channels alone, the quantity
+    /// hidden at every lag so that the witness owes nothing to the sensors
+    /// it is to judge. `None` before the model has warmed up.
+    pub fn witnesses(&mut self, row: &AlignedRow) -> Vec<Option<(f64, f64)>> {
+        self.catch_up(row);
+        let window: Vec<Option<f64>> = self
+            .channels
+            .iter()
+            .map(|channel| match channel {
+                ModelChannel::Own { slot, .. } => row.values[*slot].measurement().map(|m| m.0),
+                ModelChannel::Quantity { .. } => None,
+            })
+            .collect();
+        self.history.push(&window);
+        let mut witnesses = vec![None; self.quantities];
+        if self.learnt < self.warm_up {
+            return witnesses;
+        }
+        for channel in &self.channels {
+            if let ModelChannel::Quantity {
+                quantity, position, ..
+            } = *channel
+            {
+                let alone = self.history.hiding(&[position]);
+                witnesses[quantity] = self
+                    .model
+                    .predict(&alone, &[position])
+                    .ok()
+                    .map(|p| (p.mean[0], p.variance(0)))
+                    .filter(|(x, v)| x.is_finite() && v.is_finite() && *v > 0.0);
+            }
+        }
+        witnesses
+    }
+
+    /// Completes the newest window with the fused quantities, then scores it,
+    /// imputes what was not measured and learns from it. Returns the
+    /// imputed channels and the window's surprise (once warmed up).
+    pub fn conclude(
+        &mut self,
+        row: &AlignedRow,
+        fused: &[Option<FusedValue>],
+    ) -> (Vec<Imputed>, Option<WindowSurprise>) {
+        for channel in &self.channels {
+            if let ModelChannel::Quantity {
+                quantity, position, ..
+            } = *channel
+            {
+                let value = fused[quantity].filter(|f| f.sensors > 0).map(|f| f.value);
+                self.history.set_current(position, value);
+            }
+        }
+        let ready = self.learnt >= self.warm_up;
+        let surprise = ready.then(|| self.surprise()).flatten();
+        let imputed = self.impute(row, fused, ready);
+        // What stands out is left out of what the model learns.
+        if let Some(surprise) = &surprise {
+            for (slot, _, z) in &surprise.channels {
+                if z.abs() > self.learn_within
+                    && let Some(position) = self.position_of(*slot)
+                {
+                    self.history.set_current(position, None);
+                }
+            }
+        }
+        if self.history.current().iter().any(Option::is_some) {
+            self.model.update(&self.history);
+            self.learnt += 1;
+        }
+        (imputed, surprise)
+    }
+
+    /// Pushes an unobserved window for each grid window skipped since the
+    /// last row (as many as the history can remember).
+    fn catch_up(&mut self, row: &AlignedRow) {
+        let grid = (row.end_us - row.start_us).max(1);
+        if let Some(last) = self.last_start_us {
+            let skipped = ((row.start_us - last) / grid - 1).max(0) as usize;
+            let remembered = self.memory();
+            let none = vec![None; self.channels.len()];
+            for _ in 0..skipped.min(remembered) {
+                self.history.push(&none);
+            }
+        }
+        self.last_start_us = Some(row.start_us);
+    }
+
+    /// Windows after which nothing pushed before is left in the history.
+    fn memory(&self) -> usize {
+        let layout = self.model.layout();
+        let slowest = layout
+            .smoothed()
+            .iter()
+            .map(|s| s.windows)
+            .fold(0.0, f64::max);
+        layout.lags() + 2 + (3.0 * slowest).ceil() as usize
+    }
+
+    fn position_of(&self, slot: usize) -> Option<usize> {
+        self.channels.iter().find_map(|channel| match channel {
+            ModelChannel::Own { slot: s, position } if *s == slot => Some(*position),
+            ModelChannel::Quantity {
+                slots, position, ..
+            } if slots[0] == slot => Some(*position),
+            _ => None,
+        })
+    }
+
+    fn surprise(&self) -> Option<WindowSurprise> {
+        let scored = self.model.log_likelihood(&self.history).ok()?;
+        if scored.channels.is_empty() || !scored.total.is_finite() {
+            return None;
+        }
+        let layout = self.model.layout();
+        let channels = scored
+            .most_surprising()
+            .iter()
+            .map(|c| {
+                let channel = &layout.channels()[c.channel];
+                (channel.index, channel.name.clone(), c.z)
+            })
+            .collect();
+        Some(WindowSurprise {
+            nll: -scored.total,
+            channels,
+        })
+    }
+
+    fn impute(&self, row: &AlignedRow, fused: &[Option<FusedValue>], ready: bool) -> Vec<Imputed> {
+        let predicted = if ready {
+            self.model.impute(&self.history).ok().flatten()
+        } else {
+            None
+        };
+        let kind = self.model.kind();
+        let model = |position: usize| {
+            let p = predicted.as_ref()?;
+            let i = p.channels.iter().position(|&c| c == position)?;
+            let (value, variance) = (p.mean[i], p.variance(i));
+            (value.is_finite() && variance.is_finite() && variance >= 0.0).then_some((
+                value,
+                variance,
+                ImputedBy::Model(kind),
+            ))
+        };
+        let mut imputed = Vec::new();
+        for channel in &self.channels {
+            match channel {
+                ModelChannel::Own { slot, position } => {
+                    if row.values[*slot].measurement().is_none()
+                        && let Some((value, variance, by)) = model(*position)
+                    {
+                        imputed.push(Imputed {
+                            slot: *slot,
+                            value,
+                            variance,
+                            by,
+                        });
+                    }
+                }
+                ModelChannel::Quantity {
+                    quantity,
+                    slots,
+                    position,
+                } => {
+                    // With a fused value, the members not measured are
+                    // imputed by it; without one (none measured, or none
+                    // believed), every member is imputed by the model.
+                    let fusion = fused[*quantity]
+                        .filter(|f| f.sensors > 0)
+                        .map(|f| (f.value, f.variance, ImputedBy::Fusion));
+                    let believed = fusion.is_some();
+                    let Some((value, variance, by)) = fusion.or_else(|| model(*position)) else {
+                        continue;
+                    };
+                    imputed.extend(
+                        slots
+                            .iter()
+                            .filter(|&&slot| !believed || row.values[slot].measurement().is_none())
+                            .map(|&slot| Imputed {
+                                slot,
+                                value,
+                                variance,
+                                by,
+                            }),
+                    );
+                }
+            }
+        }
+        imputed.sort_by_key(|i| i.slot);
+        imputed
+    }
 }

@@ -11,6 +11,7 @@ use twinflow_engine::catalog::{AssetId, Catalog};
 use twinflow_engine::time::Micros;
 
 use crate::align::{AlignedRow, Alignment};
+use crate::asset_models::{AssetModelState, AssetModels, Imputed, WindowSurprise};
 use crate::redundancy::{Group, Redundancy};
 use crate::total_order::total_bits;
 use crate::trust::{SensorTrust, Suspect, TrustState};
@@ -54,6 +55,11 @@ pub struct FusedRow {
     pub trust: Vec<SensorTrust>,
     /// Sensors found lying in this window.
     pub suspects: Vec<Suspect>,
+    /// The channels not measured in this window, estimated (with a model
+    /// stage; see [`crate::asset_models`]).
+    pub imputed: Vec<Imputed>,
+    /// How well the window's channels fit together under the asset's model.
+    pub surprise: Option<WindowSurprise>,
 }
 
 impl FusedRow {
@@ -77,7 +83,11 @@ pub trait Fusion: Send + Sync + 'static {
 
 /// The fusion of one asset's rows, in window order (it may keep state).
 pub trait AssetFusion {
-    fn fuse(&mut self, row: AlignedRow) -> FusedRow;
+    /// Fuses one row. `witnesses` holds, per quantity, an estimate (value,
+    /// variance) of it that owes nothing to its sensors, if there is one: a
+    /// model's prediction from the asset's other channels. A fusion may
+    /// ignore it.
+    fn fuse(&mut self, row: AlignedRow, witnesses: &[Option<(f64, f64)>]) -> FusedRow;
 }
 
 /// Inverse-variance weighting (TwinBench F): per asset, each redundant group
@@ -184,7 +194,7 @@ impl Fusion for InverseVariance {
 }
 
 impl AssetFusion for InverseVariance {
-    fn fuse(&mut self, row: AlignedRow) -> FusedRow {
+    fn fuse(&mut self, row: AlignedRow, _witnesses: &[Option<(f64, f64)>]) -> FusedRow {
         let mut trust = Vec::new();
         let values = self.fuse_row(&row, &mut trust);
         FusedRow {
@@ -192,6 +202,8 @@ impl AssetFusion for InverseVariance {
             values,
             trust,
             suspects: Vec::new(),
+            imputed: Vec::new(),
+            surprise: None,
         }
     }
 }
@@ -199,7 +211,10 @@ impl AssetFusion for InverseVariance {
 /// Fuses aligned rows.
 pub trait FuseRows<'s> {
     /// Extends each aligned row into a [`FusedRow`], at the row's timestamp,
-    /// on the row's worker, with one [`AssetFusion`] per asset.
+    /// on the row's worker, with one [`AssetFusion`] per asset; and, given
+    /// [`AssetModels`], one model per asset that witnesses its fusion,
+    /// imputes what is not measured and scores each window (see
+    /// [`crate::asset_models`]).
     ///
     /// Guarantee: each asset's fusion sees the asset's rows in window order,
     /// whatever the number of workers, so its output is as deterministic as
@@ -225,7 +240,7 @@ pub trait FuseRows<'s> {
     /// let shape = WindowShape { readings: 10, spread: None, ahead: 0 };
     /// let measured = |x| AlignedValue::measured(x, shape, Some(0));
     /// let row = AlignedRow { asset: 0, start_us: 0, end_us: 1_000_000, values: vec![measured(10.0), measured(20.0)] };
-    /// let fused = fusion.start(0).fuse(row);
+    /// let fused = fusion.start(0).fuse(row, &[None]);
     /// let t = fused.values[0].unwrap();
     /// assert_eq!(fusion.quantities(), ["temperature"]);
     /// assert!((t.value - 12.0).abs() < 1e-12); // (10·1 + 20·¼) / 1¼
@@ -233,31 +248,61 @@ pub trait FuseRows<'s> {
     /// assert!((t.variance - 0.08).abs() < 1e-12);
     /// assert!((fused.trust[0].weight - 0.8).abs() < 1e-12);
     /// ```
-    fn fuse(self, fusion: Arc<dyn Fusion>) -> Stream<'s, Micros, Vec<FusedRow>>;
+    fn fuse(
+        self,
+        fusion: Arc<dyn Fusion>,
+        models: Option<Arc<AssetModels>>,
+    ) -> Stream<'s, Micros, Vec<FusedRow>>;
 }
 
 impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
-    fn fuse(self, fusion: Arc<dyn Fusion>) -> Stream<'s, Micros, Vec<FusedRow>> {
+    fn fuse(
+        self,
+        fusion: Arc<dyn Fusion>,
+        models: Option<Arc<AssetModels>>,
+    ) -> Stream<'s, Micros, Vec<FusedRow>> {
         self.unary(Pipeline, "Fuse", move |_, _| {
-            let mut assets: FxHashMap<AssetId, (Micros, Box<dyn AssetFusion>)> =
-                FxHashMap::default();
+            let mut assets: FxHashMap<AssetId, AssetState> = FxHashMap::default();
+            let quantities = fusion.quantities().len();
             move |input, output| {
                 input.for_each(|time, rows| {
                     let fused = rows.drain(..).map(|row| {
-                        let (last, asset) = assets
-                            .entry(row.asset)
-                            .or_insert_with(|| (Micros::MIN, fusion.start(row.asset)));
+                        let asset = assets.entry(row.asset).or_insert_with(|| AssetState {
+                            last_us: Micros::MIN,
+                            fusion: fusion.start(row.asset),
+                            // `AssetModels::new` has started every asset's
+                            // trained model once: this cannot fail.
+                            model: models.as_ref().and_then(|m| {
+                                m.start(row.asset).expect("checked by AssetModels::new")
+                            }),
+                        });
                         assert!(
-                            row.start_us > *last,
+                            row.start_us > asset.last_us,
                             "fusion saw asset {}'s rows out of window order",
                             row.asset
                         );
-                        *last = row.start_us;
-                        asset.fuse(row)
+                        asset.last_us = row.start_us;
+                        match &mut asset.model {
+                            None => asset.fusion.fuse(row, &vec![None; quantities]),
+                            Some(model) => {
+                                let witnesses = model.witnesses(&row);
+                                let mut fused = asset.fusion.fuse(row, &witnesses);
+                                (fused.imputed, fused.surprise) =
+                                    model.conclude(&fused.row, &fused.values);
+                                fused
+                            }
+                        }
                     });
                     output.session(&time).give_iterator(fused);
                 })
             }
         })
     }
+}
+
+/// What the fuse operator keeps per asset.
+struct AssetState {
+    last_us: Micros,
+    fusion: Box<dyn AssetFusion>,
+    model: Option<AssetModelState>,
 }

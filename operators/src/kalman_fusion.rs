@@ -102,17 +102,8 @@ pub enum ProcessNoise {
     Given(Vec<(String, f64)>),
 }
 
-/// A witness of a quantity that is not one of its sensors: e.g. a model that
-/// predicts the quantity from the asset's other channels. It takes part in
-/// the comparison of step 2 like the filter's prediction.
-pub trait Witness: Send + Sync {
-    /// Its estimate (value, variance) of `quantity` on `asset` in the window
-    /// starting at `start_us`, if it has one.
-    fn estimate(&self, asset: AssetId, quantity: usize, start_us: Micros) -> Option<(f64, f64)>;
-}
-
 /// The choices of the robust fusion.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct KalmanOptions {
     pub motion: Motion,
     pub process_noise: ProcessNoise,
@@ -122,7 +113,6 @@ pub struct KalmanOptions {
     /// Combine each window's consistent sensors by covariance intersection
     /// before absorbing them, for sensors whose errors may be correlated.
     pub covariance_intersection: bool,
-    pub witness: Option<Arc<dyn Witness>>,
 }
 
 impl Default for KalmanOptions {
@@ -133,21 +123,7 @@ impl Default for KalmanOptions {
             gate: 0.999,
             trust: TrustPolicy::default(),
             covariance_intersection: false,
-            witness: None,
         }
-    }
-}
-
-impl std::fmt::Debug for KalmanOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KalmanOptions")
-            .field("motion", &self.motion)
-            .field("process_noise", &self.process_noise)
-            .field("gate", &self.gate)
-            .field("trust", &self.trust)
-            .field("covariance_intersection", &self.covariance_intersection)
-            .field("witness", &self.witness.is_some())
-            .finish()
     }
 }
 
@@ -239,18 +215,14 @@ struct AssetFilters {
 }
 
 impl AssetFusion for AssetFilters {
-    fn fuse(&mut self, row: AlignedRow) -> FusedRow {
+    fn fuse(&mut self, row: AlignedRow, witnesses: &[Option<(f64, f64)>]) -> FusedRow {
         let shared = &*self.shared;
         let mut values = vec![None; shared.redundancy.quantities().len()];
         let groups = shared.redundancy.groups(self.asset);
         let members = groups.iter().map(|g| g.members.len()).sum();
         let (mut trust, mut suspects) = (Vec::with_capacity(members), Vec::new());
         for (group, filter) in groups.iter().zip(&mut self.groups) {
-            let witness = shared
-                .options
-                .witness
-                .as_ref()
-                .and_then(|w| w.estimate(self.asset, group.quantity, row.start_us));
+            let witness = witnesses.get(group.quantity).copied().flatten();
             values[group.quantity] =
                 filter.step(shared, group, &row, witness, &mut trust, &mut suspects);
         }
@@ -259,6 +231,8 @@ impl AssetFusion for AssetFilters {
             values,
             trust,
             suspects,
+            imputed: Vec::new(),
+            surprise: None,
         }
     }
 }
@@ -275,6 +249,9 @@ struct GroupFilter {
     pair: Option<PairDispute>,
     /// The last two sensors while they agree, and their mean gap (a − b).
     pair_gap: Option<(usize, usize, f64)>,
+    /// While the last two sensors disagree: the member the model's witness
+    /// has blamed, and in how many windows in a row.
+    model_vote: Option<(usize, u32)>,
     /// The member whose word alone has fed the filter lately, if any.
     solo: Option<Solo>,
     /// The consensus's recent mean NIS against the prediction (1 when the
@@ -297,6 +274,7 @@ impl GroupFilter {
             unexplained: 0,
             pair: None,
             pair_gap: None,
+            model_vote: None,
             solo: None,
             surprise: 1.0,
             q: given_q,

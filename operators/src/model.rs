@@ -60,10 +60,19 @@ use serde::{Deserialize, Serialize};
 use crate::align::Alignment;
 
 /// Which model a saved directory holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Gaussian,
+}
+
+impl ModelKind {
+    /// Its name in manifests and datasets.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Gaussian => "gaussian",
+        }
+    }
 }
 
 /// One channel a model covers.

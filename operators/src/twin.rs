@@ -327,7 +327,7 @@ pub trait BuildTwinViews<'s> {
     /// let views = timely::execute_directly(move |worker| {
     ///     let mut windows = InputHandle::new();
     ///     let captured = worker.dataflow::<i64, _, _>(|scope| {
-    ///         let fused = windows.to_stream(scope).align(alignment.clone()).fuse(fusion.clone());
+    ///         let fused = windows.to_stream(scope).align(alignment.clone()).fuse(fusion.clone(), None);
     ///         let (_, flags) = scope.new_input::<Vec<(u32, i64)>>();
     ///         fused.twin_views(flags, hierarchy.places(scope)).assets.inner.capture()
     ///     });

@@ -141,8 +141,9 @@ impl Plant {
         let plain = twinflow_operators::fuse::AssetFusion::fuse(
             &mut self.inverse_variance.clone(),
             row.clone(),
+            &[None, None],
         );
-        (self.fusion.fuse(row), plain)
+        (self.fusion.fuse(row, &[None, None]), plain)
     }
 }
 

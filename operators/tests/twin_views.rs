@@ -136,6 +136,8 @@ fn inputs(seed: u64) -> Inputs {
                         .into_iter()
                         .collect(),
                     suspects: Vec::new(),
+                    imputed: Vec::new(),
+                    surprise: None,
                 },
             ));
             if rng.random_bool(0.08) {
@@ -586,6 +588,8 @@ fn row(asset: AssetId, start: Micros, ahead: bool) -> FusedRow {
         values: vec![None],
         trust: Vec::new(),
         suspects: Vec::new(),
+        imputed: Vec::new(),
+        surprise: None,
     }
 }
 

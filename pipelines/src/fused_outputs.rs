@@ -1,4 +1,4 @@
-//! The records each fused row contributes to `fused/`, `trust/` and `flags/`, taken from it in one pass.
+//! The records each fused row contributes to `fused/`, `trust/`, `imputed/` and `flags/`, taken from it in one pass.
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
@@ -7,6 +7,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::progress::operate::FrontierInterest;
 use twinflow_engine::catalog::AssetId;
 use twinflow_engine::time::Micros;
+use twinflow_operators::asset_models::Imputed;
 use twinflow_operators::fuse::{FusedRow, FusedValue};
 use twinflow_operators::trust::{SensorTrust, Suspect};
 
@@ -27,6 +28,14 @@ pub struct TrustRecord {
     pub trust: SensorTrust,
 }
 
+/// A row of `imputed/`: a channel not measured in one asset's window, estimated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ImputedRecord {
+    pub asset: AssetId,
+    pub start_us: Micros,
+    pub imputed: Imputed,
+}
+
 /// What [`SplitFused::split_fused`] makes of a stream of fused rows.
 pub struct FusedOutputs<'s> {
     /// The rows themselves, unchanged (for the twin views).
@@ -37,12 +46,14 @@ pub struct FusedOutputs<'s> {
     pub trust: Stream<'s, Micros, Vec<TrustRecord>>,
     /// Per row, its suspects.
     pub suspects: Stream<'s, Micros, Vec<Suspect>>,
+    /// Per row, one record per imputed channel.
+    pub imputed: Stream<'s, Micros, Vec<ImputedRecord>>,
 }
 
 /// Splits fused rows into the records of their datasets.
 pub trait SplitFused<'s> {
     /// Passes each fused row on, and sends its fused quantities, trust
-    /// records and suspects as records of their own, at the row's time, in
+    /// records, suspects and imputed channels as records of their own, at the row's time, in
     /// the rows' order (and each row's: quantities, trust records and
     /// suspects in their order in the row).
     ///
@@ -75,6 +86,8 @@ pub trait SplitFused<'s> {
     ///     values: vec![None, Some(value)],
     ///     trust: vec![trust(7, 0.25), trust(8, 0.75)],
     ///     suspects: Vec::new(),
+    ///     imputed: Vec::new(),
+    ///     surprise: None,
     /// };
     /// let (rows, fused, trust) = timely::execute_directly(move |worker| {
     ///     worker.dataflow::<i64, _, _>(|scope| {
@@ -114,14 +127,17 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
         let (mut fused_out, fused) = builder.new_output::<Vec<FusedRecord>>();
         let (mut trust_out, trust) = builder.new_output::<Vec<TrustRecord>>();
         let (mut suspects_out, suspects) = builder.new_output::<Vec<Suspect>>();
+        let (mut imputed_out, imputed) = builder.new_output::<Vec<ImputedRecord>>();
         builder.build(move |_capabilities| {
             move |_frontiers| {
                 let mut rows_out = rows_out.activate();
                 let mut fused_out = fused_out.activate();
                 let mut trust_out = trust_out.activate();
                 let mut suspects_out = suspects_out.activate();
+                let mut imputed_out = imputed_out.activate();
                 input.for_each(|time, batch| {
                     let (mut fused, mut trust, mut suspects) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut imputed = Vec::new();
                     for row in batch.iter() {
                         let (asset, start_us) = (row.asset(), row.start_us());
                         fused.extend(row.values.iter().enumerate().filter_map(|(q, v)| {
@@ -138,10 +154,16 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
                                 .map(|&trust| TrustRecord { start_us, trust }),
                         );
                         suspects.extend(row.suspects.iter().cloned());
+                        imputed.extend(row.imputed.iter().map(|&imputed| ImputedRecord {
+                            asset,
+                            start_us,
+                            imputed,
+                        }));
                     }
                     fused_out.give(&time, &mut fused);
                     trust_out.give(&time, &mut trust);
                     suspects_out.give(&time, &mut suspects);
+                    imputed_out.give(&time, &mut imputed);
                     rows_out.give(&time, batch);
                 });
             }
@@ -151,6 +173,7 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
             fused,
             trust,
             suspects,
+            imputed,
         }
     }
 }

@@ -31,6 +31,7 @@ use twinflow_engine::catalog::{Catalog, SensorId, SensorRecord};
 use twinflow_engine::error::{Error, Result};
 use twinflow_engine::time::{Micros, SECOND};
 use twinflow_operators::align::{Alignment, Fill};
+use twinflow_operators::asset_models::{AssetModels, ModelOptions};
 use twinflow_operators::detect::{Detector, EwmaZScore};
 use twinflow_operators::fuse::{Fusion, InverseVariance};
 use twinflow_operators::kalman_fusion::{KalmanFusion, KalmanOptions};
@@ -58,6 +59,7 @@ pub struct Pipeline {
     detector: Arc<MakeDetector>,
     detector_name: String,
     rated_rate: Arc<RatedRate>,
+    model: Option<ModelOptions>,
     windows_only: bool,
 }
 
@@ -79,6 +81,7 @@ impl Pipeline {
             detector: Arc::new(|_, _| Box::new(EwmaZScore::twinbench())),
             detector_name: EwmaZScore::NAME.to_owned(),
             rated_rate: Arc::new(|sensor| sensor.rate_hz),
+            model: None,
             windows_only: false,
         }
     }
@@ -165,6 +168,47 @@ impl Pipeline {
     ) -> Self {
         self.rated_rate = Arc::new(rate);
         self
+    }
+
+    /// A generative model per asset (see
+    /// [`twinflow_operators::asset_models`]): it learns how the asset's
+    /// channels behave together, imputes the channels not measured in a
+    /// window (`imputed/`), witnesses the fusion of each quantity with its
+    /// prediction from the other channels, and scores each window.
+    pub fn model(mut self, options: ModelOptions) -> Self {
+        self.model = Some(options);
+        self
+    }
+
+    /// No model: nothing is imputed, and fusion has no cross-channel witness.
+    pub fn no_model(mut self) -> Self {
+        self.model = None;
+        self
+    }
+
+    pub fn model_options(&self) -> Option<&ModelOptions> {
+        self.model.as_ref()
+    }
+
+    /// The models this pipeline runs for `catalog`, if any; a trained model
+    /// that does not fit the plant is an error.
+    pub fn asset_models(
+        &self,
+        catalog: &Arc<Catalog>,
+        alignment: &Alignment,
+        redundancy: &Redundancy,
+    ) -> Result<Option<Arc<AssetModels>>> {
+        let Some(options) = &self.model else {
+            return Ok(None);
+        };
+        AssetModels::new(
+            Arc::clone(catalog),
+            alignment.clone(),
+            redundancy.clone(),
+            options.clone(),
+        )
+        .map(|m| Some(Arc::new(m)))
+        .map_err(|e| Error::Config(format!("pipeline {:?}'s model: {e}", self.name)))
     }
 
     /// Stops after step W: per-sensor windows (and late and quarantined
@@ -257,7 +301,8 @@ pub enum FusionMethod {
 
 /// TwinBench's reference pipeline (W → A → F → D → V of the spec), written
 /// out in full rather than relying on the defaults. Its twin state is the
-/// robust (Kalman) fusion; the spec's F checksum is inverse-variance's
+/// robust (Kalman) fusion, witnessed by an online Gaussian model per asset,
+/// which also imputes what is not measured; the spec's F checksum is inverse-variance's
 /// whatever the fusion (see the summary). `.fusion_method(FusionMethod::
 /// InverseVariance)` makes `fused/` the spec's F as well.
 pub fn twinbench() -> Pipeline {
@@ -267,6 +312,7 @@ pub fn twinbench() -> Pipeline {
             max_age: 5 * SECOND,
         })
         .fusion_method(FusionMethod::Kalman(KalmanOptions::default()))
+        .model(ModelOptions::default())
         .detect(EwmaZScore::NAME, |_catalog, _sensor| {
             EwmaZScore::twinbench()
         })

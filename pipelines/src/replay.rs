@@ -47,7 +47,7 @@ use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{BuildTwinViews, CatalogChange, Hierarchy, final_state};
 use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
-use crate::fused_outputs::{FusedRecord, SplitFused, TrustRecord};
+use crate::fused_outputs::{FusedRecord, ImputedRecord, SplitFused, TrustRecord};
 use crate::lineage::{Lineage, SourceFile};
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, FlagRow, Layout};
@@ -248,6 +248,7 @@ struct LaterParts {
     aligned: Rc<SharedPart<AlignedRow>>,
     fused: Rc<SharedPart<FusedRecord>>,
     trust: Rc<SharedPart<TrustRecord>>,
+    imputed: Rc<SharedPart<ImputedRecord>>,
     flags: Rc<SharedPart<FlagRow>>,
     assets: SharedView<schemas::AssetTwinRow>,
     lines: SharedView<schemas::RollupRow>,
@@ -327,6 +328,7 @@ impl LaterParts {
             aligned: shared(schemas::aligned_writer(out, worker, layout), lineage)?,
             fused: shared(schemas::fused_writer(out, worker, layout), lineage)?,
             trust: shared(schemas::trust_writer(out, worker, layout), lineage)?,
+            imputed: shared(schemas::imputed_writer(out, worker, layout), lineage)?,
             flags: shared(schemas::flags_writer(out, worker, layout), lineage)?,
             assets: SharedView::new(schemas::asset_view_writers(out, worker, layout)?, lineage),
             lines: SharedView::new(
@@ -344,6 +346,7 @@ impl LaterParts {
         let mut commit = self.aligned.close()?;
         commit.extend(self.fused.close()?);
         commit.extend(self.trust.close()?);
+        commit.extend(self.imputed.close()?);
         commit.extend(self.flags.close()?);
         commit.extend(self.assets.close()?);
         commit.extend(self.lines.close()?);
@@ -390,6 +393,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         .quantities()
         .iter()
         .position(|q| q == "temperature");
+    let models = pipeline.asset_models(&catalog, &alignment, &redundancy)?;
     let fusion = pipeline.fusion(&catalog, redundancy);
     let layout = Layout {
         catalog: Arc::clone(&catalog),
@@ -550,7 +554,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
 
                 // A, F, D
                 let aligned = windows.clone().align(alignment.clone());
-                let fused = aligned.clone().fuse(Arc::clone(&fusion));
+                let fused = aligned.clone().fuse(Arc::clone(&fusion), models.clone());
                 let detectors = (pipeline.clone(), Arc::clone(&catalog));
                 let flags = windows.detect_by(route, move |sensor| {
                     detectors.0.detector(&detectors.1, *sensor)
@@ -570,6 +574,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 let fused = fused.split_fused();
                 fused.fused.write_part(Rc::clone(&parts.fused), |_| {});
                 fused.trust.write_part(Rc::clone(&parts.trust), |_| {});
+                fused.imputed.write_part(Rc::clone(&parts.imputed), |_| {});
                 let flag_catalog = Arc::clone(&catalog);
                 let flag_assets = flags
                     .clone()
@@ -745,10 +750,11 @@ pub const WINDOW_DATASETS: [&str; 3] = ["windows", "late", "quarantine"];
 pub const SEQ_GAPS_DATASET: &str = "seq_gaps";
 
 /// The datasets of steps A, F, D and V, as paths under `OUT`.
-pub const LATER_DATASETS: [&str; 10] = [
+pub const LATER_DATASETS: [&str; 11] = [
     "aligned",
     "fused",
     "trust",
+    "imputed",
     "flags",
     "twins/assets",
     "twins/lines",

@@ -31,7 +31,7 @@ use twinflow_operators::trust::Suspect;
 use twinflow_operators::twin::{AssetTwin, Hierarchy, Rollup, staleness_us};
 
 use crate::columns::Columns;
-use crate::fused_outputs::{FusedRecord, TrustRecord};
+use crate::fused_outputs::{FusedRecord, ImputedRecord, TrustRecord};
 use crate::replay::SensorWindow;
 
 /// The part file of `out/windows/` for one worker.
@@ -187,6 +187,37 @@ pub fn fused_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
             .u32("sensors", rows.iter().map(|r| r.value.sensors))
             .finish()
     })
+}
+
+/// The part file of `out/imputed/`: per asset, window and channel not
+/// measured in it, an estimate: asset, window_start_us, channel, value,
+/// variance (of the estimate of the channel's true window value) and model
+/// (`fusion` when the channel's quantity was fused from the asset's other
+/// sensors of it, else the model's kind, e.g. `gaussian`).
+pub fn imputed_writer(
+    out: &Path,
+    worker: usize,
+    layout: &Layout,
+) -> Result<PartWriter<ImputedRecord>> {
+    let layout = layout.clone();
+    PartWriter::from_encoder(
+        &out.join("imputed"),
+        worker,
+        move |rows: &[ImputedRecord]| {
+            Columns::new()
+                .utf8("asset", rows.iter().map(|r| layout.asset_name(r.asset)))
+                .i64("window_start_us", rows.iter().map(|r| r.start_us))
+                .utf8(
+                    "channel",
+                    rows.iter()
+                        .map(|r| layout.channels[r.imputed.slot].as_str()),
+                )
+                .f64("value", rows.iter().map(|r| r.imputed.value))
+                .f64("variance", rows.iter().map(|r| r.imputed.variance))
+                .code("model", rows.iter().map(|r| r.imputed.by.name()))
+                .finish()
+        },
+    )
 }
 
 /// The part file of `out/trust/`: per redundant sensor and window, how far

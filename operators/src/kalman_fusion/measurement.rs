@@ -36,6 +36,17 @@ impl SpreadTests {
 }
 
 impl Measurement {
+    /// An estimate `(value, variance)` (the prediction, a witness) as a
+    /// measurement, to compare it with another.
+    pub(super) fn estimate((z, r): (f64, f64)) -> Self {
+        Measurement {
+            z,
+            r,
+            ahead: false,
+            still: false,
+        }
+    }
+
     /// Its normalised difference to a witness `(value, variance)`: the
     /// residual in σ of both, with its sign.
     pub(super) fn against(self, (value, variance): (f64, f64)) -> f64 {

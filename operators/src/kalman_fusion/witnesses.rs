@@ -50,6 +50,13 @@ const GAP_SIGNIFICANT: f64 = 3.0;
 pub(super) const AMBIGUOUS_AFTER: u32 = 10;
 /// A prediction residual (σ) within which the prediction agrees with a sensor.
 pub(super) const AGREES: f64 = 2.0;
+/// Windows in a row the model's witness must blame the same member of a
+/// disputing pair before the blame sticks: the model is broad, and its
+/// errors come in spells.
+const MODEL_VOTES: u32 = 3;
+/// How many times sharper than the prediction the model must be for a lone
+/// sensor to answer to it instead.
+const LONE_MODEL_SHARPER: f64 = 4.0;
 
 /// What step 2 made of one window: each measured sensor's residual (for
 /// output), the evidence for its trust (`None`: none this window), who is
@@ -77,6 +84,14 @@ pub(super) struct Judgement {
 
 impl GroupFilter {
     /// Step 2: compares each measured sensor with the other witnesses.
+    ///
+    /// `witness` is an estimate of the quantity that owes nothing to its
+    /// sensors (the asset model's prediction from its other channels). It is
+    /// far broader than a sensor, so it never makes a sensor consistent by
+    /// agreeing with it; it only settles what the sensors and the prediction
+    /// cannot: which of two disputing sensors lies, and whether a lone
+    /// sensor's jump is a move (the model moved too) or a lie (the model
+    /// stayed with the prediction).
     pub(super) fn judge(
         &mut self,
         shared: &Shared,
@@ -87,8 +102,8 @@ impl GroupFilter {
     ) -> Judgement {
         let n = measured.len();
         let gate = shared.gate_sigma;
-        // The witnesses of sensor i: the other candidates and any outside
-        // witness; or, with `everyone`, every other measured sensor. An
+        // The witnesses of sensor i: the other candidates; or, with
+        // `everyone`, every other measured sensor. An
         // excluded sensor is judged by everyone, and by the prediction: two
         // honest sensors excluded while a liar ran the group agree with each
         // other, are readmitted, and outvote it; one that agrees with the
@@ -97,7 +112,6 @@ impl GroupFilter {
             (0..n)
                 .filter(move |&j| j != i && (everyone || candidates.contains(&j)))
                 .filter_map(|j| measured[j].map(|m| (m.z, m.r)))
-                .chain(witness)
         };
         // How many witnesses there are, and the residual to the one a sensor
         // agrees with best (the first of equals).
@@ -129,6 +143,20 @@ impl GroupFilter {
                     .any(|m| m.against(p).abs() <= AGREES)
             })
         };
+        // What an excluded sensor answers to besides the other sensors: the
+        // prediction, or the model once it is sharper (a prediction left
+        // without sensors grows broad enough to agree with anything).
+        let reference = match (prior, witness) {
+            (Some(p), Some(w)) if w.1 < p.1 => Some(w),
+            (None, w) => w,
+            (p, _) => p,
+        };
+        // A lone candidate answers to the model only once the prediction is
+        // far broader: the model's inputs may lie too.
+        let lone_reference = match (prior, witness) {
+            (Some(p), Some(w)) if w.1 * LONE_MODEL_SHARPER < p.1 => Some(w),
+            (p, _) => p,
+        };
         for (i, m) in measured.iter().enumerate() {
             let Some(m) = *m else { continue };
             let candidate = candidates.contains(&i);
@@ -143,24 +171,46 @@ impl GroupFilter {
                         Some(r)
                     }
                     _ => {
-                        let r = prior.map(|p| m.against(p));
-                        // Against the prediction and a sensor that agrees
-                        // with it, the lone candidate is the one off.
-                        if r.is_some_and(|r| r.abs() > gate) && prediction_backed() {
-                            judgement.backed = true;
-                            judgement.evidence[i] = r;
+                        // Against the sharper of the prediction and the
+                        // model: a prediction that a jump has broadened
+                        // would let the next jump in.
+                        let r = lone_reference.map(|p| m.against(p));
+                        let jumped = r.is_some_and(|r| r.abs() > gate);
+                        // The model's say on a jump: a move if it left the
+                        // prediction with the sensor, a lie if it stayed.
+                        let model = witness.zip(prior).map(|(w, p)| {
+                            let from_prediction = Measurement::estimate(p).against(w).abs();
+                            (m.against(w).abs(), from_prediction)
+                        });
+                        match model {
+                            Some((sensor, prediction))
+                                if jumped && sensor <= AGREES && prediction > gate =>
+                            {
+                                judgement.corroborated = true;
+                                Some(m.against(witness.expect("zipped")))
+                            }
+                            // Against the prediction and a sensor (or the
+                            // model) that agrees with it, the lone candidate
+                            // is the one off.
+                            _ if jumped
+                                && (prediction_backed()
+                                    || model.is_some_and(|(sensor, prediction)| {
+                                        sensor > gate && prediction <= AGREES
+                                    })) =>
+                            {
+                                judgement.backed = true;
+                                judgement.evidence[i] = r;
+                                r
+                            }
+                            _ => r,
                         }
-                        r
                     }
                 },
-                0 => prior.map(|p| m.against(p)),
-                _ if !candidate => {
-                    let prediction = prior.map(|p| m.against(p));
-                    best_residual
-                        .into_iter()
-                        .chain(prediction)
-                        .min_by(|a, b| a.abs().total_cmp(&b.abs()))
-                }
+                0 => reference.map(|p| m.against(p)),
+                _ if !candidate => best_residual
+                    .into_iter()
+                    .chain(reference.map(|p| m.against(p)))
+                    .min_by(|a, b| a.abs().total_cmp(&b.abs())),
                 _ => best_residual,
             };
             judgement.residuals[i] = residual.or(Some(0.0));
@@ -171,12 +221,11 @@ impl GroupFilter {
             }
         }
         match candidates {
-            [a, b] if witness.is_none() => {
-                self.judge_pair(*a, *b, measured, prior, gate, &mut judgement)
-            }
+            [a, b] => self.judge_pair(*a, *b, measured, prior, witness, gate, &mut judgement),
             _ => {
                 self.pair = None;
                 self.pair_gap = None;
+                self.model_vote = None;
                 judgement.consistent = candidates
                     .iter()
                     .copied()
@@ -189,13 +238,16 @@ impl GroupFilter {
 
     /// A pair of sensors: consistent while they agree; when they disagree,
     /// the prediction at the start of the disagreement names the liar, or
-    /// cannot (see [`PairDispute`]).
+    /// cannot (see [`PairDispute`]); the model's witness, when it blames
+    /// the same one for [`MODEL_VOTES`] windows in a row, names it too.
+    #[allow(clippy::too_many_arguments)]
     fn judge_pair(
         &mut self,
         a: usize,
         b: usize,
         measured: &[Option<Measurement>],
         prior: Option<(f64, f64)>,
+        witness: Option<(f64, f64)>,
         gate: f64,
         judgement: &mut Judgement,
     ) {
@@ -206,6 +258,7 @@ impl GroupFilter {
         let apart = ma.against((mb.z, mb.r));
         if apart.abs() <= gate {
             self.pair = None;
+            self.model_vote = None;
             judgement.consistent = vec![a, b];
             // Agreeing, both earn back trust; how far apart they are says
             // nothing about which of them is off. But a gap that persists
@@ -226,17 +279,31 @@ impl GroupFilter {
             }
             return;
         }
-        let to_prior = |m: Measurement| prior.map(|p| m.against(p).abs());
-        let blame = match (to_prior(ma), to_prior(mb)) {
-            (Some(pa), Some(pb)) if pa <= AGREES && pb > gate => Some(PairDispute::Blame(b)),
-            (Some(pa), Some(pb)) if pb <= AGREES && pa > gate => Some(PairDispute::Blame(a)),
-            _ => None,
+        // Who a witness blames: the one it disagrees with, when it agrees
+        // with the other.
+        let blamed_by = |w: Option<(f64, f64)>| {
+            let (wa, wb) = (ma.against(w?).abs(), mb.against(w?).abs());
+            match () {
+                _ if wa <= AGREES && wb > gate => Some(b),
+                _ if wb <= AGREES && wa > gate => Some(a),
+                _ => None,
+            }
         };
+        let blame = blamed_by(prior).map(PairDispute::Blame);
+        self.model_vote = blamed_by(witness).map(|liar| match self.model_vote {
+            Some((same, votes)) if same == liar => (liar, votes + 1),
+            _ => (liar, 1),
+        });
+        let model_blames = self
+            .model_vote
+            .filter(|&(_, votes)| votes >= MODEL_VOTES)
+            .map(|(liar, _)| PairDispute::Blame(liar));
         let solo = self
             .solo
             .filter(|s| (s.member == a || s.member == b) && (s.jumped || s.windows >= SOLO_MEMORY));
         let dispute = match (self.pair, solo) {
             (Some(PairDispute::Blame(liar)), _) => PairDispute::Blame(liar),
+            _ if model_blames.is_some() => model_blames.expect("just checked"),
             (None, Some(solo)) if solo.jumped => {
                 judgement.restart = true;
                 PairDispute::Blame(solo.member)
