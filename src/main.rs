@@ -13,6 +13,7 @@ use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
 use twinflow::operators::kalman_fusion::KalmanOptions;
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
+use twinflow::pipelines::mask::generate::{MaskOptions, generate_mask};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
@@ -133,8 +134,52 @@ enum Command {
         /// sum_fused_temperature is the spec's F either way.
         #[arg(long, value_enum, default_value_t = FusionArg::Kalman)]
         fusion: FusionArg,
+        /// Drop every accepted reading whose (asset, channel, window) a mask
+        /// file names (see `twinflow mask`): after verification, before
+        /// windowing. They are counted as `masked`, and the spec's checksums
+        /// then describe the log without them (lateness is still decided by
+        /// every accepted reading, masked or not).
+        #[arg(long)]
+        mask: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Write a mask for scoring imputation: a Parquet file of the cells
+    /// (asset, channel, window_start_us) to hide with `replay --mask` and
+    /// score with `eval`. Blocks of whole seconds hide one channel, or every
+    /// sensor of one redundant quantity, of an asset; they lie in the last
+    /// part of the truth's plant time (the rest is for fitting), never
+    /// overlap on an asset, and end before the log does. The same log, seed
+    /// and options give the same mask.
+    Mask {
+        /// The generator's output directory (sensors.csv, assets.csv,
+        /// truth.parquet), or a file in it.
+        log: PathBuf,
+        /// The mask file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The shortest block, in seconds.
+        #[arg(long, default_value_t = 30)]
+        min_block: u64,
+        /// The longest block, in seconds.
+        #[arg(long, default_value_t = 300)]
+        max_block: u64,
+        /// Mean seconds from one block's start to the next on an asset.
+        #[arg(long, default_value_t = 300)]
+        spacing: u64,
+        /// The share of blocks that hide a whole redundant quantity (e.g.
+        /// all temperature sensors); the others hide one sensor.
+        #[arg(long, default_value_t = 0.25)]
+        quantity_share: f64,
+        /// The share of the plant time, at its end, where blocks lie.
+        #[arg(long, default_value_t = 0.4)]
+        scored_share: f64,
+        /// The fewest measured seconds between two blocks of an asset, and
+        /// after the last one.
+        #[arg(long, default_value_t = 10)]
+        min_gap: u64,
     },
     /// Write OUT/report.html for the results of an earlier replay into OUT.
     Report {
@@ -274,6 +319,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             untagged,
             profile,
             fusion,
+            mask,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -303,6 +349,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                     UntaggedArg::Accept => Untagged::Accept,
                 },
                 profile,
+                mask,
                 ..ReplayOptions::new(log, out.clone())
             };
             let key = sign_key.as_deref().map(read_signing_key).transpose()?;
@@ -337,6 +384,43 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                     );
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mask {
+            log,
+            out,
+            seed,
+            min_block,
+            max_block,
+            spacing,
+            quantity_share,
+            scored_share,
+            min_gap,
+        } => {
+            let options = MaskOptions {
+                seed,
+                min_block_s: min_block,
+                max_block_s: max_block,
+                spacing_s: spacing,
+                quantity_share,
+                scored_share,
+                min_gap_s: min_gap,
+            };
+            let report = generate_mask(&log, &out, &options)?;
+            let blocks: Vec<String> = report
+                .blocks
+                .iter()
+                .map(|(kind, n)| format!("{n} {}", kind.code()))
+                .collect();
+            let span = report.span;
+            eprintln!(
+                "wrote {} hidden cells to {} (blocks: {}) in the last {} s of {} s of plant time",
+                report.cells,
+                report.path.display(),
+                blocks.join(", "),
+                (span.end_us - report.scored_from_us) / SECOND,
+                (span.end_us - span.first_us) / SECOND,
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { out, sign_key } => {
