@@ -191,7 +191,8 @@ enum Command {
     },
     /// Score a replay against the generator's truth and labels: fused RMSE and
     /// 95 % coverage per incident condition, sensor suspects' detection and
-    /// false alarms. Prints a table and writes OUT/eval.json.
+    /// false alarms, and with a mask imputation on its hidden cells. Prints a
+    /// table and writes OUT/eval.json.
     Eval {
         /// The generator's output directory (truth.parquet, labels.csv, sensors.csv, ...).
         log: PathBuf,
@@ -200,6 +201,13 @@ enum Command {
         /// Also score this fusion of the replay's windows beside the replay's own.
         #[arg(long, value_enum)]
         compare: Option<CompareArg>,
+        /// Score imputation on this mask's hidden cells (default: the mask
+        /// the replay applied, as OUT/summary.json records it): the replay's
+        /// imputed/ (else, for a sensor whose quantity another sensor still
+        /// measured, fused/) against carry-forward and linear interpolation,
+        /// per channel and pooled, in eval.json's `imputation`.
+        #[arg(long)]
+        mask: Option<PathBuf>,
     },
     /// Check a directory twinflow wrote against its history (DIR/_manifest.jsonl):
     /// one line per file modified, truncated, deleted or added, and per damage
@@ -430,11 +438,17 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             record_files(&out, &by, &[REPORT_FILE], key.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { log, out, compare } => {
+        Command::Eval {
+            log,
+            out,
+            compare,
+            mask,
+        } => {
             let evaluation = evaluate(&EvalOptions {
                 log,
                 out: out.clone(),
                 compare_inverse_variance: compare == Some(CompareArg::InverseVariance),
+                mask,
                 progress: true,
             })?;
             println!("{evaluation}");
