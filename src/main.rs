@@ -137,8 +137,8 @@ enum Command {
         /// Drop every accepted reading whose (asset, channel, window) a mask
         /// file names (see `twinflow mask`): after verification, before
         /// windowing. They are counted as `masked`, and the spec's checksums
-        /// then describe the log without them (lateness is still decided by
-        /// every accepted reading, masked or not).
+        /// then describe the log without them (lateness is still decided on
+        /// the whole log, masked readings included).
         #[arg(long)]
         mask: Option<PathBuf>,
         #[command(flatten)]
