@@ -14,6 +14,7 @@ use twinflow::engine::verify::Untagged;
 use twinflow::operators::asset_models::{ModelOptions, ModelSource};
 use twinflow::operators::kalman_fusion::KalmanOptions;
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
+use twinflow::pipelines::mask::generate::{MaskOptions, generate_mask};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
@@ -140,8 +141,52 @@ enum Command {
         /// by `twinflow train`; or `none`.
         #[arg(long, default_value = "gaussian")]
         model: String,
+        /// Drop every accepted reading whose (asset, channel, window) a mask
+        /// file names (see `twinflow mask`): after verification, before
+        /// windowing. They are counted as `masked`, and the spec's checksums
+        /// then describe the log without them (lateness is still decided on
+        /// the whole log, masked readings included).
+        #[arg(long)]
+        mask: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Write a mask for scoring imputation: a Parquet file of the cells
+    /// (asset, channel, window_start_us) to hide with `replay --mask` and
+    /// score with `eval`. Blocks of whole seconds hide one channel, or every
+    /// sensor of one redundant quantity, of an asset; they lie in the last
+    /// part of the truth's plant time (the rest is for fitting), never
+    /// overlap on an asset, and end before the log does. The same log, seed
+    /// and options give the same mask.
+    Mask {
+        /// The generator's output directory (sensors.csv, assets.csv,
+        /// truth.parquet), or a file in it.
+        log: PathBuf,
+        /// The mask file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The shortest block, in seconds.
+        #[arg(long, default_value_t = 30)]
+        min_block: u64,
+        /// The longest block, in seconds.
+        #[arg(long, default_value_t = 300)]
+        max_block: u64,
+        /// Mean seconds from one block's start to the next on an asset.
+        #[arg(long, default_value_t = 300)]
+        spacing: u64,
+        /// The share of blocks that hide a whole redundant quantity (e.g.
+        /// all temperature sensors); the others hide one sensor.
+        #[arg(long, default_value_t = 0.25)]
+        quantity_share: f64,
+        /// The share of the plant time, at its end, where blocks lie.
+        #[arg(long, default_value_t = 0.4)]
+        scored_share: f64,
+        /// The fewest measured seconds between two blocks of an asset, and
+        /// after the last one.
+        #[arg(long, default_value_t = 10)]
+        min_gap: u64,
     },
     /// Write OUT/report.html for the results of an earlier replay into OUT.
     Report {
@@ -153,7 +198,8 @@ enum Command {
     },
     /// Score a replay against the generator's truth and labels: fused RMSE and
     /// 95 % coverage per incident condition, sensor suspects' detection and
-    /// false alarms. Prints a table and writes OUT/eval.json.
+    /// false alarms, and with a mask imputation on its hidden cells. Prints a
+    /// table and writes OUT/eval.json.
     Eval {
         /// The generator's output directory (truth.parquet, labels.csv, sensors.csv, ...).
         log: PathBuf,
@@ -162,6 +208,13 @@ enum Command {
         /// Also score this fusion of the replay's windows beside the replay's own.
         #[arg(long, value_enum)]
         compare: Option<CompareArg>,
+        /// Score imputation on this mask's hidden cells (default: the mask
+        /// the replay applied, as OUT/summary.json records it): the replay's
+        /// imputed/ (else, for a sensor whose quantity another sensor still
+        /// measured, fused/) against carry-forward and linear interpolation,
+        /// per channel and pooled, in eval.json's `imputation`.
+        #[arg(long)]
+        mask: Option<PathBuf>,
     },
     /// Check a directory twinflow wrote against its history (DIR/_manifest.jsonl):
     /// one line per file modified, truncated, deleted or added, and per damage
@@ -282,6 +335,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             profile,
             fusion,
             model,
+            mask,
             cluster,
         } => {
             if !(lateness.is_finite() && lateness >= 0.0) {
@@ -311,6 +365,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                     UntaggedArg::Accept => Untagged::Accept,
                 },
                 profile,
+                mask,
                 ..ReplayOptions::new(log, out.clone())
             };
             let key = sign_key.as_deref().map(read_signing_key).transpose()?;
@@ -355,6 +410,43 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mask {
+            log,
+            out,
+            seed,
+            min_block,
+            max_block,
+            spacing,
+            quantity_share,
+            scored_share,
+            min_gap,
+        } => {
+            let options = MaskOptions {
+                seed,
+                min_block_s: min_block,
+                max_block_s: max_block,
+                spacing_s: spacing,
+                quantity_share,
+                scored_share,
+                min_gap_s: min_gap,
+            };
+            let report = generate_mask(&log, &out, &options)?;
+            let blocks: Vec<String> = report
+                .blocks
+                .iter()
+                .map(|(kind, n)| format!("{n} {}", kind.code()))
+                .collect();
+            let span = report.span;
+            eprintln!(
+                "wrote {} hidden cells to {} (blocks: {}) in the last {} s of {} s of plant time",
+                report.cells,
+                report.path.display(),
+                blocks.join(", "),
+                (span.end_us - report.scored_from_us) / SECOND,
+                (span.end_us - span.first_us) / SECOND,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report { out, sign_key } => {
             let key = sign_key.as_deref().map(read_signing_key).transpose()?;
             eprintln!("wrote {}", write_report(&out)?.display());
@@ -362,11 +454,17 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             record_files(&out, &by, &[REPORT_FILE], key.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { log, out, compare } => {
+        Command::Eval {
+            log,
+            out,
+            compare,
+            mask,
+        } => {
             let evaluation = evaluate(&EvalOptions {
                 log,
                 out: out.clone(),
                 compare_inverse_variance: compare == Some(CompareArg::InverseVariance),
+                mask,
                 progress: true,
             })?;
             println!("{evaluation}");

@@ -1,11 +1,13 @@
 //! `twinflow eval`: on a tiny hand-made log and replay whose figures are
 //! worked out by hand below, and end to end on a generated log.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
-use parquet::arrow::ArrowWriter;
+use arrow::array::UInt64Array;
+use common::{floats, ints, strings, write_parquet};
 use twinflow::engine::runtime::Cluster;
 use twinflow::operators::fuse::InverseVariance;
 use twinflow::pipelines::eval::{EVAL_FILE, EvalOptions, Evaluation, evaluate};
@@ -14,27 +16,6 @@ use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
 
 const S: i64 = 1_000_000;
-
-fn strings(values: &[&str]) -> ArrayRef {
-    Arc::new(StringArray::from(values.to_vec()))
-}
-
-fn ints(values: &[i64]) -> ArrayRef {
-    Arc::new(Int64Array::from(values.to_vec()))
-}
-
-fn floats(values: &[f64]) -> ArrayRef {
-    Arc::new(Float64Array::from(values.to_vec()))
-}
-
-fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-}
 
 /// Two assets, `a` and `b`, each with two redundant temperatures (t1: σ 1,
 /// t2: σ 2) and a flow no one fuses. The truth is 50 on every temperature
@@ -245,6 +226,7 @@ fn evaluate_with_inverse_variance(log: &Path, out: &Path) -> Evaluation {
         log: log.to_path_buf(),
         out: out.to_path_buf(),
         compare_inverse_variance: true,
+        mask: None,
         progress: false,
     })
     .unwrap()
@@ -419,6 +401,7 @@ fn a_directory_that_is_no_replay_is_refused() {
         log,
         out: dir.path().join("nothing"),
         compare_inverse_variance: false,
+        mask: None,
         progress: false,
     })
     .unwrap_err();

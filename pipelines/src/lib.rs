@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod eval;
 pub mod fused_outputs;
 pub mod lineage;
+pub mod mask;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

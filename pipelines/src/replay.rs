@@ -4,7 +4,9 @@
 //! The dataflow is read log → W (windows) → A (align) → F (fuse), and W → D
 //! (detect), then A, F and D → V (twin views), with a writer per worker for
 //! each dataset (see [`crate::schemas`]). Late rows go to `late/`, rows with
-//! an invalid value or an unknown sensor to `quarantine/`.
+//! an invalid value or an unknown sensor to `quarantine/`. With a mask
+//! ([`crate::mask`]), accepted readings in its hidden cells are dropped
+//! before W.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -49,6 +51,8 @@ use twinflow_operators::window::{EventTimeWindows, Window, Windows};
 
 use crate::fused_outputs::{FusedRecord, ImputedRecord, SplitFused, TrustRecord};
 use crate::lineage::{Lineage, SourceFile};
+use crate::mask::Mask;
+use crate::mask::hide::HideMasked;
 use crate::pipeline::Pipeline;
 use crate::schemas::{self, FlagRow, Layout};
 
@@ -81,6 +85,9 @@ pub struct ReplayOptions {
     /// Measure each operator's busy time on each worker (in the summary's
     /// `operators`).
     pub profile: bool,
+    /// A mask file (see [`crate::mask`]): accepted readings in its hidden
+    /// cells are dropped before windowing, counted in the summary's `masked`.
+    pub mask: Option<PathBuf>,
 }
 
 impl ReplayOptions {
@@ -99,6 +106,7 @@ impl ReplayOptions {
             keys: None,
             untagged: Untagged::Reject,
             profile: false,
+            mask: None,
         }
     }
 }
@@ -139,6 +147,13 @@ pub struct Summary {
     pub sources: Vec<SourceFile>,
     /// Untagged events let through by `--untagged accept`.
     pub unauthenticated: u64,
+    /// Accepted readings dropped because the mask hides their cell (on
+    /// time or late: they are in neither `windows` nor `late_events`).
+    #[serde(default)]
+    pub masked: u64,
+    /// The mask applied, if any (an absolute path: `eval` finds it here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<PathBuf>,
     /// Gaps in sensors' sequence numbers, and the `seq`s they skipped (with
     /// verification; written to `seq_gaps/`).
     pub seq_gaps: u64,
@@ -172,6 +187,7 @@ struct WorkerTotals {
     committed: Vec<Committed>,
     quarantined_by_reason: BTreeMap<String, u64>,
     unauthenticated: u64,
+    masked: u64,
     seq_gaps: u64,
     missing_seq: u64,
     operators: Vec<OperatorBusy>,
@@ -191,6 +207,7 @@ impl WorkerTotals {
         self.assets_in_view += other.assets_in_view;
         self.committed.extend_from_slice(&other.committed);
         self.unauthenticated += other.unauthenticated;
+        self.masked += other.masked;
         self.seq_gaps += other.seq_gaps;
         self.missing_seq += other.missing_seq;
         self.operators.extend_from_slice(&other.operators);
@@ -403,6 +420,12 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         fused_channels,
         detector: pipeline.detector_name().to_owned(),
     };
+    let mask = options
+        .mask
+        .as_deref()
+        .map(|path| Mask::read(path, &catalog, pipeline.window_size_us()))
+        .transpose()?
+        .map(Arc::new);
     let verification = options
         .verify
         .then(|| load_verification(options, pipeline, &catalog))
@@ -473,6 +496,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         options.cluster.run(move |worker| {
             let parts = Parts::create(&out, worker.index(), &layout, !windows_only, &lineage)?;
             let totals = Rc::new(RefCell::new(WorkerTotals::default()));
+            let masked = Rc::new(std::cell::Cell::new(0));
             let status = Rc::new(RefCell::new(ReaderStatus::default()));
             let catalog = Arc::clone(&layout.catalog);
             // Where each sensor's events are checked and windowed.
@@ -507,12 +531,17 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                     move || f(&mut totals.borrow_mut())
                 };
 
+                let (mut readings, mut late) = (streams.readings, streams.late);
+                if let Some(mask) = &mask {
+                    readings = readings.hide_masked(Arc::clone(mask), Rc::clone(&masked));
+                    late = late.hide_masked(Arc::clone(mask), Rc::clone(&masked));
+                }
+
                 // W, each asset's windows closed on one worker (see `SensorRoutes`)
                 let route = move |sensor: &SensorId| routes.route(sensor);
                 let size = pipeline.window_size_us();
-                let windows = streams
-                    .readings
-                    .window_by::<Stats>(Windows::Tumbling { size }, route.clone());
+                let windows =
+                    readings.window_by::<Stats>(Windows::Tumbling { size }, route.clone());
                 let counts = Rc::clone(&totals);
                 windows
                     .clone()
@@ -521,10 +550,8 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                         totals.windows += 1;
                         totals.sum_window_means.add(window.aggregate.mean());
                     });
-                let late = count(|t| t.late_events += 1);
-                streams
-                    .late
-                    .write_part(Rc::clone(&parts.late), move |_| late());
+                let late_event = count(|t| t.late_events += 1);
+                late.write_part(Rc::clone(&parts.late), move |_| late_event());
                 let counts = Rc::clone(&totals);
                 let quarantined = Arc::clone(&progress.quarantined);
                 streams
@@ -633,6 +660,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                 totals.events_in = status.borrow().rows;
                 totals.committed = committed;
                 totals.unauthenticated = status.borrow().unauthenticated;
+                totals.masked = masked.get();
                 totals.operators = operators;
                 Ok(totals)
             })();
@@ -677,6 +705,11 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         verified: options.verify,
         sources,
         unauthenticated: total.unauthenticated,
+        masked: total.masked,
+        mask: options
+            .mask
+            .as_deref()
+            .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())),
         seq_gaps: total.seq_gaps,
         missing_seq: total.missing_seq,
         workers: options.cluster.workers,

@@ -34,6 +34,27 @@ impl Truth {
         self.values.get(&(asset, channel, start_us)).copied()
     }
 
+    /// Per channel (its index in the alignment, `channels` of them), the
+    /// standard deviation of its truth over every asset and second (over n,
+    /// not n − 1); `None` for a channel without truth.
+    pub fn sd_by_channel(&self, channels: usize) -> Vec<Option<f64>> {
+        let mut sums = vec![(0u64, 0.0f64); channels];
+        for (&(_, channel, _), &value) in &self.values {
+            let (n, sum) = &mut sums[channel];
+            *n += 1;
+            *sum += value;
+        }
+        let means: Vec<f64> = sums.iter().map(|&(n, sum)| sum / n.max(1) as f64).collect();
+        let mut squares = vec![0.0f64; channels];
+        for (&(_, channel, _), &value) in &self.values {
+            squares[channel] += (value - means[channel]).powi(2);
+        }
+        sums.iter()
+            .zip(squares)
+            .map(|(&(n, _), square)| (n > 0).then(|| (square / n as f64).sqrt()))
+            .collect()
+    }
+
     /// The log's duration in hours: from its first second to the end of its last.
     pub fn hours(&self) -> f64 {
         match (self.first_us, self.last_us) {

@@ -53,17 +53,23 @@
 //! With `--compare inverse-variance` the windows of `windows/` are also fused
 //! by the operators' inverse-variance fusion ([`reference`]) and scored on
 //! the same windows as the replay's `fused/`.
+//!
+//! With a mask (`--mask FILE`, else the mask the replay recorded in
+//! `OUT/summary.json`), imputation is scored on its hidden cells: the
+//! replay's `imputed/` and fused values against carry-forward and linear
+//! interpolation ([`imputation`]).
 
 pub mod conditions;
+pub mod imputation;
 pub mod inputs;
 pub mod metrics;
 pub mod output;
 pub mod reference;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use twinflow_engine::error::Result;
+use twinflow_engine::error::{Error, Result};
 use twinflow_engine::time::{Micros, SECOND};
 
 pub use output::{EVAL_FILE, Evaluation};
@@ -96,15 +102,22 @@ pub struct EvalOptions {
     pub out: PathBuf,
     /// Also score inverse-variance fusion of the replay's windows.
     pub compare_inverse_variance: bool,
+    /// Score imputation on this mask's hidden cells; by default on the mask
+    /// the replay recorded in its `summary.json`, if any.
+    pub mask: Option<PathBuf>,
     /// Show progress on the terminal.
     pub progress: bool,
 }
 
 /// Scores the replay in `options.out` against the log in `options.log`.
 pub fn evaluate(options: &EvalOptions) -> Result<Evaluation> {
-    // Five reading steps, then scoring.
+    let mask = match &options.mask {
+        Some(mask) => Some(mask.clone()),
+        None => recorded_mask(&options.out)?,
+    };
+    // Five reading steps, then scoring (and imputation's).
     let bar = if options.progress {
-        ProgressBar::new(6).with_style(
+        ProgressBar::new(6 + u64::from(mask.is_some())).with_style(
             ProgressStyle::with_template("eval {elapsed_precise} [{bar:20}] {msg}")
                 .expect("valid template"),
         )
@@ -124,6 +137,14 @@ pub fn evaluate(options: &EvalOptions) -> Result<Evaluation> {
     });
     let fusion = metrics::fusion_figures(&inputs, reference.as_ref(), &methods)?;
     let asset_hours = inputs.catalog.assets().len() as f64 * inputs.truth.hours();
+    let imputation = match &mask {
+        Some(mask) => {
+            bar.set_message("scoring imputation");
+            bar.inc(1);
+            Some(imputation::score(&inputs, mask)?)
+        }
+        None => None,
+    };
     let evaluation = Evaluation {
         log: inputs.log.clone(),
         out: inputs.out.clone(),
@@ -134,7 +155,23 @@ pub fn evaluate(options: &EvalOptions) -> Result<Evaluation> {
         coverage: fusion.coverage,
         detection: metrics::detection(&inputs),
         false_suspects: metrics::false_suspects(&inputs, asset_hours),
+        imputation,
     };
     bar.finish_and_clear();
     Ok(evaluation)
+}
+
+/// The mask a replay into `out` applied, as its `summary.json` records it
+/// (none without a summary or a mask).
+fn recorded_mask(out: &Path) -> Result<Option<PathBuf>> {
+    let path = out.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e))?;
+    Ok(summary
+        .get("mask")
+        .and_then(|m| m.as_str())
+        .map(PathBuf::from))
 }

@@ -42,6 +42,68 @@ pub struct Evaluation {
     /// Per incident kind on redundant sensors, in name order.
     pub detection: Vec<DetectionRow>,
     pub false_suspects: FalseSuspects,
+    /// With a mask: imputation scored on its hidden cells (see
+    /// [`crate::eval::imputation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imputation: Option<Imputation>,
+}
+
+/// Imputation on a mask's hidden cells: per channel, and pooled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imputation {
+    /// The mask file.
+    pub mask: PathBuf,
+    /// Its hidden cells.
+    pub cells: u64,
+    /// Hidden cells without a truth, left out of every figure.
+    pub without_truth: u64,
+    /// Whether the replay wrote `imputed/` (without it, only fused values
+    /// estimate hidden cells).
+    pub imputed_dataset: bool,
+    /// Per channel, in the sensor table's order of channels.
+    pub channels: Vec<ImputationRow>,
+    /// `all` (every hidden cell), then per [`crate::mask::BlockKind`]:
+    /// `non_redundant` (channels without a redundant twin), `one_sensor`,
+    /// `whole_quantity`. Errors are compared in nRMSE only: their RMSE and
+    /// MAE mix units and are `null`.
+    pub pooled: Vec<ImputationRow>,
+}
+
+/// How well each method estimates one set of hidden cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImputationRow {
+    /// A channel (e.g. `current`), or a pool (`all`, a block kind).
+    pub scope: String,
+    /// Hidden cells with a truth.
+    pub cells: u64,
+    /// Those the replay estimated (in `imputed/`, or by `fused/`).
+    pub imputed: u64,
+    /// `imputed / cells`.
+    pub imputed_share: Option<f64>,
+    /// Estimated cells by where the estimate came from: the `model` of
+    /// `imputed/`, or `fused/`.
+    pub sources: BTreeMap<String, u64>,
+    /// The replay's estimates, over the cells it estimated.
+    pub estimate: ImputationErrors,
+    /// The share of estimated cells whose truth lies in the estimate's 95 %
+    /// interval (value ± 1.96 √variance; `fused/`'s lo95 and hi95).
+    pub coverage95: Option<f64>,
+    /// The sensor's last measured window before the cell.
+    pub carry_forward: ImputationErrors,
+    /// Linear in time between the sensor's last measured window before the
+    /// cell and its first after it: sees the future.
+    pub interpolation: ImputationErrors,
+}
+
+/// One method's errors (estimate − truth) over the cells it gave a value for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImputationErrors {
+    pub cells: u64,
+    pub rmse: Option<f64>,
+    pub mae: Option<f64>,
+    /// Root mean square of the errors divided by their channel's truth
+    /// standard deviation over the whole log.
+    pub nrmse: Option<f64>,
 }
 
 /// The error of the fused values of one quantity under one condition.
@@ -242,6 +304,92 @@ impl fmt::Display for Evaluation {
                 text,
                 "\n{} fused rows had no truth and were left out",
                 self.fused_without_truth
+            );
+        }
+        if let Some(imputation) = &self.imputation {
+            let _ = write!(text, "\n\n{imputation}");
+        }
+        f.write_str(&text)
+    }
+}
+
+/// Per channel, then pooled: the estimate's errors and coverage beside
+/// carry-forward's (cf) and linear interpolation's (li).
+impl fmt::Display for Imputation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "imputation on the {} hidden cells of {}{}",
+            self.cells,
+            self.mask.display(),
+            if self.imputed_dataset {
+                ""
+            } else {
+                " (the replay wrote no imputed/: estimates from fused/ only)"
+            }
+        );
+        let errors = |prefix: &str| {
+            ["rmse", "mae", "nrmse"]
+                .iter()
+                .zip([10, 10, 9])
+                .map(|(name, width)| format!("{:>width$}", format!("{prefix}{name}")))
+                .collect::<String>()
+        };
+        let _ = writeln!(
+            text,
+            "  {:<16}{:>7}{:>9}{}{:>9}{}{}",
+            "channel",
+            "cells",
+            "imputed",
+            errors(""),
+            "cover95",
+            errors("cf "),
+            errors("li "),
+        );
+        let line = |text: &mut String, row: &ImputationRow| {
+            let errors = |e: &ImputationErrors| {
+                format!(
+                    "{:>10}{:>10}{:>9}",
+                    figure(e.rmse),
+                    figure(e.mae),
+                    e.nrmse.map_or("-".into(), |n| format!("{n:.3}"))
+                )
+            };
+            let _ = writeln!(
+                text,
+                "  {:<16}{:>7}{:>9}{}{:>9}{}{}",
+                row.scope,
+                row.cells,
+                percent(row.imputed_share),
+                errors(&row.estimate),
+                percent(row.coverage95),
+                errors(&row.carry_forward),
+                errors(&row.interpolation),
+            );
+        };
+        for row in self.channels.iter().chain(&self.pooled) {
+            line(&mut text, row);
+        }
+        let sources = self.pooled.first().map_or(String::new(), |all| {
+            let named: Vec<String> = all
+                .sources
+                .iter()
+                .map(|(source, n)| format!("{source} {n}"))
+                .collect();
+            named.join(", ")
+        });
+        let _ = write!(
+            text,
+            "estimates by source: {}; cf: carry-forward; li: linear interpolation (sees the \
+             future); nrmse: rmse / the channel's truth sd over the log (pooled rows: nrmse only)",
+            if sources.is_empty() { "none" } else { &sources },
+        );
+        if self.without_truth > 0 {
+            let _ = write!(
+                text,
+                "\n{} hidden cells had no truth and were left out",
+                self.without_truth
             );
         }
         f.write_str(&text)
