@@ -304,6 +304,7 @@ impl AssetModels {
             warm_up: self.options.warm_up,
             learn_within: self.options.learn_within,
             learnt: 0,
+            outliers: Vec::new(),
         }))
     }
 }
@@ -331,6 +332,8 @@ pub struct AssetModelState {
     warm_up: u64,
     learn_within: f64,
     learnt: u64,
+    /// Layout positions that stood out in the last window.
+    outliers: Vec<usize>,
 }
 
 impl AssetModelState {
@@ -360,7 +363,9 @@ impl AssetModelState {
                 quantity, position, ..
             } = *channel
             {
-                let alone = self.history.hiding(&[position]);
+                let mut hidden = self.outliers.clone();
+                hidden.push(position);
+                let alone = self.history.hiding(&hidden);
                 witnesses[quantity] = self
                     .model
                     .predict(&alone, &[position])
@@ -391,16 +396,23 @@ impl AssetModelState {
         }
         let ready = self.learnt >= self.warm_up;
         let surprise = ready.then(|| self.surprise()).flatten();
-        let imputed = self.impute(row, fused, ready);
-        // What stands out is left out of what the model learns.
+        // A channel that stands out (a fault, an attack, or wear beyond
+        // anything learnt) is no evidence about the others: the model would
+        // extrapolate from it. It is left out of what the model learns, of
+        // its imputations now and of its witnesses next window.
+        self.outliers.clear();
         if let Some(surprise) = &surprise {
             for (slot, _, z) in &surprise.channels {
                 if z.abs() > self.learn_within
                     && let Some(position) = self.position_of(*slot)
                 {
-                    self.history.set_current(position, None);
+                    self.outliers.push(position);
                 }
             }
+        }
+        let imputed = self.impute(row, fused, ready);
+        for &position in &self.outliers {
+            self.history.set_current(position, None);
         }
         if self.history.current().iter().any(Option::is_some) {
             self.model.update(&self.history);
@@ -466,10 +478,15 @@ impl AssetModelState {
     }
 
     fn impute(&self, row: &AlignedRow, fused: &[Option<FusedValue>], ready: bool) -> Vec<Imputed> {
-        let predicted = if ready {
+        let predicted = if !ready {
+            None
+        } else if self.outliers.is_empty() {
             self.model.impute(&self.history).ok().flatten()
         } else {
-            None
+            self.model
+                .impute(&self.history.hiding(&self.outliers))
+                .ok()
+                .flatten()
         };
         let kind = self.model.kind();
         let model = |position: usize| {
