@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use twinflow_engine::catalog::{AssetId, Catalog};
+use twinflow_engine::catalog::{AssetId, Catalog, SensorId};
 use twinflow_engine::time::Micros;
 
 use crate::align::{AlignedRow, Alignment};
@@ -20,6 +20,7 @@ use crate::fuse::FusedValue;
 use crate::model::gaussian::{GaussianOptions, OnlineGaussian};
 use crate::model::{AssetModel, Channel, History, Layout, ModelError, ModelKind, Smoothed, load};
 use crate::redundancy::Redundancy;
+use crate::surprise_alarm::{AlarmOptions, Raised, SurpriseAlarm};
 use crate::total_order::total_bits;
 
 /// The lags and slow copies of an asset model's layout.
@@ -121,6 +122,8 @@ pub struct ModelOptions {
     /// (given all the others) is left out of what the model learns from:
     /// an attack or a fault must not teach the model that it is normal.
     pub learn_within: f64,
+    /// The `model_nll` detector.
+    pub alarm: AlarmOptions,
 }
 
 impl Default for ModelOptions {
@@ -131,6 +134,7 @@ impl Default for ModelOptions {
             shape: ModelShape::default(),
             warm_up: 300,
             learn_within: 5.0,
+            alarm: AlarmOptions::default(),
         }
     }
 }
@@ -181,6 +185,8 @@ pub struct WindowSurprise {
     /// most surprising first: (alignment index of the channel or of its
     /// quantity's first sensor, layout name, z).
     pub channels: Vec<(usize, String, f64)>,
+    /// The alarm this window raised, if any (see [`crate::surprise_alarm`]).
+    pub alarm: Option<ModelAlarm>,
 }
 
 crate::total_order_by_key!(WindowSurprise, |s: &WindowSurprise| (
@@ -188,8 +194,33 @@ crate::total_order_by_key!(WindowSurprise, |s: &WindowSurprise| (
     s.channels
         .iter()
         .map(|(slot, name, z)| (*slot, name.clone(), total_bits(*z)))
-        .collect::<Vec<_>>()
+        .collect::<Vec<_>>(),
+    s.alarm.as_ref().map(|a| (
+        a.sensor,
+        a.start_us,
+        a.value.map(total_bits),
+        total_bits(a.score),
+        a.evidence.clone()
+    ))
 ));
+
+/// A channel that keeps not fitting the asset's other channels: the
+/// `model_nll` detector's alarm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelAlarm {
+    /// The channel's sensor (a fused quantity's first sensor).
+    pub sensor: SensorId,
+    pub start_us: Micros,
+    /// The channel's value in the window.
+    pub value: Option<f64>,
+    /// The CUSUM that crossed the threshold.
+    pub score: f64,
+    /// The channels standing out, in words.
+    pub evidence: String,
+}
+
+/// `flags/`'s name of this detector.
+pub const MODEL_NLL: &str = "model_nll";
 
 /// The models of every asset, made on each asset's first row (see [`ModelOptions`]).
 pub struct AssetModels {
@@ -295,7 +326,19 @@ impl AssetModels {
                 }
             })
             .collect();
+        let sensor_on = |slot: usize| {
+            (0..self.catalog.sensors().len() as SensorId)
+                .find(|&s| self.alignment.slot_of(s) == (asset, slot))
+                .expect("a layout channel is a sensor's")
+        };
+        let sensors = layout
+            .channels()
+            .iter()
+            .map(|c| sensor_on(c.index))
+            .collect();
         Ok(Some(AssetModelState {
+            alarm: SurpriseAlarm::new(layout.channel_count(), self.options.alarm),
+            sensors,
             history: History::new(&layout),
             quantities: self.redundancy.quantities().len(),
             channels,
@@ -337,6 +380,9 @@ pub struct AssetModelState {
     outliers: Vec<usize>,
     /// A history with nothing observed: the model's marginals.
     nothing: History,
+    alarm: SurpriseAlarm,
+    /// Per layout position, the sensor an alarm names.
+    sensors: Vec<SensorId>,
 }
 
 /// How many marginal σ from its mean a prediction may lie (see
@@ -402,7 +448,18 @@ impl AssetModelState {
             }
         }
         let ready = self.learnt >= self.warm_up;
-        let surprise = ready.then(|| self.surprise()).flatten();
+        let mut surprise = ready.then(|| self.surprise()).flatten();
+        if let Some(surprise) = &mut surprise {
+            let observed: Vec<(usize, f64)> = surprise
+                .channels
+                .iter()
+                .filter_map(|&(slot, _, z)| Some((self.position_of(slot)?, z)))
+                .collect();
+            surprise.alarm = self
+                .alarm
+                .observe(&observed)
+                .map(|raised| self.model_alarm(row, &raised));
+        }
         // A channel that stands out (a fault, an attack, or wear beyond
         // anything learnt) is no evidence about the others: the model would
         // extrapolate from it. It is left out of what the model learns, of
@@ -481,6 +538,27 @@ impl AssetModelState {
         layout.lags() + 2 + (3.0 * slowest).ceil() as usize
     }
 
+    fn model_alarm(&self, row: &AlignedRow, raised: &Raised) -> ModelAlarm {
+        let names = self.model.layout().channels();
+        let evidence = raised
+            .standing
+            .iter()
+            .take(3)
+            .map(|&(c, z)| format!("{} {z:+.1} usual σ", names[c].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ModelAlarm {
+            sensor: self.sensors[raised.channel],
+            start_us: row.start_us,
+            value: self.history.current()[raised.channel],
+            score: raised.score,
+            evidence: format!(
+                "{} keeps not fitting the asset's other channels: {evidence}",
+                names[raised.channel].name
+            ),
+        }
+    }
+
     fn position_of(&self, slot: usize) -> Option<usize> {
         self.channels.iter().find_map(|channel| match channel {
             ModelChannel::Own { slot: s, position } if *s == slot => Some(*position),
@@ -512,6 +590,7 @@ impl AssetModelState {
         Some(WindowSurprise {
             nll: -scored.total,
             channels,
+            alarm: None,
         })
     }
 

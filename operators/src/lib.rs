@@ -10,6 +10,7 @@ pub mod kalman_fusion;
 pub mod model;
 pub mod redundancy;
 pub mod stats;
+pub mod surprise_alarm;
 pub mod time_order;
 pub mod total_order;
 pub mod trust;

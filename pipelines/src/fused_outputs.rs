@@ -7,7 +7,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::progress::operate::FrontierInterest;
 use twinflow_engine::catalog::AssetId;
 use twinflow_engine::time::Micros;
-use twinflow_operators::asset_models::Imputed;
+use twinflow_operators::asset_models::{Imputed, ModelAlarm};
 use twinflow_operators::fuse::{FusedRow, FusedValue};
 use twinflow_operators::trust::{SensorTrust, Suspect};
 
@@ -48,12 +48,14 @@ pub struct FusedOutputs<'s> {
     pub suspects: Stream<'s, Micros, Vec<Suspect>>,
     /// Per row, one record per imputed channel.
     pub imputed: Stream<'s, Micros, Vec<ImputedRecord>>,
+    /// Per row, the alarm its model raised, if any.
+    pub alarms: Stream<'s, Micros, Vec<ModelAlarm>>,
 }
 
 /// Splits fused rows into the records of their datasets.
 pub trait SplitFused<'s> {
     /// Passes each fused row on, and sends its fused quantities, trust
-    /// records, suspects and imputed channels as records of their own, at the row's time, in
+    /// records, suspects, imputed channels and model alarms as records of their own, at the row's time, in
     /// the rows' order (and each row's: quantities, trust records and
     /// suspects in their order in the row).
     ///
@@ -128,6 +130,7 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
         let (mut trust_out, trust) = builder.new_output::<Vec<TrustRecord>>();
         let (mut suspects_out, suspects) = builder.new_output::<Vec<Suspect>>();
         let (mut imputed_out, imputed) = builder.new_output::<Vec<ImputedRecord>>();
+        let (mut alarms_out, alarms) = builder.new_output::<Vec<ModelAlarm>>();
         builder.build(move |_capabilities| {
             move |_frontiers| {
                 let mut rows_out = rows_out.activate();
@@ -135,9 +138,10 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
                 let mut trust_out = trust_out.activate();
                 let mut suspects_out = suspects_out.activate();
                 let mut imputed_out = imputed_out.activate();
+                let mut alarms_out = alarms_out.activate();
                 input.for_each(|time, batch| {
                     let (mut fused, mut trust, mut suspects) = (Vec::new(), Vec::new(), Vec::new());
-                    let mut imputed = Vec::new();
+                    let (mut imputed, mut alarms) = (Vec::new(), Vec::new());
                     for row in batch.iter() {
                         let (asset, start_us) = (row.asset(), row.start_us());
                         fused.extend(row.values.iter().enumerate().filter_map(|(q, v)| {
@@ -159,11 +163,13 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
                             start_us,
                             imputed,
                         }));
+                        alarms.extend(row.surprise.as_ref().and_then(|s| s.alarm.clone()));
                     }
                     fused_out.give(&time, &mut fused);
                     trust_out.give(&time, &mut trust);
                     suspects_out.give(&time, &mut suspects);
                     imputed_out.give(&time, &mut imputed);
+                    alarms_out.give(&time, &mut alarms);
                     rows_out.give(&time, batch);
                 });
             }
@@ -174,6 +180,7 @@ impl<'s> SplitFused<'s> for Stream<'s, Micros, Vec<FusedRow>> {
             trust,
             suspects,
             imputed,
+            alarms,
         }
     }
 }

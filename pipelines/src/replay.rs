@@ -134,6 +134,9 @@ pub struct Summary {
     /// verification for `clock_ahead`).
     #[serde(default)]
     pub suspects: u64,
+    /// Alarms of the asset models' `model_nll` detector in `flags/`.
+    #[serde(default)]
+    pub model_alarms: u64,
     /// Assets in the final twin view (step V).
     pub assets_in_view: u64,
     /// Rows quarantined, in all and per reason.
@@ -182,6 +185,7 @@ struct WorkerTotals {
     sum_fused_temperature: ExactSum,
     flags: u64,
     suspects: u64,
+    model_alarms: u64,
     assets_in_view: u64,
     /// The files the worker committed, for the manifest.
     committed: Vec<Committed>,
@@ -204,6 +208,7 @@ impl WorkerTotals {
             .merge(&other.sum_fused_temperature);
         self.flags += other.flags;
         self.suspects += other.suspects;
+        self.model_alarms += other.model_alarms;
         self.assets_in_view += other.assets_in_view;
         self.committed.extend_from_slice(&other.committed);
         self.unauthenticated += other.unauthenticated;
@@ -614,16 +619,18 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
                         }));
                 }
                 let counts = Rc::clone(&totals);
-                flags.map(FlagRow::Anomaly).concat(suspects).write_part(
-                    Rc::clone(&parts.flags),
-                    move |flag| {
+                flags
+                    .map(FlagRow::Anomaly)
+                    .concat(suspects)
+                    .concat(fused.alarms.map(FlagRow::Model))
+                    .write_part(Rc::clone(&parts.flags), move |flag| {
                         let mut totals = counts.borrow_mut();
                         match flag {
                             FlagRow::Anomaly(_) => totals.flags += 1,
                             FlagRow::Suspect(_) => totals.suspects += 1,
+                            FlagRow::Model(_) => totals.model_alarms += 1,
                         }
-                    },
-                );
+                    });
 
                 // V
                 let places = layout.hierarchy.places(scope);
@@ -699,6 +706,7 @@ pub(crate) fn run(pipeline: &Pipeline, options: &ReplayOptions) -> Result<Option
         sum_fused_temperature: total.sum_fused_temperature.value(),
         flags: total.flags,
         suspects: total.suspects,
+        model_alarms: total.model_alarms,
         assets_in_view: total.assets_in_view,
         quarantined: total.quarantined_by_reason.values().sum(),
         quarantined_by_reason: total.quarantined_by_reason,

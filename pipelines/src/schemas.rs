@@ -25,6 +25,7 @@ use twinflow_engine::sensor_checks::SeqGap;
 use twinflow_engine::sink::PartWriter;
 use twinflow_engine::time::Micros;
 use twinflow_operators::align::{AlignedRow, AlignedValue};
+use twinflow_operators::asset_models::{MODEL_NLL, ModelAlarm};
 use twinflow_operators::detect::Flag;
 use twinflow_operators::fuse::FusedRow;
 use twinflow_operators::trust::Suspect;
@@ -246,7 +247,12 @@ pub fn trust_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
 pub enum FlagRow {
     Anomaly(Flag<SensorId>),
     Suspect(Suspect),
+    /// A channel that keeps not fitting its asset's model (`model_nll`).
+    Model(ModelAlarm),
 }
+
+/// What `flags/`'s `reason` says of a `model_nll` alarm.
+pub const CROSS_CHANNEL_REASON: &str = "cross_channel";
 
 /// What `flags/`'s `detector` says of a sensor suspect.
 pub const SENSOR_SUSPECT: &str = "sensor_suspect";
@@ -259,6 +265,7 @@ impl FlagRow {
         match self {
             FlagRow::Anomaly(f) => f.key,
             FlagRow::Suspect(s) => s.sensor,
+            FlagRow::Model(m) => m.sensor,
         }
     }
 
@@ -266,6 +273,7 @@ impl FlagRow {
         match self {
             FlagRow::Anomaly(f) => f.start_us,
             FlagRow::Suspect(s) => s.start_us,
+            FlagRow::Model(m) => m.start_us,
         }
     }
 }
@@ -299,6 +307,7 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                 flags.iter().map(|f| match f {
                     FlagRow::Anomaly(_) => detector.as_str(),
                     FlagRow::Suspect(_) => SENSOR_SUSPECT,
+                    FlagRow::Model(_) => MODEL_NLL,
                 }),
             )
             .code(
@@ -306,6 +315,7 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                 flags.iter().map(|f| match f {
                     FlagRow::Anomaly(_) => ANOMALY_REASON,
                     FlagRow::Suspect(s) => s.reason.code(),
+                    FlagRow::Model(_) => CROSS_CHANNEL_REASON,
                 }),
             )
             .f64_opt(
@@ -313,6 +323,7 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                 flags.iter().map(|f| match f {
                     FlagRow::Anomaly(a) => Some(a.value),
                     FlagRow::Suspect(s) => s.value,
+                    FlagRow::Model(m) => m.value,
                 }),
             )
             .f64(
@@ -320,6 +331,7 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                 flags.iter().map(|f| match f {
                     FlagRow::Anomaly(a) => a.score,
                     FlagRow::Suspect(s) => s.score,
+                    FlagRow::Model(m) => m.score,
                 }),
             )
             .utf8_opt(
@@ -327,6 +339,7 @@ pub fn flags_writer(out: &Path, worker: usize, layout: &Layout) -> Result<PartWr
                 flags.iter().map(|f| match f {
                     FlagRow::Anomaly(_) => None,
                     FlagRow::Suspect(s) => Some(s.evidence.as_str()),
+                    FlagRow::Model(m) => Some(m.evidence.as_str()),
                 }),
             )
             .finish()
