@@ -59,7 +59,7 @@ pub struct FusedRow {
     /// stage; see [`crate::asset_models`]).
     pub imputed: Vec<Imputed>,
     /// How well the window's channels fit together under the asset's model.
-    pub surprise: Option<WindowSurprise>,
+    pub surprise: Option<Box<WindowSurprise>>,
 }
 
 impl FusedRow {
@@ -287,8 +287,10 @@ impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
                             Some(model) => {
                                 let witnesses = model.witnesses(&row);
                                 let mut fused = asset.fusion.fuse(row, &witnesses);
-                                (fused.imputed, fused.surprise) =
+                                let (imputed, surprise) =
                                     model.conclude(&fused.row, &fused.values);
+                                fused.imputed = imputed;
+                                fused.surprise = surprise.map(Box::new);
                                 fused
                             }
                         }
