@@ -90,6 +90,7 @@ fn conditioning_and_fitting_match_numpy() {
         let options = GaussianOptions {
             half_life,
             shrinkage: Shrinkage::Fixed(0.0),
+            refresh_every: 1,
         };
         let mut model = OnlineGaussian::new(layout.clone(), options);
         let mut history = History::new(&layout);

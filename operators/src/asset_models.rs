@@ -127,10 +127,14 @@ pub struct ModelOptions {
 }
 
 impl Default for ModelOptions {
-    /// An online Gaussian; five minutes of warm-up; learns what is within 5 σ.
+    /// An online Gaussian (its joint worked out every 8 windows once it
+    /// has settled); five minutes of warm-up; learns what is within 5 σ.
     fn default() -> Self {
         ModelOptions {
-            source: ModelSource::Online(GaussianOptions::default()),
+            source: ModelSource::Online(GaussianOptions {
+                refresh_every: 8,
+                ..GaussianOptions::default()
+            }),
             shape: ModelShape::default(),
             warm_up: 300,
             learn_within: 5.0,

@@ -287,8 +287,7 @@ impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
                             Some(model) => {
                                 let witnesses = model.witnesses(&row);
                                 let mut fused = asset.fusion.fuse(row, &witnesses);
-                                let (imputed, surprise) =
-                                    model.conclude(&fused.row, &fused.values);
+                                let (imputed, surprise) = model.conclude(&fused.row, &fused.values);
                                 fused.imputed = imputed;
                                 fused.surprise = surprise.map(Box::new);
                                 fused

@@ -60,6 +60,9 @@ use super::{
 
 /// A variance's floor, relative to 1 + its channel's mean squared.
 const VARIANCE_FLOOR: f64 = 1e-12;
+/// Windows per state dimension after which the joint is worked out again
+/// only every [`GaussianOptions::refresh_every`] windows.
+const SETTLED_PER_DIMENSION: u64 = 20;
 
 /// How the covariance is shrunk toward its diagonal (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,6 +80,12 @@ pub struct GaussianOptions {
     /// forgets nothing.
     pub half_life: f64,
     pub shrinkage: Shrinkage,
+    /// Once the model has learnt from 20 windows per state dimension, the
+    /// mean and shrunk covariance it predicts with are worked out again
+    /// every this many windows rather than after each (1: after each). Its
+    /// predictions then lag the windows it learnt by fewer than this many,
+    /// and a saved model is read back as of its last window. Not saved.
+    pub refresh_every: u64,
 }
 
 impl Default for GaussianOptions {
@@ -85,6 +94,7 @@ impl Default for GaussianOptions {
         GaussianOptions {
             half_life: 3600.0,
             shrinkage: Shrinkage::Adaptive,
+            refresh_every: 1,
         }
     }
 }
@@ -248,7 +258,18 @@ impl OnlineGaussian {
         self.weight = weight;
         self.weight_squared = self.decay * self.decay * self.weight_squared + 1.0;
         self.absorbed += 1;
-        self.joint = self.shrunk();
+        // A window moves a well-learnt estimate by about 1/n: once the model
+        // has seen many windows, working the shrunk covariance out again
+        // (a d × d matrix and its factorisation) every few windows is
+        // enough, and was the model's largest cost in the dataflow.
+        let settled = self.absorbed >= SETTLED_PER_DIMENSION * self.mean.len() as u64;
+        if !settled
+            || self
+                .absorbed
+                .is_multiple_of(self.options.refresh_every.max(1))
+        {
+            self.joint = self.shrunk();
+        }
     }
 
     fn check_targets(&self, targets: &[usize]) -> Result<(), ModelError> {
@@ -304,6 +325,7 @@ impl OnlineGaussian {
             GaussianOptions {
                 half_life: settings[0],
                 shrinkage,
+                refresh_every: 1,
             },
         );
         model.mean = DVector::from_vec(store::take(&mut tensors, "mean", &[d], dir)?);

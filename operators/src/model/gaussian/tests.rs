@@ -23,6 +23,7 @@ fn exact(half_life: f64) -> GaussianOptions {
     GaussianOptions {
         half_life,
         shrinkage: Shrinkage::Fixed(0.0),
+        refresh_every: 1,
     }
 }
 
@@ -658,4 +659,41 @@ fn a_weak_pair_does_not_blur_a_close_coupling() {
         "variance {} times the noise's",
         ratio
     );
+}
+
+#[test]
+fn a_settled_model_works_out_its_joint_every_few_windows() {
+    // 2 channels, no lags: d = 2, settled after 40 windows.
+    let layout = layout(2, 0);
+    let lazy = GaussianOptions {
+        refresh_every: 8,
+        ..exact(f64::INFINITY)
+    };
+    let mut every = OnlineGaussian::new(layout.clone(), exact(f64::INFINITY));
+    let mut eighth = OnlineGaussian::new(layout.clone(), lazy);
+    let mut history = History::new(&layout);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let mut step = |every: &mut OnlineGaussian, eighth: &mut OnlineGaussian| {
+        let x = normal(&mut rng);
+        history.push(&[Some(x), Some(x + normal(&mut rng))]);
+        every.update(&history);
+        eighth.update(&history);
+    };
+    // Unsettled, both work it out after each window.
+    for _ in 0..39 {
+        step(&mut every, &mut eighth);
+        assert_eq!(every.joint(), eighth.joint());
+    }
+    // Settled: after 48 windows (a multiple of 8) they agree; after 49,
+    // the lazy one still predicts with the joint of 48.
+    for _ in 39..48 {
+        step(&mut every, &mut eighth);
+    }
+    assert_eq!(every.joint(), eighth.joint());
+    let at_48 = eighth.joint().unwrap().clone();
+    step(&mut every, &mut eighth);
+    assert_eq!(eighth.joint().unwrap(), &at_48);
+    assert_ne!(every.joint().unwrap(), &at_48);
+    // What it learns is the same: mean and scatter are exact.
+    assert_eq!(every.mean(), eighth.mean());
 }
