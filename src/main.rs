@@ -198,8 +198,8 @@ enum Command {
     },
     /// Score a replay against the generator's truth and labels: fused RMSE and
     /// 95 % coverage per incident condition, sensor suspects' detection and
-    /// false alarms, and with a mask imputation on its hidden cells. Prints a
-    /// table and writes OUT/eval.json.
+    /// false alarms, model_nll alarms' detection and false alarms, and with a
+    /// mask imputation on its hidden cells. Prints a table and writes OUT/eval.json.
     Eval {
         /// The generator's output directory (truth.parquet, labels.csv, sensors.csv, ...).
         log: PathBuf,

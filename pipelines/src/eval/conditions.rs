@@ -106,6 +106,11 @@ impl Incidents {
         &self.by_sensor[sensor as usize]
     }
 
+    /// The asset-level incidents (bearing faults) of one asset, in start order.
+    pub fn of_asset(&self, asset: AssetId) -> &[Interval] {
+        &self.by_asset[asset as usize]
+    }
+
     /// Every sensor's incidents.
     pub fn by_sensor(&self) -> impl Iterator<Item = (SensorId, &[Interval])> {
         self.by_sensor

@@ -1,4 +1,4 @@
-//! What eval reads: the log's catalog, labels and truth, and the replay's windows, fused values and suspects.
+//! What eval reads: the log's catalog, labels and truth, and the replay's windows, fused values, suspects and alarms.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,10 @@ use twinflow_operators::trust::TrustState;
 
 use super::WINDOW_US;
 use super::conditions::Incidents;
-use crate::dataset::{counts, floats, ints, required, scan, scan_file, strings};
+use super::model_nll::MODEL_NLL;
+use crate::dataset::{counts, floats, ints, required, scan, scan_file, string_at, strings};
 use crate::schemas::SENSOR_SUSPECT;
+use crate::twinbench::IncidentKind;
 use crate::twinbench::labels::{LABELS_FILE, read_labels};
 use crate::twinbench::truth::TRUTH_FILE;
 
@@ -91,6 +93,15 @@ pub struct SuspectFlag {
     pub reason: String,
 }
 
+/// One `model_nll` row of `flags/`: an alarm raised on an asset, at its onset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    pub asset: AssetId,
+    /// The sensor of the channel that stood out most.
+    pub sensor: SensorId,
+    pub start_us: Micros,
+}
+
 /// Everything eval scores, read and indexed by the catalog's ids.
 #[derive(Debug)]
 pub struct Inputs {
@@ -103,11 +114,14 @@ pub struct Inputs {
     pub redundancy: Redundancy,
     pub incidents: Incidents,
     pub truth: Truth,
-    /// Windows of redundant sensors only, by sensor and window start.
+    /// Windows of redundant sensors and of sensors with a drift label (whose
+    /// onset they show), by sensor and window start.
     pub windows: FxHashMap<(SensorId, Micros), WindowMean>,
     pub fused: Vec<FusedEstimate>,
     /// In sensor, then window order.
     pub suspects: Vec<SuspectFlag>,
+    /// The `model_nll` detector's alarms, in asset, then window order.
+    pub alarms: Vec<Alarm>,
     /// The windows in which fusion held each sensor excluded (`trust/`).
     pub excluded: FxHashSet<(SensorId, Micros)>,
 }
@@ -134,19 +148,27 @@ impl Inputs {
         stage("truth");
         let truth = read_truth(&log.join(TRUTH_FILE), &catalog, &alignment)?;
         stage("windows");
-        let mut redundant = vec![false; catalog.sensors().len()];
+        let mut keep = vec![false; catalog.sensors().len()];
         for asset in 0..catalog.assets().len() {
             for group in redundancy.groups(asset as AssetId) {
                 for member in &group.members {
-                    redundant[member.sensor as usize] = true;
+                    keep[member.sensor as usize] = true;
                 }
             }
         }
-        let windows = read_windows(&out.join("windows"), &catalog, &redundant)?;
+        for (sensor, incidents) in incidents.by_sensor() {
+            if incidents
+                .iter()
+                .any(|i| i.kind == IncidentKind::Drift.name())
+            {
+                keep[sensor as usize] = true;
+            }
+        }
+        let windows = read_windows(&out.join("windows"), &catalog, &keep)?;
         stage("fused values");
         let fused = read_fused(&out.join("fused"), &catalog, &redundancy)?;
         stage("flags");
-        let suspects = read_suspects(&out.join("flags"), &catalog)?;
+        let (suspects, alarms) = read_flags(&out.join("flags"), &catalog)?;
         stage("trust");
         let excluded = read_exclusions(&out.join("trust"), &catalog)?;
         Ok(Inputs {
@@ -160,6 +182,7 @@ impl Inputs {
             windows,
             fused,
             suspects,
+            alarms,
             excluded,
         })
     }
@@ -329,17 +352,20 @@ fn read_fused(
     Ok(fused)
 }
 
-fn read_suspects(dir: &Path, catalog: &Catalog) -> Result<Vec<SuspectFlag>> {
+/// The `sensor_suspect` and `model_nll` rows of `flags/`; other detectors' are skipped.
+fn read_flags(dir: &Path, catalog: &Catalog) -> Result<(Vec<SuspectFlag>, Vec<Alarm>)> {
     require_dataset(dir)?;
-    let mut suspects = Vec::new();
-    let columns = ["sensor", "window_start_us", "detector", "reason"];
+    let (mut suspects, mut alarms) = (Vec::new(), Vec::new());
+    let columns = ["asset", "sensor", "window_start_us", "detector", "reason"];
     scan(dir, &columns, |path, batch| {
+        let asset = required(strings(batch, "asset"), path, "asset")?;
         let sensor = required(strings(batch, "sensor"), path, "sensor")?;
         let start = required(ints(batch, "window_start_us"), path, "window_start_us")?;
         let detector = required(strings(batch, "detector"), path, "detector")?;
         let reason = required(strings(batch, "reason"), path, "reason")?;
         for i in 0..batch.num_rows() {
-            if !detector.is_valid(i) || detector.value(i) != SENSOR_SUSPECT {
+            let detector = string_at(&detector, i);
+            if detector != Some(SENSOR_SUSPECT) && detector != Some(MODEL_NLL) {
                 continue;
             }
             if sensor.is_null(i) || start.is_null(i) {
@@ -348,21 +374,39 @@ fn read_suspects(dir: &Path, catalog: &Catalog) -> Result<Vec<SuspectFlag>> {
             let s = catalog
                 .sensor_id(sensor.value(i))
                 .ok_or_else(|| unknown(path, "sensor", sensor.value(i)))?;
+            if detector == Some(MODEL_NLL) {
+                let a = string_at(&asset, i).ok_or_else(|| not_null(path, "asset"))?;
+                let a = catalog
+                    .asset_id(a)
+                    .ok_or_else(|| unknown(path, "asset", a))?;
+                if catalog.asset_of(s) != a {
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "a {MODEL_NLL} alarm on asset {:?} names sensor {:?} of another asset",
+                            asset.value(i),
+                            sensor.value(i)
+                        ),
+                    ));
+                }
+                alarms.push(Alarm {
+                    asset: a,
+                    sensor: s,
+                    start_us: start.value(i),
+                });
+                continue;
+            }
             suspects.push(SuspectFlag {
                 sensor: s,
                 start_us: start.value(i),
-                reason: if reason.is_valid(i) {
-                    reason.value(i)
-                } else {
-                    ""
-                }
-                .to_owned(),
+                reason: string_at(&reason, i).unwrap_or("").to_owned(),
             });
         }
         Ok(())
     })?;
     suspects.sort_by_key(|s| (s.sensor, s.start_us));
-    Ok(suspects)
+    alarms.sort_by_key(|a| (a.asset, a.start_us, a.sensor));
+    Ok((suspects, alarms))
 }
 
 /// The (sensor, window) pairs `trust/` holds as `excluded`; none if the

@@ -247,12 +247,24 @@ fn coverage_rows(
     rows
 }
 
-/// Where a redundant sensor sits: its asset, channel and noise σ.
+/// Where a sensor sits: its asset, channel and noise σ.
 #[derive(Debug, Clone, Copy)]
-struct Placement {
+pub(super) struct Placement {
     asset: AssetId,
     slot: usize,
     sigma: f64,
+}
+
+impl Placement {
+    /// Where the catalog puts `sensor`.
+    pub(super) fn of(inputs: &Inputs, sensor: SensorId) -> Self {
+        let (asset, slot) = inputs.alignment.slot_of(sensor);
+        Placement {
+            asset,
+            slot,
+            sigma: inputs.catalog.sensor(sensor).sigma,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -344,7 +356,7 @@ pub fn detection(inputs: &Inputs) -> Vec<DetectionRow> {
 /// When a drift becomes visible: the first window of the incident whose
 /// mean strays more than 3σ from the truth (its start, or the incident's if
 /// later); `None` if none does.
-fn drift_onset(
+pub(super) fn drift_onset(
     inputs: &Inputs,
     sensor: SensorId,
     placement: Placement,
@@ -363,7 +375,7 @@ fn drift_onset(
         .map(|start| start.max(incident.start_us))
 }
 
-fn median(values: &mut [f64]) -> Option<f64> {
+pub(super) fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -46,6 +46,83 @@ pub struct Evaluation {
     /// [`crate::eval::imputation`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imputation: Option<Imputation>,
+    /// With `model_nll` alarms in `flags/`: how they match the incidents
+    /// (see [`crate::eval::model_nll`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_nll: Option<ModelNll>,
+}
+
+/// The `model_nll` detector's alarms against the labelled incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelNll {
+    /// Its rows in `flags/`: one per alarm, at its onset.
+    pub alarms: u64,
+    /// Per incident kind, then channels (`non_redundant`, `redundant`,
+    /// `asset`), in that order; forged, replayed and flooding left out.
+    pub detection: Vec<AlarmRow>,
+    pub false_alarms: FalseAlarms,
+    /// The issue's target, if the catalog has its channel.
+    pub target: Option<AlarmTarget>,
+}
+
+/// How the alarms met the incidents of one kind on one class of channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRow {
+    pub kind: String,
+    /// `non_redundant` (a sensor without a redundant twin), `redundant`, or
+    /// `asset` (an asset-level incident).
+    pub channels: String,
+    /// The incidents counted (drifts that never strayed 3σ aside).
+    pub incidents: u64,
+    /// Those with an alarm on their asset in a window from the one holding
+    /// their start to 60 s after their onset.
+    pub detected: u64,
+    /// `detected / incidents`.
+    pub share: Option<f64>,
+    /// Those with an alarm in that span naming their sensor (for a redundant
+    /// one, any sensor of its quantity); `null` for asset-level incidents.
+    pub named: Option<u64>,
+    /// `named / incidents`.
+    pub named_share: Option<f64>,
+    /// Median of (first alarm's window start − onset), at least 0, over the
+    /// detected incidents, in seconds.
+    pub median_delay_s: Option<f64>,
+    /// Drifts left out because their window means never strayed 3σ from the truth.
+    pub never_exceeded_3_sigma: u64,
+}
+
+/// `model_nll` alarms that no incident of their asset explains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalseAlarms {
+    /// Alarms whose window meets no incident of their asset stretched from 5 s
+    /// before its start to 60 s after its end (forged, replayed and flooding
+    /// explain none).
+    pub count: u64,
+    /// `count / asset_hours`.
+    pub per_asset_hour: Option<f64>,
+    /// The false alarms that met a forged, replayed or flooding attack on their
+    /// asset (which verification quarantines, so they do not explain them).
+    pub during_quarantined_attacks: u64,
+}
+
+/// The issue's target: incidents of `kinds` on `channel` alarmed within 60 s
+/// in at least `min_share` of them, at no more than
+/// `max_false_alarms_per_asset_hour`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmTarget {
+    pub channel: String,
+    pub kinds: Vec<String>,
+    pub incidents: u64,
+    pub detected: u64,
+    pub share: Option<f64>,
+    /// Those whose alarm also named the channel's sensor (not required).
+    pub named: u64,
+    pub named_share: Option<f64>,
+    pub min_share: f64,
+    pub false_alarms_per_asset_hour: Option<f64>,
+    pub max_false_alarms_per_asset_hour: f64,
+    /// Both met; `null` without such incidents (or without asset-hours).
+    pub met: Option<bool>,
 }
 
 /// Imputation on a mask's hidden cells: per channel, and pooled.
@@ -309,6 +386,9 @@ impl fmt::Display for Evaluation {
         if let Some(imputation) = &self.imputation {
             let _ = write!(text, "\n\n{imputation}");
         }
+        if let Some(model_nll) = &self.model_nll {
+            let _ = write!(text, "\n\n{model_nll}");
+        }
         f.write_str(&text)
     }
 }
@@ -390,6 +470,84 @@ impl fmt::Display for Imputation {
                 text,
                 "\n{} hidden cells had no truth and were left out",
                 self.without_truth
+            );
+        }
+        f.write_str(&text)
+    }
+}
+
+/// Per incident kind and channels: detected, named and delay; then false
+/// alarms and the target.
+impl fmt::Display for ModelNll {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "model_nll: {} alarms; an incident is detected by an alarm on its asset within 60 s of \
+             onset, named if one names its sensor (or a sensor of its redundant quantity)\n  \
+             {:<15}{:<15}{:>10}{:>10}{:>8}{:>7}{:>8}{:>14}",
+            self.alarms,
+            "kind",
+            "channels",
+            "incidents",
+            "detected",
+            "share",
+            "named",
+            "share",
+            "median delay"
+        );
+        for row in &self.detection {
+            let _ = write!(
+                text,
+                "  {:<15}{:<15}{:>10}{:>10}{:>8}{:>7}{:>8}{:>14}",
+                row.kind,
+                row.channels,
+                row.incidents,
+                row.detected,
+                percent(row.share),
+                row.named.map_or("-".into(), |n| n.to_string()),
+                percent(row.named_share),
+                row.median_delay_s
+                    .map_or("-".into(), |d| format!("{d:.1} s")),
+            );
+            if row.never_exceeded_3_sigma > 0 {
+                let _ = write!(text, "  ({} never strayed 3σ)", row.never_exceeded_3_sigma);
+            }
+            text.push('\n');
+        }
+        let alarms = &self.false_alarms;
+        let _ = write!(
+            text,
+            "false alarms: {} of {} alarms, {} per asset-hour ({} during forged, replayed or \
+             flooding attacks, which explain none)",
+            alarms.count,
+            self.alarms,
+            alarms
+                .per_asset_hour
+                .map_or("-".into(), |r| format!("{r:.3}")),
+            alarms.during_quarantined_attacks,
+        );
+        if let Some(target) = &self.target {
+            let _ = write!(
+                text,
+                "\ntarget: {} on {} alarmed within 60 s in ≥ {} of incidents ({} of {}, {}; \
+                 named {}), at ≤ {} false alarms per asset-hour ({}): {}",
+                target.kinds.join(" or "),
+                target.channel,
+                percent(Some(target.min_share)),
+                target.detected,
+                target.incidents,
+                percent(target.share),
+                target.named,
+                target.max_false_alarms_per_asset_hour,
+                target
+                    .false_alarms_per_asset_hour
+                    .map_or("-".into(), |r| format!("{r:.3}")),
+                match target.met {
+                    Some(true) => "met",
+                    Some(false) => "not met",
+                    None => "not judged (no such incidents)",
+                },
             );
         }
         f.write_str(&text)

@@ -11,14 +11,17 @@ use super::format::{group, number};
 
 /// Columns in this order (by key, then nested key); others after them in
 /// name order (JSON objects come back sorted by name).
-const COLUMN_ORDER: [&str; 12] = [
+const COLUMN_ORDER: [&str; 15] = [
     "kind",
+    "channels",
     "quantity",
     "condition",
     "windows",
     "incidents",
     "detected",
     "share",
+    "named",
+    "named_share",
     "median_delay_s",
     "fused",
     "sensor",
@@ -33,12 +36,18 @@ fn rank(key: &str) -> usize {
         .unwrap_or(COLUMN_ORDER.len())
 }
 
-/// The sections of eval.json in the order shown, with their headings.
-const SECTIONS: [(&str, &str); 4] = [
-    ("rmse", "Fused RMSE against the truth"),
-    ("coverage", "95 % interval coverage"),
-    ("detection", "Detection of sensor incidents"),
-    ("false_suspects", "False suspects"),
+/// The sections of eval.json in the order shown (by JSON pointer), with their headings.
+const SECTIONS: [(&str, &str); 7] = [
+    ("/rmse", "Fused RMSE against the truth"),
+    ("/coverage", "95 % interval coverage"),
+    ("/detection", "Detection of sensor incidents"),
+    ("/false_suspects", "False suspects"),
+    (
+        "/model_nll/detection",
+        "model_nll alarms within 60 s of incidents",
+    ),
+    ("/model_nll/false_alarms", "model_nll false alarms"),
+    ("/model_nll/target", "model_nll target"),
 ];
 
 /// The eval section (eval.json, or why it could not be read), or nothing
@@ -61,8 +70,8 @@ pub(crate) fn eval_section(eval: Option<&Result<Value, String>>) -> Markup {
 fn tables(eval: &Value) -> Markup {
     html! {
             p.note { "From eval.json, written by twinflow eval against the generator's truth and labels." }
-            @for (key, title) in SECTIONS {
-                @if let Some(value) = eval.get(key) {
+            @for (pointer, title) in SECTIONS {
+                @if let Some(value) = eval.pointer(pointer).filter(|v| !v.is_null()) {
                     h3 { (title) }
                     (any(value))
                 }
@@ -142,6 +151,11 @@ fn cell(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Number(n) => figure(n),
         Value::Bool(b) => b.to_string(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
         Value::Array(_) | Value::Object(_) => value.to_string(),
     }
 }

@@ -486,6 +486,46 @@ fn eval_json_is_shown_as_tables() {
 }
 
 #[test]
+fn model_nll_figures_of_eval_json_are_shown() {
+    let out = station("eval-nll", false);
+    std::fs::write(
+        out.join("eval.json"),
+        r#"{"detection": [],
+            "model_nll": {"alarms": 12,
+              "detection": [{"kind": "bias", "channels": "non_redundant", "incidents": 4,
+                             "detected": 3, "share": 0.75, "named": 2, "named_share": 0.5,
+                             "median_delay_s": 4.5, "never_exceeded_3_sigma": 0},
+                            {"kind": "bearing_fault", "channels": "asset", "incidents": 1,
+                             "detected": 1, "share": 1.0, "named": null}],
+              "false_alarms": {"count": 2, "per_asset_hour": 0.125,
+                               "during_quarantined_attacks": 1},
+              "target": {"channel": "current", "kinds": ["bias", "false_data"],
+                         "met": false}}}"#,
+    )
+    .unwrap();
+    let page = std::fs::read_to_string(write_report(&out).unwrap()).unwrap();
+    let eval = between(&page, "<section id=\"eval\"", "</section>");
+    assert!(eval.contains("<h3>model_nll alarms within 60 s of incidents</h3>"));
+    let alarms = between(eval, "<h3>model_nll alarms", "</table>");
+    assert!(
+        alarms.contains(
+            "<tr><th>kind</th><th>channels</th><th>incidents</th><th>detected</th>\
+             <th>share</th><th>named</th><th>named share</th><th>median delay s</th>"
+        ),
+        "{alarms}"
+    );
+    assert!(alarms.contains(
+        "<tr><td>bias</td><td>non_redundant</td><td class=\"n\">4</td><td class=\"n\">3</td>\
+         <td class=\"n\">0.7500</td><td class=\"n\">2</td><td class=\"n\">0.5000</td>\
+         <td class=\"n\">4.500</td>"
+    ));
+    assert!(eval.contains("<dt>during quarantined attacks</dt><dd>1</dd>"));
+    assert!(eval.contains("<dt>kinds</dt><dd>bias, false_data</dd>"));
+    assert!(eval.contains("<dt>met</dt><dd>false</dd>"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn the_catalog_beside_the_log_names_each_sensors_quantity() {
     let dir = std::env::temp_dir().join(format!("twinflow-report-{}-catalog", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
