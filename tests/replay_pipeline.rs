@@ -296,6 +296,12 @@ fn read_views(out: &Path, channels: &[String], quantities: &[String]) -> BTreeMa
         columns.push((format!("{c}_weight"), DataType::Float64));
         columns.push((format!("{c}_state"), DataType::Utf8));
     }
+    // The estimate of each channel not measured in the latest window.
+    for c in channels {
+        columns.push((format!("{c}_imputed"), DataType::Float64));
+        columns.push((format!("{c}_imputed_sigma"), DataType::Float64));
+        columns.push((format!("{c}_imputed_by"), DataType::Utf8));
+    }
     // When each channel's sensor was last seen, and how long before the view's window.
     for c in channels {
         columns.push((format!("{c}_last_seen_us"), DataType::Int64));

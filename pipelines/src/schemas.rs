@@ -522,6 +522,29 @@ impl Layout {
                     trust.iter().map(|t| t.map(|t| t.state.code())),
                 );
         }
+        // The model's (or fusion's) estimate of each channel not measured
+        // in the latest window, beside the spec's aligned value.
+        let mut imputed = vec![vec![None; latest.len()]; self.channels.len()];
+        for (r, row) in latest.iter().enumerate() {
+            for i in &row.imputed {
+                imputed[i.slot][r] = Some(*i);
+            }
+        }
+        for (channel, values) in self.channels.iter().zip(&imputed) {
+            columns
+                .f64_opt(
+                    &format!("{channel}_imputed"),
+                    values.iter().map(|v| v.map(|i| i.value)),
+                )
+                .f64_opt(
+                    &format!("{channel}_imputed_sigma"),
+                    values.iter().map(|v| v.map(|i| i.variance.sqrt())),
+                )
+                .code_opt(
+                    &format!("{channel}_imputed_by"),
+                    values.iter().map(|v| v.map(|i| i.by.name())),
+                );
+        }
         // When each sensor was last seen, and how long before the latest window.
         for (channel, values) in self.channels.iter().zip(&channels) {
             columns
