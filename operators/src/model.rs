@@ -32,7 +32,7 @@
 //! - [`gaussian::OnlineGaussian`]: one multivariate Gaussian over the state
 //!   (the channels at t, t−1, …, t−L), its mean and covariance kept online.
 //!   Predictions condition it exactly ([`conditional`]).
-//! - A mixture of such Gaussians over operating regimes (next): each
+//! - [`mixture::GaussianMixture`]: a mixture of such Gaussians over operating regimes: each
 //!   component keeps the same sufficient statistics and is conditioned by
 //!   the same [`conditional::Gaussian::condition`]; the components' weights
 //!   are reweighted by how well each explains the given values. Its
@@ -48,6 +48,7 @@
 
 pub mod conditional;
 pub mod gaussian;
+pub mod mixture;
 pub mod store;
 
 use std::path::Path;
@@ -64,6 +65,7 @@ use crate::align::Alignment;
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Gaussian,
+    Mixture,
 }
 
 /// One channel a model covers.
@@ -200,6 +202,20 @@ impl Layout {
         } else {
             self.smoothed[i - lagged].channel
         }
+    }
+
+    /// Refuses a target channel outside the layout or asked for twice.
+    pub(crate) fn check_targets(&self, targets: &[usize]) -> Result<(), ModelError> {
+        let channels = self.channel_count();
+        for (i, &t) in targets.iter().enumerate() {
+            if t >= channels || targets[..i].contains(&t) {
+                return Err(ModelError::BadChannel {
+                    channel: t,
+                    channels,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A window of this layout from values indexed like the alignment's channels.
@@ -541,6 +557,9 @@ pub fn load(dir: &Path) -> Result<Box<dyn AssetModel>, ModelError> {
     let manifest = store::read_manifest(dir)?;
     match manifest.kind {
         ModelKind::Gaussian => Ok(Box::new(gaussian::OnlineGaussian::load_with(
+            dir, &manifest,
+        )?)),
+        ModelKind::Mixture => Ok(Box::new(mixture::GaussianMixture::load_with(
             dir, &manifest,
         )?)),
     }
