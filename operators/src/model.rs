@@ -49,6 +49,8 @@
 pub mod conditional;
 pub mod gaussian;
 pub mod mixture;
+pub mod set;
+pub mod stationary;
 pub mod store;
 
 use std::path::Path;
@@ -265,6 +267,28 @@ impl History {
                 })
                 .collect(),
         }
+    }
+
+    /// A history holding `state` (in state order; see [`Layout`]), as if
+    /// every value had just been observed: e.g. a draw from a model's
+    /// stationary distribution to start a trajectory from.
+    pub fn with_state(layout: &Layout, state: &[f64]) -> Self {
+        assert_eq!(
+            state.len(),
+            layout.state_len(),
+            "a state of this layout has {} values",
+            layout.state_len()
+        );
+        let mut history = History::new(layout);
+        for (slot, &value) in history.state.iter_mut().zip(state) {
+            *slot = Some(value).filter(|v| v.is_finite());
+        }
+        history
+    }
+
+    /// Whether nothing is observed, at any lag or in any slow copy.
+    pub fn is_empty(&self) -> bool {
+        self.state.iter().all(Option::is_none)
     }
 
     /// Makes `window` the newest (lag 0) and ages the others by one; the
@@ -523,7 +547,9 @@ pub trait AssetModel: Send {
     /// predictive given the history so far (starting from `history`, which may
     /// be empty); the same `rng` state gives the same trajectory. This draws
     /// from the Gaussian with the predictive's mean and covariance: a model
-    /// whose predictive is not Gaussian overrides it.
+    /// whose predictive is not Gaussian overrides it. The Gaussian models
+    /// override it too, to damp the predictive's pull on the past so that a
+    /// long draw stays stationary (see [`stationary`]).
     fn sample(
         &self,
         rng: &mut dyn Rng,

@@ -51,8 +51,10 @@
 use std::path::Path;
 
 use nalgebra::{DMatrix, DVector};
+use rand::Rng;
 
 use super::conditional::{Gaussian, NotPositiveDefinite};
+use super::stationary::StationaryDraws;
 use super::store::{self, Manifest, Tensor};
 use super::{
     AssetModel, ChannelSurprise, History, Layout, LogLikelihood, ModelError, ModelKind, Prediction,
@@ -504,6 +506,33 @@ impl AssetModel for OnlineGaussian {
             total: density.log_density,
             channels,
         })
+    }
+
+    /// Draws each window from the predictive given a past that leaks
+    /// toward the model's mean, so that the chain of draws stays stationary
+    /// at the model's mean and variance (see [`super::stationary`]); from an
+    /// empty history, it starts from a state drawn from that chain's
+    /// stationary distribution.
+    fn sample(
+        &self,
+        rng: &mut dyn Rng,
+        history: &History,
+        windows: usize,
+    ) -> Result<Vec<Vec<f64>>, ModelError> {
+        history.check(&self.layout)?;
+        let draws = StationaryDraws::new(self.joint()?, &self.layout).map_err(singular)?;
+        let channels = self.layout.channel_count();
+        let mut state = if history.is_empty() {
+            draws.stationary_state(rng)
+        } else {
+            draws.state_of(history.state())
+        };
+        let mut trajectory = Vec::with_capacity(windows);
+        for _ in 0..windows {
+            state = draws.draw(rng, &draws.past_of(&state));
+            trajectory.push(state[..channels].to_vec());
+        }
+        Ok(trajectory)
     }
 
     fn save(&self, dir: &Path) -> Result<(), ModelError> {

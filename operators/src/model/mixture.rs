@@ -66,10 +66,11 @@ use std::path::Path;
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal, StandardUniform};
+use rand_distr::{Distribution, StandardUniform};
 
 use super::conditional::Gaussian;
 use super::gaussian::{Completed, GaussianOptions, OnlineGaussian, singular};
+use super::stationary::StationaryDraws;
 use super::store::{self, Manifest, Tensor};
 use super::{
     AssetModel, ChannelSurprise, History, Layout, LogLikelihood, ModelError, ModelKind, Prediction,
@@ -211,20 +212,30 @@ impl GaussianMixture {
         history.check(&self.layout)?;
         self.ready()?;
         let (given, values) = observed(history.state(), &[]);
-        let log_weights = self.log_weights();
-        let evidence = self
+        self.weights_given(&given, &values, &self.log_weights())
+    }
+
+    /// Each component's posterior weight given that the state coordinates
+    /// `given` hold `values`: ∝ πₖ Nₖ(values).
+    fn weights_given(
+        &self,
+        given: &[usize],
+        values: &[f64],
+        log_weights: &[f64],
+    ) -> Result<Vec<f64>, ModelError> {
+        let scores = self
             .components
             .iter()
-            .zip(&log_weights)
+            .zip(log_weights)
             .map(|(c, ln_pi)| {
-                let joint = c.joint()?;
-                let (_, evidence) = joint
-                    .condition_with_evidence(&given, &values, &[])
+                let (_, evidence) = c
+                    .joint()?
+                    .condition_with_evidence(given, values, &[])
                     .map_err(singular)?;
                 Ok(ln_pi + evidence)
             })
             .collect::<Result<Vec<f64>, ModelError>>()?;
-        Ok(normalised(&evidence))
+        Ok(normalised(&scores))
     }
 
     fn ready(&self) -> Result<(), ModelError> {
@@ -310,7 +321,7 @@ impl GaussianMixture {
         &self,
         history: &History,
         targets: &[usize],
-    ) -> Result<Vec<(f64, Gaussian)>, ModelError> {
+    ) -> Result<Vec<(usize, f64, Gaussian)>, ModelError> {
         history.check(&self.layout)?;
         self.layout.check_targets(targets)?;
         self.ready()?;
@@ -319,7 +330,7 @@ impl GaussianMixture {
         let log_weights = self.log_weights();
         let mut scores = Vec::with_capacity(self.components.len());
         let mut conditionals = Vec::with_capacity(self.components.len());
-        for (component, ln_pi) in self.components.iter().zip(&log_weights) {
+        for (k, (component, ln_pi)) in self.components.iter().zip(&log_weights).enumerate() {
             let Ok(joint) = component.joint() else {
                 continue;
             };
@@ -327,7 +338,7 @@ impl GaussianMixture {
                 .condition_with_evidence(&given, &values, targets)
                 .map_err(singular)?;
             scores.push(ln_pi + evidence);
-            conditionals.push(conditional);
+            conditionals.push((k, conditional));
         }
         if conditionals.is_empty() {
             return Err(ModelError::NotReady {
@@ -335,7 +346,11 @@ impl GaussianMixture {
                 needed: 2,
             });
         }
-        Ok(normalised(&scores).into_iter().zip(conditionals).collect())
+        Ok(normalised(&scores)
+            .into_iter()
+            .zip(conditionals)
+            .map(|(w, (k, conditional))| (k, w, conditional))
+            .collect())
     }
 
     /// The mixture saved in `dir`, which must be a Gaussian mixture.
@@ -401,6 +416,27 @@ fn absorb_all(components: &mut [OnlineGaussian], expectation: &Expectation) {
             None => component.fade(),
         }
     }
+}
+
+/// An index drawn with probabilities `weights` (which sum to 1).
+fn pick(weights: &[f64], rng: &mut dyn Rng) -> usize {
+    let u: f64 = StandardUniform.sample(rng);
+    let mut cumulative = 0.0;
+    weights
+        .iter()
+        .position(|w| {
+            cumulative += w;
+            u < cumulative
+        })
+        .unwrap_or(weights.len() - 1)
+}
+
+/// The index of the largest weight (the first of equals).
+fn pick_most(weights: &[f64]) -> usize {
+    (0..weights.len()).fold(
+        0,
+        |best, k| if weights[k] > weights[best] { k } else { best },
+    )
 }
 
 /// The observed coordinates of a state outside `excluded`, and their values.
@@ -537,8 +573,8 @@ impl AssetModel for GaussianMixture {
         let n = targets.len();
         let mean = parts
             .iter()
-            .fold(DVector::zeros(n), |m, (w, g)| m + &g.mean * *w);
-        let covariance = parts.iter().fold(DMatrix::zeros(n, n), |c, (w, g)| {
+            .fold(DVector::zeros(n), |m, (_, w, g)| m + &g.mean * *w);
+        let covariance = parts.iter().fold(DMatrix::zeros(n, n), |c, (_, w, g)| {
             let offset = &g.mean - &mean;
             c + (&g.covariance + &offset * offset.transpose()) * *w
         });
@@ -635,37 +671,43 @@ impl AssetModel for GaussianMixture {
         )
     }
 
-    /// Draws each window's component by its weight given the history so
-    /// far, then the window from that component's conditional.
+    /// Draws each window's component by its weight given the lags and slow
+    /// copies so far, then the window from that component's chain, whose
+    /// past leaks toward the component's mean so that it stays stationary
+    /// at the component's mean and variance (see [`super::stationary`]);
+    /// from an empty history, it starts in a component drawn by its weight,
+    /// from a state of that component's stationary chain.
     fn sample(
         &self,
         rng: &mut dyn Rng,
         history: &History,
         windows: usize,
     ) -> Result<Vec<Vec<f64>>, ModelError> {
+        history.check(&self.layout)?;
+        self.ready()?;
         let channels = self.layout.channel_count();
-        let every: Vec<usize> = (0..channels).collect();
-        let mut history = history.clone();
+        let draws = self
+            .components
+            .iter()
+            .map(|c| StationaryDraws::new(c.joint()?, &self.layout).map_err(singular))
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let log_weights = self.log_weights();
+        let mut state = if history.is_empty() {
+            let weights: Vec<f64> = log_weights.iter().map(|w| w.exp()).collect();
+            draws[pick(&weights, rng)].stationary_state(rng)
+        } else {
+            // What is not observed, at the most likely component's mean.
+            let k = pick_most(&self.responsibilities(history)?);
+            draws[k].state_of(history.state())
+        };
+        let past_coordinates: Vec<usize> = (channels..self.layout.state_len()).collect();
         let mut trajectory = Vec::with_capacity(windows);
         for _ in 0..windows {
-            history.push(&vec![None; channels]);
-            let parts = self.conditionals(&history, &every)?;
-            let u: f64 = StandardUniform.sample(&mut *rng);
-            let mut cumulative = 0.0;
-            let chosen = parts
-                .iter()
-                .find(|(w, _)| {
-                    cumulative += w;
-                    u < cumulative
-                })
-                .unwrap_or(&parts[parts.len() - 1]);
-            let factor = chosen.1.cholesky_factor().map_err(singular)?;
-            let z = DVector::from_fn(channels, |_, _| StandardNormal.sample(&mut *rng));
-            let window: Vec<f64> = (&chosen.1.mean + factor * z).iter().copied().collect();
-            for (c, &v) in window.iter().enumerate() {
-                history.set_current(c, Some(v));
-            }
-            trajectory.push(window);
+            // Every component's lags and slow copies are the same function of the state.
+            let past = draws[0].past_of(&state);
+            let weights = self.weights_given(&past_coordinates, &past, &log_weights)?;
+            state = draws[pick(&weights, rng)].draw(rng, &past);
+            trajectory.push(state[..channels].to_vec());
         }
         Ok(trajectory)
     }

@@ -59,6 +59,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod output;
 pub mod reference;
+pub mod synthesis;
 
 use std::path::PathBuf;
 
