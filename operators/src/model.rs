@@ -32,7 +32,8 @@
 //! - [`gaussian::OnlineGaussian`]: one multivariate Gaussian over the state
 //!   (the channels at t, t−1, …, t−L), its mean and covariance kept online.
 //!   Predictions condition it exactly ([`conditional`]).
-//! - [`mixture::GaussianMixture`]: a mixture of such Gaussians over operating regimes: each
+//! - [`mixture::GaussianMixture`]: a mixture of such Gaussians over
+//!   operating regimes (idle, ramp, load): each
 //!   component keeps the same sufficient statistics and is conditioned by
 //!   the same [`conditional::Gaussian::condition`]; the components' weights
 //!   are reweighted by how well each explains the given values. Its
@@ -45,6 +46,12 @@
 //!   trained network can serve every asset through a shared handle, and a
 //!   trained model may leave [`AssetModel::update`] a no-op. Batching
 //!   across assets is a method to add with a per-asset default.
+//!
+//! Both Gaussian models draw long trajectories through [`stationary`]: a
+//! chain of one-step draws whose past leaks just enough to keep the
+//! model's variance (a plant's level persists for minutes, and the fitted
+//! chain sits at a unit root). Trained models of every asset of a plant
+//! are saved together as a model [`set`].
 
 pub mod conditional;
 pub mod gaussian;

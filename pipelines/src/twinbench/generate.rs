@@ -183,7 +183,7 @@ pub(super) fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// An event waiting in the arrival buffer (also [`super::synthesize`]'s).
+/// An event waiting in the arrival buffer (also [`mod@super::synthesize`]'s).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LogEvent {
     pub(super) arrival_us: i64,

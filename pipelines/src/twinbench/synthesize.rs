@@ -7,7 +7,7 @@
 //! from their start; every asset's trajectory is drawn before the first
 //! event is written (8 bytes per channel and window: 29 MB for 200 assets
 //! and an hour). Each 1 s window then becomes readings as the
-//! generator's sensors take them ([`super::generate`]): every sensor samples
+//! generator's sensors take them ([`mod@super::generate`]): every sensor samples
 //! on its grid at its rated rate with a random phase, reading the window's
 //! value of its channel plus its own noise σ (the catalog's, clipped to
 //! ±4.5σ) — the redundant sensors of a fused quantity (a model channel named

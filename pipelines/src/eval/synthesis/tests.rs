@@ -80,7 +80,11 @@ fn moments_lag1_and_correlations_match_the_hand_computation() {
     // Correlation matrices [[1, 1], [1, 1]] and [[1, 0], [0, 1]]:
     // ‖Δ‖_F = √2, over 2 channels.
     close(score.real_correlation[0][1], 1.0, "real correlation");
-    close(score.synthetic_correlation[0][1], 0.0, "synthetic correlation");
+    close(
+        score.synthetic_correlation[0][1],
+        0.0,
+        "synthetic correlation",
+    );
     close(
         score.correlation_difference,
         2.0f64.sqrt() / 2.0,
@@ -98,7 +102,9 @@ fn train_on_synthetic_scores_the_synthetic_law_on_the_real_last_40_percent() {
     // coefficients are 0. Trained on the real first 60 % (windows 1–29: the
     // first has no filter yet), the regression is exact; trained on the
     // synthetic windows it misses each real window by exactly 1.
-    let current: Vec<f64> = (0..50).map(|t| 20.0 + 10.0 * (t as f64 * 0.3).sin()).collect();
+    let current: Vec<f64> = (0..50)
+        .map(|t| 20.0 + 10.0 * (t as f64 * 0.3).sin())
+        .collect();
     let flow: Vec<f64> = (0..50).map(|t| 50.0 + (t * t % 17) as f64).collect();
     let law = |offset: f64| -> Vec<f64> {
         current
@@ -109,17 +115,41 @@ fn train_on_synthetic_scores_the_synthetic_law_on_the_real_last_40_percent() {
     };
     let names = ["temperature", "current", "flow"];
     let start = 1_767_225_600_000_000;
-    let real = [asset(&names, start, &[&all(&law(0.0)), &all(&current), &all(&flow)])];
-    let synthetic = [asset(&names, start, &[&all(&law(1.0)), &all(&current), &all(&flow)])];
-    let tstr = score(&synthetic, &real).unwrap().train_on_synthetic.unwrap();
+    let real = [asset(
+        &names,
+        start,
+        &[&all(&law(0.0)), &all(&current), &all(&flow)],
+    )];
+    let synthetic = [asset(
+        &names,
+        start,
+        &[&all(&law(1.0)), &all(&current), &all(&flow)],
+    )];
+    let tstr = score(&synthetic, &real)
+        .unwrap()
+        .train_on_synthetic
+        .unwrap();
     assert_eq!(
-        (tstr.synthetic_windows, tstr.real_train_windows, tstr.real_test_windows),
+        (
+            tstr.synthetic_windows,
+            tstr.real_train_windows,
+            tstr.real_test_windows
+        ),
         (49, 29, 20)
     );
-    assert!((tstr.tstr_rmse - 1.0).abs() < 1e-6, "TSTR {}", tstr.tstr_rmse);
+    assert!(
+        (tstr.tstr_rmse - 1.0).abs() < 1e-6,
+        "TSTR {}",
+        tstr.tstr_rmse
+    );
     assert!(tstr.trtr_rmse < 1e-6, "TRTR {}", tstr.trtr_rmse);
     assert_eq!(
         tstr.inputs,
-        ["current", "flow", "current_filtered_60", "current_filtered_300"]
+        [
+            "current",
+            "flow",
+            "current_filtered_60",
+            "current_filtered_300"
+        ]
     );
 }
