@@ -13,7 +13,7 @@ use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
 use twinflow::operators::kalman_fusion::KalmanOptions;
 use twinflow::operators::model::ModelKind;
-use twinflow::pipelines::eval::synthesis::evaluate_synthesis;
+use twinflow::pipelines::eval::synthesis::{SYNTHESIS_FILE, evaluate_synthesis};
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
@@ -509,6 +509,9 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             let score = evaluate_synthesis(&synthetic, &real)?;
             println!("{score}");
             eprintln!("wrote {}", score.write(&synthetic)?.display());
+            // Recorded in the replay's manifest, so `verify` knows it.
+            let by = format!("twinflow {} eval-synthesis", env!("CARGO_PKG_VERSION"));
+            record_files(&synthetic, &by, &[SYNTHESIS_FILE], None)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, public_key } => {
