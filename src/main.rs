@@ -13,13 +13,18 @@ use twinflow::engine::time::SECOND;
 use twinflow::engine::verify::Untagged;
 use twinflow::operators::asset_models::{ModelOptions, ModelSource};
 use twinflow::operators::kalman_fusion::KalmanOptions;
+use twinflow::operators::model::ModelKind;
+use twinflow::pipelines::eval::synthesis::{SYNTHESIS_FILE, evaluate_synthesis};
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
 use twinflow::pipelines::mask::generate::{MaskOptions, generate_mask};
 use twinflow::pipelines::pipeline::{FusionMethod, twinbench};
 use twinflow::pipelines::replay::ReplayOptions;
 use twinflow::pipelines::report::{REPORT_FILE, write_report};
 use twinflow::pipelines::show::{operator_table, twin_table};
-use twinflow::pipelines::twinbench::{GenerateOptions, IncidentRates, generate_with_rates};
+use twinflow::pipelines::train::{TrainOptions, train};
+use twinflow::pipelines::twinbench::{
+    GenerateOptions, IncidentRates, SynthesizeOptions, generate_with_rates, synthesize,
+};
 
 // Workers allocate and free many mid-sized buffers (batches, containers,
 // column builders); mimalloc's per-thread free lists serve them with less
@@ -216,6 +221,72 @@ enum Command {
         #[arg(long)]
         mask: Option<PathBuf>,
     },
+    /// Train a model of every asset on historical Parquet and save them as a
+    /// model set: MODEL/models.json and MODEL/<asset>/ (manifest.json,
+    /// parameters.safetensors), which `replay --model MODEL` and `synthesize`
+    /// load.
+    Train {
+        /// A replay's output directory (fused/ and aligned/ are read), or a
+        /// raw log, which is replayed first into a temporary directory.
+        #[arg(long)]
+        history: PathBuf,
+        #[arg(long, value_enum)]
+        model: ModelArg,
+        /// The model set's directory (new, empty, or an earlier model set's).
+        #[arg(long)]
+        out: PathBuf,
+        /// The catalog's directory (assets.csv, sensors.csv), when the replay
+        /// discovered its catalog from the log.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// The mixture's components (operating regimes).
+        #[arg(long, default_value_t = 3)]
+        components: usize,
+        /// The mixture's EM passes over the history.
+        #[arg(long, default_value_t = 5)]
+        passes: usize,
+        /// Threads training assets side by side (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Write a raw log in the TwinBench format drawn from a trained model set
+    /// (asset i runs the set's asset i mod its size), tagged with fresh keys
+    /// (keys.json beside it), with its catalog, the drawn values as
+    /// truth.parquet and no labels. It replays like any log.
+    Synthesize {
+        /// A model set (`twinflow train`'s output).
+        #[arg(long)]
+        model: PathBuf,
+        /// Number of assets (8 sensors each).
+        #[arg(long, default_value_t = 40)]
+        assets: usize,
+        /// Seconds of plant time.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the draws, the sensors' noise, arrival and keys.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Windows drawn and dropped per asset before the first written, so
+        /// the models' slow copies settle.
+        #[arg(long, default_value_t = 300)]
+        burn_in: usize,
+    },
+    /// Score a synthetic log against a real one, both replayed: per channel
+    /// mean, standard deviation and lag-1 autocorrelation, the cross-channel
+    /// correlation matrix, and a regression of temperature trained on the
+    /// synthetic windows and scored on the real ones (against the same trained
+    /// on the real first 60 %). Prints a table and writes SYNTHETIC/synthesis.json.
+    EvalSynthesis {
+        /// The replay output of the synthetic log.
+        #[arg(long)]
+        synthetic: PathBuf,
+        /// The replay output of the real log.
+        #[arg(long)]
+        real: PathBuf,
+    },
     /// Check a directory twinflow wrote against its history (DIR/_manifest.jsonl):
     /// one line per file modified, truncated, deleted or added, and per damage
     /// to the manifest; exits non-zero on any finding.
@@ -233,6 +304,14 @@ enum Command {
 enum FusionArg {
     Kalman,
     InverseVariance,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelArg {
+    /// One online Gaussian over the channels, their lags and slow copies.
+    Gaussian,
+    /// A mixture of such Gaussians over operating regimes.
+    Mixture,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -469,6 +548,84 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             })?;
             println!("{evaluation}");
             eprintln!("wrote {}", evaluation.write(&out)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            history,
+            model,
+            out,
+            catalog,
+            components,
+            passes,
+            threads,
+        } => {
+            if components == 0 {
+                return Err(twinflow::engine::Error::Config(
+                    "--components must be at least 1".into(),
+                ));
+            }
+            let kind = match model {
+                ModelArg::Gaussian => ModelKind::Gaussian,
+                ModelArg::Mixture => ModelKind::Mixture,
+            };
+            let defaults = TrainOptions::new(history, kind, out.clone());
+            let options = TrainOptions {
+                catalog,
+                components,
+                passes,
+                threads: threads.unwrap_or(defaults.threads),
+                progress: true,
+                ..defaults
+            };
+            let report = train(&options)?;
+            eprintln!(
+                "trained {} {:?} models on {} windows{} in {:.1} s; wrote {}",
+                report.assets,
+                kind,
+                report.windows,
+                if report.replayed {
+                    " (the log replayed first)"
+                } else {
+                    ""
+                },
+                report.elapsed_s,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Synthesize {
+            model,
+            assets,
+            seconds,
+            out,
+            seed,
+            burn_in,
+        } => {
+            let options = SynthesizeOptions {
+                seed,
+                burn_in,
+                progress: true,
+                ..SynthesizeOptions::new(model, assets, seconds, out.clone())
+            };
+            let report = synthesize(&options)?;
+            eprintln!(
+                "wrote {} events ({} late, {} clamped to the physical range) of {assets} assets \
+                 drawn from {} asset models to {}",
+                report.events,
+                report.late,
+                report.clamped,
+                report.models,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EvalSynthesis { synthetic, real } => {
+            let score = evaluate_synthesis(&synthetic, &real)?;
+            println!("{score}");
+            eprintln!("wrote {}", score.write(&synthetic)?.display());
+            // Recorded in the replay's manifest, so `verify` knows it.
+            let by = format!("twinflow {} eval-synthesis", env!("CARGO_PKG_VERSION"));
+            record_files(&synthetic, &by, &[SYNTHESIS_FILE], None)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, public_key } => {

@@ -32,7 +32,8 @@
 //! - [`gaussian::OnlineGaussian`]: one multivariate Gaussian over the state
 //!   (the channels at t, t−1, …, t−L), its mean and covariance kept online.
 //!   Predictions condition it exactly ([`conditional`]).
-//! - A mixture of such Gaussians over operating regimes (next): each
+//! - [`mixture::GaussianMixture`]: a mixture of such Gaussians over
+//!   operating regimes (idle, ramp, load): each
 //!   component keeps the same sufficient statistics and is conditioned by
 //!   the same [`conditional::Gaussian::condition`]; the components' weights
 //!   are reweighted by how well each explains the given values. Its
@@ -45,9 +46,18 @@
 //!   trained network can serve every asset through a shared handle, and a
 //!   trained model may leave [`AssetModel::update`] a no-op. Batching
 //!   across assets is a method to add with a per-asset default.
+//!
+//! Both Gaussian models draw long trajectories through [`stationary`]: a
+//! chain of one-step draws whose past leaks just enough to keep the
+//! model's variance (a plant's level persists for minutes, and the fitted
+//! chain sits at a unit root). Trained models of every asset of a plant
+//! are saved together as a model [`set`].
 
 pub mod conditional;
 pub mod gaussian;
+pub mod mixture;
+pub mod set;
+pub mod stationary;
 pub mod store;
 
 use std::path::Path;
@@ -64,6 +74,7 @@ use crate::align::Alignment;
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Gaussian,
+    Mixture,
 }
 
 impl ModelKind {
@@ -71,6 +82,7 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Gaussian => "gaussian",
+            ModelKind::Mixture => "mixture",
         }
     }
 }
@@ -211,6 +223,20 @@ impl Layout {
         }
     }
 
+    /// Refuses a target channel outside the layout or asked for twice.
+    pub(crate) fn check_targets(&self, targets: &[usize]) -> Result<(), ModelError> {
+        let channels = self.channel_count();
+        for (i, &t) in targets.iter().enumerate() {
+            if t >= channels || targets[..i].contains(&t) {
+                return Err(ModelError::BadChannel {
+                    channel: t,
+                    channels,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A window of this layout from values indexed like the alignment's channels.
     pub fn pick(&self, aligned: &[Option<f64>]) -> Vec<Option<f64>> {
         self.channels
@@ -258,6 +284,28 @@ impl History {
                 })
                 .collect(),
         }
+    }
+
+    /// A history holding `state` (in state order; see [`Layout`]), as if
+    /// every value had just been observed: e.g. a draw from a model's
+    /// stationary distribution to start a trajectory from.
+    pub fn with_state(layout: &Layout, state: &[f64]) -> Self {
+        assert_eq!(
+            state.len(),
+            layout.state_len(),
+            "a state of this layout has {} values",
+            layout.state_len()
+        );
+        let mut history = History::new(layout);
+        for (slot, &value) in history.state.iter_mut().zip(state) {
+            *slot = Some(value).filter(|v| v.is_finite());
+        }
+        history
+    }
+
+    /// Whether nothing is observed, at any lag or in any slow copy.
+    pub fn is_empty(&self) -> bool {
+        self.state.iter().all(Option::is_none)
     }
 
     /// Makes `window` the newest (lag 0) and ages the others by one; the
@@ -516,7 +564,9 @@ pub trait AssetModel: Send {
     /// predictive given the history so far (starting from `history`, which may
     /// be empty); the same `rng` state gives the same trajectory. This draws
     /// from the Gaussian with the predictive's mean and covariance: a model
-    /// whose predictive is not Gaussian overrides it.
+    /// whose predictive is not Gaussian overrides it. The Gaussian models
+    /// override it too, to damp the predictive's pull on the past so that a
+    /// long draw stays stationary (see [`stationary`]).
     fn sample(
         &self,
         rng: &mut dyn Rng,
@@ -550,6 +600,9 @@ pub fn load(dir: &Path) -> Result<Box<dyn AssetModel>, ModelError> {
     let manifest = store::read_manifest(dir)?;
     match manifest.kind {
         ModelKind::Gaussian => Ok(Box::new(gaussian::OnlineGaussian::load_with(
+            dir, &manifest,
+        )?)),
+        ModelKind::Mixture => Ok(Box::new(mixture::GaussianMixture::load_with(
             dir, &manifest,
         )?)),
     }

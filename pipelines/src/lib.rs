@@ -4,6 +4,7 @@
 //! its results back for people (`show`, `report`), and `eval`, which scores
 //! a replay against the generator's truth.
 
+pub mod asset_windows;
 pub mod columns;
 pub mod dataset;
 pub mod eval;
@@ -15,4 +16,5 @@ pub mod replay;
 pub mod report;
 pub mod schemas;
 pub mod show;
+pub mod train;
 pub mod twinbench;

@@ -75,11 +75,25 @@ impl Gaussian {
         values: &[f64],
         targets: &[usize],
     ) -> Result<Gaussian, NotPositiveDefinite> {
+        self.condition_with_evidence(given, values, targets)
+            .map(|(conditional, _)| conditional)
+    }
+
+    /// [`Gaussian::condition`], and the evidence: ln N(values; μ_g, Σ_gg),
+    /// the log density of what was given under its marginal (0 with nothing
+    /// given). The evidence comes from the same factor: with
+    /// a = L⁻¹ (x_g − μ_g) it is −½ (‖a‖² + g ln 2π) − Σ ln Lᵢᵢ.
+    pub fn condition_with_evidence(
+        &self,
+        given: &[usize],
+        values: &[f64],
+        targets: &[usize],
+    ) -> Result<(Gaussian, f64), NotPositiveDefinite> {
         debug_assert_eq!(given.len(), values.len());
         debug_assert!(targets.iter().all(|t| !given.contains(t)));
         let marginal = self.marginal(targets);
         if given.is_empty() {
-            return Ok(marginal);
+            return Ok((marginal, 0.0));
         }
         let given_cov = DMatrix::from_fn(given.len(), given.len(), |i, j| {
             self.covariance[(given[i], given[j])]
@@ -93,9 +107,11 @@ impl Gaussian {
         if !l.solve_lower_triangular_mut(&mut a) || !l.solve_lower_triangular_mut(&mut b) {
             return Err(NotPositiveDefinite);
         }
+        let evidence = -0.5 * (a.norm_squared() + given.len() as f64 * LN_2PI)
+            - l.diagonal().map(f64::ln).sum();
         let mean = marginal.mean + b.tr_mul(&a);
         let covariance = marginal.covariance - b.tr_mul(&b);
-        Ok(Gaussian { mean, covariance })
+        Ok((Gaussian { mean, covariance }, evidence))
     }
 
     /// The marginal distribution of `coordinates`.
@@ -180,6 +196,33 @@ mod tests {
         let c = example().condition(&[1, 2], &[1.0, 4.0], &[0]).unwrap();
         assert!((c.mean[0] - (1.0 - 1.5 / 5.75)).abs() < 1e-12);
         assert!((c.covariance[(0, 0)] - (4.0 - 9.0 / 5.75)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_evidence_is_the_log_density_of_what_was_given() {
+        // x2 = 5 under its marginal N(3, 2).
+        let (conditional, evidence) = example()
+            .condition_with_evidence(&[2], &[5.0], &[0])
+            .unwrap();
+        assert_eq!(
+            conditional,
+            example().condition(&[2], &[5.0], &[0]).unwrap()
+        );
+        let expected = -0.5 * (4.0 / 2.0 + LN_2PI + 2.0f64.ln());
+        assert!((evidence - expected).abs() < 1e-12);
+        let (_, evidence) = example()
+            .condition_with_evidence(&[1, 2], &[1.0, 4.0], &[0])
+            .unwrap();
+        let direct = example()
+            .marginal(&[1, 2])
+            .log_density(&DVector::from_vec(vec![1.0, 4.0]))
+            .unwrap()
+            .log_density;
+        assert!((evidence - direct).abs() < 1e-12);
+        assert_eq!(
+            example().condition_with_evidence(&[], &[], &[0]).unwrap().1,
+            0.0
+        );
     }
 
     #[test]

@@ -51,8 +51,10 @@
 use std::path::Path;
 
 use nalgebra::{DMatrix, DVector};
+use rand::Rng;
 
 use super::conditional::{Gaussian, NotPositiveDefinite};
+use super::stationary::StationaryDraws;
 use super::store::{self, Manifest, Tensor};
 use super::{
     AssetModel, ChannelSurprise, History, Layout, LogLikelihood, ModelError, ModelKind, Prediction,
@@ -117,6 +119,15 @@ pub struct OnlineGaussian {
     joint: Result<Gaussian, ModelError>,
 }
 
+/// A state ready to learn from: every value, the missing ones filled in
+/// (their coordinates and conditional covariance kept).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Completed {
+    pub(super) x: DVector<f64>,
+    pub(super) missing: Vec<usize>,
+    pub(super) covariance: DMatrix<f64>,
+}
+
 impl OnlineGaussian {
     /// A model that has learnt nothing yet. Panics on a half-life that is
     /// not positive or a fixed intensity outside [0, 1].
@@ -156,6 +167,12 @@ impl OnlineGaussian {
     /// How many windows it has learnt from.
     pub fn absorbed(&self) -> u64 {
         self.absorbed
+    }
+
+    /// W = Σ wᵢ: the decayed weight of every window learnt (in a mixture,
+    /// the component's share of the windows, its mixing weight unnormalised).
+    pub fn weight(&self) -> f64 {
+        self.weight
     }
 
     /// W²/W₂: how many equally weighted windows its estimate is worth.
@@ -237,27 +254,67 @@ impl OnlineGaussian {
         Ok(shrink(&|_, _| rho))
     }
 
-    /// Adds one state: `x` with, for values filled in by the model, their
-    /// coordinates and conditional covariance.
-    fn absorb(&mut self, x: &DVector<f64>, filled: Option<(&[usize], &DMatrix<f64>)>) {
+    /// The state of the newest window made ready to learn from (see the
+    /// module doc): as it is when complete; else, once the model has
+    /// absorbed as many windows as the state is long, with the missing
+    /// values filled in by their conditional mean given the observed ones;
+    /// `None` when it cannot be learnt from yet.
+    pub(super) fn complete(&self, state: &[Option<f64>]) -> Option<Completed> {
+        let (given, missing): (Vec<usize>, Vec<usize>) =
+            (0..state.len()).partition(|&i| state[i].is_some());
+        let values: Vec<f64> = given.iter().map(|&i| state[i].unwrap()).collect();
+        if missing.is_empty() {
+            return Some(Completed {
+                x: DVector::from_vec(values),
+                missing,
+                covariance: DMatrix::zeros(0, 0),
+            });
+        }
+        if self.absorbed < state.len() as u64 {
+            return None;
+        }
+        let filled = self
+            .joint()
+            .ok()?
+            .condition(&given, &values, &missing)
+            .ok()?;
+        let mut x = DVector::zeros(state.len());
+        for (&i, &v) in given.iter().zip(&values) {
+            x[i] = v;
+        }
+        for (k, &i) in missing.iter().enumerate() {
+            x[i] = filled.mean[k];
+        }
+        Some(Completed {
+            x,
+            missing,
+            covariance: filled.covariance,
+        })
+    }
+
+    /// Adds one completed state with weight `w` (1 for the online Gaussian,
+    /// a responsibility in a mixture). With W' = λW + w and δ = x − μ:
+    /// μ' = μ + (w / W') δ and S' = λ S + (λW w / W') (δ δᵀ + C), where C
+    /// is the filled values' conditional covariance (0 elsewhere), so the
+    /// scatter gains the expected outer product. With w = 0 the old
+    /// windows only fade.
+    pub(super) fn absorb(&mut self, completed: &Completed, w: f64) {
+        debug_assert!(w >= 0.0, "a window's weight is not negative");
         let old = self.decay * self.weight;
-        let weight = old + 1.0;
-        let delta = x - &self.mean;
-        self.mean.axpy(1.0 / weight, &delta, 1.0);
-        // S' = λ S + (λW / W') δ δᵀ (+ the filled values' conditional covariance).
-        let share = old / weight;
-        self.scatter *= self.decay;
-        self.scatter.ger(share, &delta, &delta, 1.0);
-        if let Some((coordinates, covariance)) = filled {
-            for (a, &i) in coordinates.iter().enumerate() {
-                for (b, &j) in coordinates.iter().enumerate() {
-                    self.scatter[(i, j)] += share * covariance[(a, b)];
+        self.decay_weights(w);
+        if w > 0.0 {
+            let weight = self.weight;
+            let delta = &completed.x - &self.mean;
+            self.mean.axpy(w / weight, &delta, 1.0);
+            let share = old * w / weight;
+            self.scatter.ger(share, &delta, &delta, 1.0);
+            for (a, &i) in completed.missing.iter().enumerate() {
+                for (b, &j) in completed.missing.iter().enumerate() {
+                    self.scatter[(i, j)] += share * completed.covariance[(a, b)];
                 }
             }
+            self.absorbed += 1;
         }
-        self.weight = weight;
-        self.weight_squared = self.decay * self.decay * self.weight_squared + 1.0;
-        self.absorbed += 1;
         // A window moves a well-learnt estimate by about 1/n: once the model
         // has seen many windows, working the shrunk covariance out again
         // (a d × d matrix and its factorisation) every few windows is
@@ -272,17 +329,18 @@ impl OnlineGaussian {
         }
     }
 
-    fn check_targets(&self, targets: &[usize]) -> Result<(), ModelError> {
-        let channels = self.layout.channel_count();
-        for (i, &t) in targets.iter().enumerate() {
-            if t >= channels || targets[..i].contains(&t) {
-                return Err(ModelError::BadChannel {
-                    channel: t,
-                    channels,
-                });
-            }
-        }
-        Ok(())
+    /// A window that is not this model's: the old windows fade, as they
+    /// would by [`OnlineGaussian::absorb`] with a weight of 0.
+    pub(super) fn fade(&mut self) {
+        self.decay_weights(0.0);
+        self.joint = self.shrunk();
+    }
+
+    /// W ← λW + w, W₂ ← λ²W₂ + w², S ← λS.
+    fn decay_weights(&mut self, w: f64) {
+        self.scatter *= self.decay;
+        self.weight_squared = self.decay * self.decay * self.weight_squared + w * w;
+        self.weight = self.decay * self.weight + w;
     }
 
     /// The model saved in `dir`, which must be an online Gaussian.
@@ -300,9 +358,72 @@ impl OnlineGaussian {
             )));
         }
         let layout = manifest.layout()?;
-        let d = layout.state_len();
         let mut tensors = store::read_tensors(dir)?;
-        let settings = store::take(&mut tensors, "settings", &[2], dir)?;
+        let options = GaussianOptions::from_tensor(&mut tensors, dir)?;
+        OnlineGaussian::from_tensors(layout, options, &mut tensors, "", dir)
+    }
+
+    /// The tensors of its statistics (`mean`, `scatter`, `weights`), their
+    /// names prefixed with `prefix`.
+    pub(super) fn to_tensors(&self, prefix: &str) -> Vec<Tensor> {
+        let d = self.layout.state_len();
+        vec![
+            Tensor::new(
+                &format!("{prefix}mean"),
+                vec![d],
+                self.mean.iter().copied().collect(),
+            ),
+            Tensor::new(
+                &format!("{prefix}scatter"),
+                vec![d, d],
+                self.scatter.transpose().iter().copied().collect(),
+            ),
+            Tensor::new(
+                &format!("{prefix}weights"),
+                vec![3],
+                vec![self.weight, self.weight_squared, self.absorbed as f64],
+            ),
+        ]
+    }
+
+    /// A model with the statistics [`OnlineGaussian::to_tensors`] wrote
+    /// under `prefix`, taken out of `tensors`.
+    pub(super) fn from_tensors(
+        layout: Layout,
+        options: GaussianOptions,
+        tensors: &mut Vec<Tensor>,
+        prefix: &str,
+        dir: &Path,
+    ) -> Result<Self, ModelError> {
+        let d = layout.state_len();
+        let mut model = OnlineGaussian::new(layout, options);
+        let mut take = |name: &str, shape: &[usize]| {
+            store::take(tensors, &format!("{prefix}{name}"), shape, dir)
+        };
+        model.mean = DVector::from_vec(take("mean", &[d])?);
+        model.scatter = DMatrix::from_row_slice(d, d, &take("scatter", &[d, d])?);
+        let weights = take("weights", &[3])?;
+        (model.weight, model.weight_squared) = (weights[0], weights[1]);
+        model.absorbed = weights[2] as u64;
+        model.joint = model.shrunk();
+        Ok(model)
+    }
+}
+
+impl GaussianOptions {
+    /// The `settings` tensor: the half-life and the fixed shrinkage
+    /// intensity (NaN for adaptive).
+    pub(super) fn to_tensor(self) -> Tensor {
+        let shrinkage = match self.shrinkage {
+            Shrinkage::Adaptive => f64::NAN,
+            Shrinkage::Fixed(rho) => rho,
+        };
+        Tensor::new("settings", vec![2], vec![self.half_life, shrinkage])
+    }
+
+    /// The options in the `settings` tensor, taken out of `tensors`.
+    pub(super) fn from_tensor(tensors: &mut Vec<Tensor>, dir: &Path) -> Result<Self, ModelError> {
+        let settings = store::take(tensors, "settings", &[2], dir)?;
         let shrinkage = if settings[1].is_nan() {
             Shrinkage::Adaptive
         } else {
@@ -320,22 +441,11 @@ impl OnlineGaussian {
                 settings[1]
             )));
         }
-        let mut model = OnlineGaussian::new(
-            layout,
-            GaussianOptions {
-                half_life: settings[0],
-                shrinkage,
-                refresh_every: 1,
-            },
-        );
-        model.mean = DVector::from_vec(store::take(&mut tensors, "mean", &[d], dir)?);
-        model.scatter =
-            DMatrix::from_row_slice(d, d, &store::take(&mut tensors, "scatter", &[d, d], dir)?);
-        let weights = store::take(&mut tensors, "weights", &[3], dir)?;
-        (model.weight, model.weight_squared) = (weights[0], weights[1]);
-        model.absorbed = weights[2] as u64;
-        model.joint = model.shrunk();
-        Ok(model)
+        Ok(GaussianOptions {
+            half_life: settings[0],
+            shrinkage,
+            refresh_every: 1,
+        })
     }
 }
 
@@ -352,36 +462,14 @@ impl AssetModel for OnlineGaussian {
         if history.check(&self.layout).is_err() || history.current().iter().all(Option::is_none) {
             return;
         }
-        let state = history.state();
-        let (given, missing): (Vec<usize>, Vec<usize>) =
-            (0..state.len()).partition(|&i| state[i].is_some());
-        let values: Vec<f64> = given.iter().map(|&i| state[i].unwrap()).collect();
-        if missing.is_empty() {
-            self.absorb(&DVector::from_vec(values), None);
-            return;
+        if let Some(completed) = self.complete(history.state()) {
+            self.absorb(&completed, 1.0);
         }
-        if self.absorbed < state.len() as u64 {
-            return;
-        }
-        let Ok(filled) = self
-            .joint()
-            .and_then(|joint| joint.condition(&given, &values, &missing).map_err(singular))
-        else {
-            return;
-        };
-        let mut x = DVector::zeros(state.len());
-        for (&i, &v) in given.iter().zip(&values) {
-            x[i] = v;
-        }
-        for (k, &i) in missing.iter().enumerate() {
-            x[i] = filled.mean[k];
-        }
-        self.absorb(&x, Some((&missing, &filled.covariance)));
     }
 
     fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError> {
         history.check(&self.layout)?;
-        self.check_targets(targets)?;
+        self.layout.check_targets(targets)?;
         let joint = self.joint()?;
         // Lag 0's state index of a channel is the channel itself.
         let (given, values): (Vec<usize>, Vec<f64>) = history
@@ -442,26 +530,36 @@ impl AssetModel for OnlineGaussian {
         })
     }
 
-    fn save(&self, dir: &Path) -> Result<(), ModelError> {
-        let d = self.layout.state_len();
-        let shrinkage = match self.options.shrinkage {
-            Shrinkage::Adaptive => f64::NAN,
-            Shrinkage::Fixed(rho) => rho,
+    /// Draws each window from the predictive given a past that leaks
+    /// toward the model's mean, so that the chain of draws stays stationary
+    /// at the model's mean and variance (see [`super::stationary`]); from an
+    /// empty history, it starts from a state drawn from that chain's
+    /// stationary distribution.
+    fn sample(
+        &self,
+        rng: &mut dyn Rng,
+        history: &History,
+        windows: usize,
+    ) -> Result<Vec<Vec<f64>>, ModelError> {
+        history.check(&self.layout)?;
+        let draws = StationaryDraws::new(self.joint()?, &self.layout).map_err(singular)?;
+        let channels = self.layout.channel_count();
+        let mut state = if history.is_empty() {
+            draws.stationary_state(rng)
+        } else {
+            draws.state_of(history.state())
         };
-        let tensors = [
-            Tensor::new("settings", vec![2], vec![self.options.half_life, shrinkage]),
-            Tensor::new("mean", vec![d], self.mean.iter().copied().collect()),
-            Tensor::new(
-                "scatter",
-                vec![d, d],
-                self.scatter.transpose().iter().copied().collect(),
-            ),
-            Tensor::new(
-                "weights",
-                vec![3],
-                vec![self.weight, self.weight_squared, self.absorbed as f64],
-            ),
-        ];
+        let mut trajectory = Vec::with_capacity(windows);
+        for _ in 0..windows {
+            state = draws.draw(rng, &draws.past_of(&state));
+            trajectory.push(state[..channels].to_vec());
+        }
+        Ok(trajectory)
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let mut tensors = vec![self.options.to_tensor()];
+        tensors.extend(self.to_tensors(""));
         store::save(
             dir,
             &Manifest::new(ModelKind::Gaussian, &self.layout),
@@ -470,7 +568,7 @@ impl AssetModel for OnlineGaussian {
     }
 }
 
-fn singular(_: NotPositiveDefinite) -> ModelError {
+pub(super) fn singular(_: NotPositiveDefinite) -> ModelError {
     ModelError::Singular
 }
 

@@ -102,6 +102,7 @@ pub mod metrics;
 pub mod model_nll;
 pub mod output;
 pub mod reference;
+pub mod synthesis;
 
 use std::path::{Path, PathBuf};
 

@@ -176,29 +176,29 @@ pub fn generate_with_rates(
     generator.finish()
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
+pub(super) fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),
     }
 }
 
-/// An event waiting in the arrival buffer.
+/// An event waiting in the arrival buffer (also [`mod@super::synthesize`]'s).
 #[derive(Debug, Clone, Copy)]
-struct LogEvent {
-    arrival_us: i64,
+pub(super) struct LogEvent {
+    pub(super) arrival_us: i64,
     /// The event time the event carries.
-    ts_us: i64,
+    pub(super) ts_us: i64,
     /// When it was sampled: `ts_us` but for a time-shifted reading. Arrival
     /// ties are broken by it, so a time shift moves no row of the log.
-    sampled_us: i64,
-    sensor: u32,
-    seq: u64,
-    value: f64,
-    quality: u8,
-    tag: Option<Tag>,
+    pub(super) sampled_us: i64,
+    pub(super) sensor: u32,
+    pub(super) seq: u64,
+    pub(super) value: f64,
+    pub(super) quality: u8,
+    pub(super) tag: Option<Tag>,
     /// Generation counter: the last tie-breaker, so the order is total.
-    order: u64,
+    pub(super) order: u64,
 }
 
 impl LogEvent {
@@ -699,7 +699,7 @@ impl Generator {
     }
 }
 
-fn write_event(writer: &mut RawLogWriter, plant: &Plant, e: &LogEvent) -> Result<()> {
+pub(super) fn write_event(writer: &mut RawLogWriter, plant: &Plant, e: &LogEvent) -> Result<()> {
     let sensor = e.sensor as usize;
     writer.push(&RawEvent {
         ts_us: e.ts_us,
@@ -718,13 +718,19 @@ fn write_event(writer: &mut RawLogWriter, plant: &Plant, e: &LogEvent) -> Result
 /// grid (`phase + k × period`), compressed `multiplier`-fold while it floods.
 /// All `rate × multiplier` samples fall inside the second, strictly increasing.
 #[inline]
-fn sample_time(start_us: i64, phase_us: i64, period_us: i64, multiplier: u32, k: i64) -> i64 {
+pub(super) fn sample_time(
+    start_us: i64,
+    phase_us: i64,
+    period_us: i64,
+    multiplier: u32,
+    k: i64,
+) -> i64 {
     start_us + (phase_us + k * period_us) / multiplier as i64
 }
 
 /// A standard normal draw clipped to ±[`NOISE_CLIP_SIGMAS`].
 #[inline]
-fn clipped_normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
+pub(super) fn clipped_normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
     rng.sample::<f64, _>(StandardNormal)
         .clamp(-NOISE_CLIP_SIGMAS, NOISE_CLIP_SIGMAS)
 }

@@ -88,7 +88,9 @@ pub mod keys;
 pub mod labels;
 pub mod plant;
 pub mod rng;
+pub mod synthesize;
 pub mod truth;
 
 pub use generate::{GenerateOptions, GenerateReport, generate, generate_with_rates};
 pub use incidents::{IncidentKind, IncidentRates};
+pub use synthesize::{SynthesizeOptions, SynthesizeReport, synthesize};

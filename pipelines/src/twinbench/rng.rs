@@ -23,6 +23,9 @@ pub enum Stream {
     /// Time-shift attacks: planned apart from the other incidents, so
     /// adding them left every other draw of a seed as it was.
     TimeShifts = 6,
+    /// Synthesis from trained models ([`mod@super::synthesize`]): each asset's
+    /// trajectory (the index says which asset).
+    Synthesis = 7,
 }
 
 /// The stream `which`, instance `index`, of the run seeded with `seed`.

@@ -1,0 +1,290 @@
+//! `twinflow train`: trains a model of every asset on a replay's output (a raw log is replayed first) and saves them as a model set ([`twinflow_operators::model::set`]).
+//!
+//! Each asset's windows ([`crate::asset_windows`]) are pushed in grid order
+//! into a [`History`] of its model's layout. The online Gaussian learns in
+//! that one pass, as it would inside the dataflow. The mixture keeps the
+//! history's states and is fitted by [`GaussianMixture::fit`]: a start from
+//! the complete states, then passes of EM over all of them. Assets are
+//! independent, so they are trained on several threads; each asset's model
+//! is the same whatever the threads.
+//!
+//! A raw log (a Parquet file, or a directory of them without `aligned/`) is
+//! replayed by the reference pipeline into a temporary directory, which is
+//! removed once read.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::DateTime;
+use indicatif::{ProgressBar, ProgressStyle};
+use twinflow_engine::error::{Error, Result};
+use twinflow_operators::asset_models::ModelShape;
+use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
+use twinflow_operators::model::mixture::{GaussianMixture, MixtureOptions};
+use twinflow_operators::model::set::{AssetEntry, MODELS_FILE, ModelSet, SET_FORMAT_VERSION};
+use twinflow_operators::model::{AssetModel, History, ModelError, ModelKind};
+
+use crate::asset_windows::{AssetWindows, is_replay_output, read_replay_windows};
+use crate::pipeline::twinbench;
+use crate::replay::ReplayOptions;
+
+/// What to train, on what, and where to put it.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// A replay's output directory, or a raw log.
+    pub history: PathBuf,
+    pub kind: ModelKind,
+    /// The model set's directory.
+    pub out: PathBuf,
+    /// The catalog's directory, when the replay's lineage names none.
+    pub catalog: Option<PathBuf>,
+    pub shape: ModelShape,
+    /// The Gaussian's options (each component's, in a mixture).
+    pub gaussian: GaussianOptions,
+    /// The mixture's components and EM passes.
+    pub components: usize,
+    pub passes: usize,
+    /// Threads training assets side by side.
+    pub threads: usize,
+    pub progress: bool,
+}
+
+impl TrainOptions {
+    /// The defaults: the reference pipeline's model shape, the models'
+    /// default options, 3 components and 5 passes, a thread per core.
+    pub fn new(history: impl Into<PathBuf>, kind: ModelKind, out: impl Into<PathBuf>) -> Self {
+        let mixture = MixtureOptions::default();
+        TrainOptions {
+            history: history.into(),
+            kind,
+            out: out.into(),
+            catalog: None,
+            shape: ModelShape::default(),
+            gaussian: mixture.gaussian,
+            components: mixture.components,
+            passes: 5,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            progress: false,
+        }
+    }
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    pub assets: usize,
+    /// Grid windows learnt from, over all assets.
+    pub windows: u64,
+    /// Whether the history was a raw log, replayed first.
+    pub replayed: bool,
+    pub elapsed_s: f64,
+}
+
+/// Trains every asset's model and writes the set (see the module doc).
+pub fn train(options: &TrainOptions) -> Result<TrainReport> {
+    let started = Instant::now();
+    check_out(&options.out)?;
+    let replayed = !is_replay_output(&options.history);
+    let scratch = replayed.then(|| {
+        std::env::temp_dir().join(format!(
+            "twinflow-train-{}-{}",
+            std::process::id(),
+            started.elapsed().as_nanos()
+        ))
+    });
+    let source = match &scratch {
+        Some(dir) => {
+            if options.progress {
+                eprintln!(
+                    "{} is not a replay's output: replaying it into {}",
+                    options.history.display(),
+                    dir.display()
+                );
+            }
+            twinbench().replay(&ReplayOptions {
+                progress: options.progress,
+                catalog: options.catalog.clone(),
+                ..ReplayOptions::new(&options.history, dir)
+            })?;
+            dir.clone()
+        }
+        None => options.history.clone(),
+    };
+    let read = read_replay_windows(&source, options.catalog.as_deref(), &options.shape);
+    if let Some(dir) = &scratch {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let history = read?;
+    if history.assets.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: no asset has a window to learn from",
+            options.history.display()
+        )));
+    }
+
+    let steps = match options.kind {
+        ModelKind::Gaussian => 1,
+        ModelKind::Mixture => options.passes as u64 + 1,
+    };
+    let bar = if options.progress {
+        ProgressBar::new(history.assets.len() as u64 * steps).with_style(
+            ProgressStyle::with_template(
+                "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
+            )
+            .expect("valid template"),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let models = train_assets(options, &history.assets, &bar)?;
+    bar.finish_and_clear();
+
+    let mut entries = Vec::with_capacity(models.len());
+    for (asset, model) in history.assets.iter().zip(&models) {
+        let entry = AssetEntry {
+            asset: asset.asset.clone(),
+            dir: AssetEntry::dir_name(&asset.asset).map_err(model_error)?,
+            channels: asset.layout.channels().to_vec(),
+            windows: asset.windows.len() as u64,
+        };
+        model
+            .save(&ModelSet::model_dir(&options.out, &entry))
+            .map_err(model_error)?;
+        entries.push(entry);
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let set = ModelSet {
+        format_version: SET_FORMAT_VERSION,
+        kind: options.kind,
+        trained_from: std::path::absolute(&options.history)
+            .unwrap_or_else(|_| options.history.clone())
+            .display()
+            .to_string(),
+        trained_at: now_utc(),
+        training: serde_json::json!({
+            "lags": options.shape.lags,
+            "smoothing_windows": options.shape.smoothing,
+            "half_life_windows": options.gaussian.half_life,
+            "components": (options.kind == ModelKind::Mixture).then_some(options.components),
+            "em_passes": (options.kind == ModelKind::Mixture).then_some(options.passes),
+            "replayed_first": replayed,
+            "catalog": history.catalog_dir.display().to_string(),
+            "elapsed_s": elapsed_s,
+        }),
+        assets: entries,
+    };
+    set.write(&options.out).map_err(model_error)?;
+    Ok(TrainReport {
+        assets: models.len(),
+        windows: history.assets.iter().map(|a| a.windows.len() as u64).sum(),
+        replayed,
+        elapsed_s,
+    })
+}
+
+/// An asset's model, or why it could not be trained.
+type Trained = Result<Box<dyn AssetModel>>;
+
+/// Trains each asset's model, on `options.threads` threads, in asset order.
+fn train_assets(
+    options: &TrainOptions,
+    assets: &[AssetWindows],
+    bar: &ProgressBar,
+) -> Result<Vec<Box<dyn AssetModel>>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Trained>>> =
+        Mutex::new((0..assets.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..options.threads.clamp(1, assets.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(asset) = assets.get(i) else {
+                        break;
+                    };
+                    let model = train_one(options, asset, bar)
+                        .map_err(|e| Error::Config(format!("training asset {}: {e}", asset.asset)));
+                    results.lock().expect("no thread panicked")[i] = Some(model);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no thread panicked")
+        .into_iter()
+        .map(|r| r.expect("every asset was trained"))
+        .collect()
+}
+
+/// One asset's model, learnt from its windows in grid order.
+fn train_one(
+    options: &TrainOptions,
+    asset: &AssetWindows,
+    bar: &ProgressBar,
+) -> std::result::Result<Box<dyn AssetModel>, ModelError> {
+    let layout = &asset.layout;
+    let mut history = History::new(layout);
+    match options.kind {
+        ModelKind::Gaussian => {
+            let mut model = OnlineGaussian::new(layout.clone(), options.gaussian);
+            for window in &asset.windows {
+                history.push(window);
+                model.update(&history);
+            }
+            bar.inc(1);
+            Ok(Box::new(model))
+        }
+        ModelKind::Mixture => {
+            let states: Vec<Vec<Option<f64>>> = asset
+                .windows
+                .iter()
+                .map(|window| {
+                    history.push(window);
+                    history.state().to_vec()
+                })
+                .collect();
+            bar.inc(1);
+            let mixture = MixtureOptions {
+                components: options.components,
+                gaussian: options.gaussian,
+                ..MixtureOptions::default()
+            };
+            let model =
+                GaussianMixture::fit(layout.clone(), mixture, &states, options.passes, || {
+                    bar.inc(1)
+                })?;
+            Ok(Box::new(model))
+        }
+    }
+}
+
+/// Refuses to write a model set over a directory that holds something else.
+fn check_out(out: &Path) -> Result<()> {
+    let Ok(mut entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    if entries.next().is_none() || out.join(MODELS_FILE).is_file() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{} holds files and no {MODELS_FILE}: give a new or empty directory, or a model set's",
+        out.display()
+    )))
+}
+
+fn model_error(e: ModelError) -> Error {
+    Error::Config(format!("model: {e}"))
+}
+
+/// Now, as an RFC 3339 UTC time to the second.
+fn now_utc() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    DateTime::from_timestamp(seconds, 0)
+        .unwrap_or(DateTime::UNIX_EPOCH)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
