@@ -626,6 +626,9 @@ impl AssetModelState {
             if value != raw.0 {
                 extrapolated.set(true);
             }
+            // The model's variance, grown by how far its predictions of this
+            // channel usually fall short (its z² over recent windows).
+            let variance = variance * self.alarm.usual(position).max(1.0);
             Some((value, variance, ImputedBy::Model(kind)))
         };
         let mut imputed = Vec::new();

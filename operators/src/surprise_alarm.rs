@@ -87,6 +87,14 @@ impl SurpriseAlarm {
         }
     }
 
+    /// How large a channel's z² usually is (1 for a model whose predictive
+    /// variance is exact; 1 before the channel was observed): the factor by
+    /// which the model's variance of that channel falls short.
+    pub fn usual(&self, channel: usize) -> f64 {
+        let c = &self.channels[channel];
+        if c.seen == 0 { 1.0 } else { c.usual }
+    }
+
     /// Takes one window's observed channels and their z; returns the alarm
     /// it raises, if any. A channel not observed keeps its CUSUM.
     pub fn observe(&mut self, observed: &[(usize, f64)]) -> Option<Raised> {

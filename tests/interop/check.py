@@ -362,6 +362,8 @@ channel_columns = [c for ch in channels for c in ((ch, "double"), (f"{ch}_source
 fused_view_columns = [c for q in quantities for c in ((f"fused_{q}", "double"), (f"fused_{q}_variance", "double"))]
 trust_view_columns = [c for ch in fused_channels
                       for c in ((f"{ch}_trust", "double"), (f"{ch}_weight", "double"), (f"{ch}_state", "string"))]
+imputed_view_columns = [c for ch in channels for c in ((f"{ch}_imputed", "double"), (f"{ch}_imputed_sigma", "double"),
+                                                       (f"{ch}_imputed_by", "string"))]
 seen_view_columns = [c for ch in channels for c in ((f"{ch}_last_seen_us", "int64"), (f"{ch}_staleness_us", "int64"))]
 SCHEMAS = {
     "aligned": [("asset", "string"), ("window_start_us", "int64"), ("window_end_us", "int64")] + channel_columns,
@@ -373,7 +375,7 @@ SCHEMAS = {
               ("evidence", "string")],
     "twins/assets": [("asset", "string"), ("line", "string"), ("site", "string"), ("window_start_us", "int64"),
                      ("flags", "uint64"), ("health", "string")] + channel_columns + fused_view_columns
-                    + trust_view_columns + seen_view_columns,
+                    + trust_view_columns + imputed_view_columns + seen_view_columns,
 }
 
 con.execute("CREATE MACRO differs(a, b) AS (a IS NULL) <> (b IS NULL) OR abs(a - b) > 1e-9 * greatest(abs(a), abs(b))")
