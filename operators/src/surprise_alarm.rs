@@ -63,9 +63,9 @@ pub struct SurpriseAlarm {
 /// An alarm raised in a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Raised {
-    /// The channel that crossed the threshold (the largest CUSUM if several did).
+    /// The channel standing out most in the window.
     pub channel: usize,
-    /// Its CUSUM.
+    /// The CUSUM that crossed the threshold (the largest, if several did).
     pub score: f64,
     /// Every observed channel's z in units of its usual size, largest first.
     pub standing: Vec<(usize, f64)>,
@@ -136,10 +136,13 @@ impl SurpriseAlarm {
                 }
             }
         }
-        let (channel, score) = crossed?;
+        let (_, score) = crossed?;
         standing.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        // The alarm names the channel standing out most now, which is not
+        // always the one whose sum crossed first: a lie on one channel
+        // makes those it couples with look off too, less so.
         Some(Raised {
-            channel,
+            channel: standing[0].0,
             score,
             standing,
         })
