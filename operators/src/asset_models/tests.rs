@@ -1,4 +1,5 @@
 //! The asset models' stage against hand-made plants whose couplings the tests know exactly.
+
 use twinflow_engine::catalog::{AssetRecord, SensorRecord};
 
 use super::*;
