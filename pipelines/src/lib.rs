@@ -12,6 +12,7 @@ pub mod fused_outputs;
 pub mod lineage;
 pub mod mask;
 pub mod pipeline;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod schemas;

@@ -871,12 +871,10 @@ impl ProgressReporter {
     fn start(total: u64, progress: Progress) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "replay {bar:40} {human_pos}/{human_len} rows ({per_sec}, eta {eta}) {msg}",
-                )
-                .expect("valid template"),
+            let bar = crate::progress::bar(
+                true,
+                total,
+                "replay {bar:40} {human_pos}/{human_len} rows ({per_sec}, eta {eta}) {msg}",
             );
             // Wakes every 200 ms to redraw, and at once when told to stop.
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::DateTime;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use twinflow_engine::error::{Error, Result};
 use twinflow_operators::asset_models::ModelShape;
 use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
@@ -128,16 +128,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         ModelKind::Gaussian => 1,
         ModelKind::Mixture => options.passes as u64 + 1,
     };
-    let bar = if options.progress {
-        ProgressBar::new(history.assets.len() as u64 * steps).with_style(
-            ProgressStyle::with_template(
-                "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
-            )
-            .expect("valid template"),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        options.progress,
+        history.assets.len() as u64 * steps,
+        "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
+    );
     let models = train_assets(options, &history.assets, &bar)?;
     bar.finish_and_clear();
 

@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -158,16 +157,11 @@ pub fn generate_with_rates(
     )?;
     let mut generator = Generator::new(opts, rates, plant, keys, writer, out)?;
 
-    let bar = if opts.progress {
-        ProgressBar::new(opts.seconds).with_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} s of plant time, eta {eta}",
-            )
-            .expect("valid template"),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        opts.progress,
+        opts.seconds,
+        "{elapsed_precise} [{bar:40}] {pos}/{len} s of plant time, eta {eta}",
+    );
     for second in 0..opts.seconds {
         generator.generate_second(second)?;
         bar.inc(1);

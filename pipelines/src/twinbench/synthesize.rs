@@ -30,7 +30,6 @@
 
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
 use twinflow_engine::auth::write_keys;
 use twinflow_engine::raw_log::RawLogWriter;
@@ -150,16 +149,11 @@ pub fn synthesize(options: &SynthesizeOptions) -> Result<SynthesizeReport> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let bar = if options.progress {
-        ProgressBar::new(options.seconds).with_style(
-            ProgressStyle::with_template(
-                "synthesize {elapsed_precise} [{bar:40}] {pos}/{len} s of plant time, eta {eta}",
-            )
-            .expect("valid template"),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        options.progress,
+        options.seconds,
+        "synthesize {elapsed_precise} [{bar:40}] {pos}/{len} s of plant time, eta {eta}",
+    );
     let mut buffer = ArrivalBuffer::new();
     let mut report = SynthesizeReport {
         models: models.len(),
