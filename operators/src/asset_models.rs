@@ -352,7 +352,6 @@ impl AssetModels {
             learn_within: self.options.learn_within,
             learnt: 0,
             outliers: Vec::new(),
-            nothing: History::new(&layout),
         }))
     }
 }
@@ -382,8 +381,6 @@ pub struct AssetModelState {
     learnt: u64,
     /// Layout positions that stood out in the last window.
     outliers: Vec<usize>,
-    /// A history with nothing observed: the model's marginals.
-    nothing: History,
     alarm: SurpriseAlarm,
     /// Per layout position, the sensor an alarm names.
     sensors: Vec<SensorId>,
@@ -507,8 +504,7 @@ impl AssetModelState {
         if !(value.is_finite() && variance.is_finite() && variance >= 0.0) {
             return None;
         }
-        let marginal = self.model.predict(&self.nothing, &[position]).ok()?;
-        let (mean, spread) = (marginal.mean[0], marginal.variance(0));
+        let (mean, spread) = self.model.marginal(position).ok()?;
         if (value - mean).powi(2) > MARGINAL_BAND * MARGINAL_BAND * spread {
             Some((mean, spread)).filter(|(m, v)| m.is_finite() && v.is_finite())
         } else {

@@ -263,7 +263,8 @@ impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
     ) -> Stream<'s, Micros, Vec<FusedRow>> {
         self.unary(Pipeline, "Fuse", move |_, _| {
             let mut assets: FxHashMap<AssetId, AssetState> = FxHashMap::default();
-            let quantities = fusion.quantities().len();
+            // Without a model, no quantity has a witness.
+            let no_witnesses = vec![None; fusion.quantities().len()];
             move |input, output| {
                 input.for_each(|time, rows| {
                     let fused = rows.drain(..).map(|row| {
@@ -283,7 +284,7 @@ impl<'s> FuseRows<'s> for Stream<'s, Micros, Vec<AlignedRow>> {
                         );
                         asset.last_us = row.start_us;
                         match &mut asset.model {
-                            None => asset.fusion.fuse(row, &vec![None; quantities]),
+                            None => asset.fusion.fuse(row, &no_witnesses),
                             Some(model) => {
                                 let witnesses = model.witnesses(&row);
                                 let mut fused = asset.fusion.fuse(row, &witnesses);

@@ -541,6 +541,14 @@ pub trait AssetModel: Send {
     /// target was observed does not matter: it is predicted from the others.
     fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError>;
 
+    /// The mean and variance of `channel` over everything learnt, nothing
+    /// given: its prediction from an empty history. A model that keeps its
+    /// marginals at hand overrides it.
+    fn marginal(&self, channel: usize) -> Result<(f64, f64), ModelError> {
+        let p = self.predict(&History::new(self.layout()), &[channel])?;
+        Ok((p.mean[0], p.variance(0)))
+    }
+
     /// The log-likelihood of the channels observed in the newest window given
     /// the observed lags, and each one's share.
     fn log_likelihood(&self, history: &History) -> Result<LogLikelihood, ModelError>;

@@ -350,13 +350,7 @@ impl OnlineGaussian {
     }
 
     pub(super) fn load_with(dir: &Path, manifest: &Manifest) -> Result<Self, ModelError> {
-        if manifest.kind != ModelKind::Gaussian {
-            return Err(ModelError::Format(format!(
-                "{}: a {:?} model, not a Gaussian",
-                dir.display(),
-                manifest.kind
-            )));
-        }
+        manifest.expect_kind(ModelKind::Gaussian, dir)?;
         let layout = manifest.layout()?;
         let mut tensors = store::read_tensors(dir)?;
         let options = GaussianOptions::from_tensor(&mut tensors, dir)?;
@@ -487,6 +481,13 @@ impl AssetModel for OnlineGaussian {
             mean: conditional.mean,
             covariance: conditional.covariance,
         })
+    }
+
+    fn marginal(&self, channel: usize) -> Result<(f64, f64), ModelError> {
+        self.layout.check_targets(&[channel])?;
+        let joint = self.joint()?;
+        // Lag 0's state index of a channel is the channel itself.
+        Ok((joint.mean[channel], joint.covariance[(channel, channel)]))
     }
 
     fn log_likelihood(&self, history: &History) -> Result<LogLikelihood, ModelError> {

@@ -360,13 +360,7 @@ impl GaussianMixture {
     }
 
     pub(super) fn load_with(dir: &Path, manifest: &Manifest) -> Result<Self, ModelError> {
-        if manifest.kind != ModelKind::Mixture {
-            return Err(ModelError::Format(format!(
-                "{}: a {:?} model, not a Gaussian mixture",
-                dir.display(),
-                manifest.kind
-            )));
-        }
+        manifest.expect_kind(ModelKind::Mixture, dir)?;
         let layout = manifest.layout()?;
         let mut tensors = store::read_tensors(dir)?;
         let gaussian = GaussianOptions::from_tensor(&mut tensors, dir)?;

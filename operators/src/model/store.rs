@@ -41,6 +41,17 @@ impl Manifest {
         }
     }
 
+    /// Refuses a manifest of another kind of model than `kind`.
+    pub fn expect_kind(&self, kind: ModelKind, dir: &Path) -> Result<(), ModelError> {
+        if self.kind == kind {
+            return Ok(());
+        }
+        Err(format_error(
+            dir,
+            format_args!("a {} model, not a {}", self.kind.name(), kind.name()),
+        ))
+    }
+
     pub fn layout(&self) -> Result<Layout, ModelError> {
         Layout::new(self.channels.clone(), self.lags)?.with_smoothed(self.smoothed.clone())
     }

@@ -177,6 +177,17 @@ pub(super) fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// How late an honest reading arrives after its event time: 0–500 ms, or
+/// with probability 0.1 % (if `late_allowed`) 2–10 s, counted in `late`.
+pub(super) fn lateness(rng: &mut impl Rng, late_allowed: bool, late: &mut u64) -> i64 {
+    if late_allowed && rng.random::<f64>() < LATE_PROBABILITY {
+        *late += 1;
+        rng.random_range(LATE_LATENESS_US.0..=LATE_LATENESS_US.1)
+    } else {
+        rng.random_range(0..=MAX_ORDINARY_LATENESS_US)
+    }
+}
+
 /// An event waiting in the arrival buffer (also [`mod@super::synthesize`]'s).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LogEvent {
@@ -196,6 +207,35 @@ pub(super) struct LogEvent {
 }
 
 impl LogEvent {
+    /// A reading of `sensor` stamped `stamped_us` (its sample time
+    /// `sampled_us`), signed with the sensor's key as a device would.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn signed(
+        keys: &KeyRing,
+        sensor: usize,
+        name: &str,
+        (stamped_us, sampled_us, arrival_us): (i64, i64, i64),
+        seq: u64,
+        value: f64,
+        quality: u8,
+        order: u64,
+    ) -> Self {
+        LogEvent {
+            arrival_us,
+            ts_us: stamped_us,
+            sampled_us,
+            sensor: sensor as u32,
+            seq,
+            value,
+            quality,
+            tag: Some(
+                keys.mac(sensor, stamped_us)
+                    .tag(name, stamped_us, value, seq, quality),
+            ),
+            order,
+        }
+    }
+
     /// Arrival order; ties broken by sample time, sensor, seq, then generation order.
     fn key(&self) -> (i64, i64, u32, u64, u64) {
         (
@@ -517,13 +557,7 @@ impl Generator {
                 &mut state.held_value,
                 &mut self.rng,
             );
-            let lateness_us = if late_allowed && self.rng.random::<f64>() < LATE_PROBABILITY {
-                self.report.late += 1;
-                self.rng
-                    .random_range(LATE_LATENESS_US.0..=LATE_LATENESS_US.1)
-            } else {
-                self.rng.random_range(0..=MAX_ORDINARY_LATENESS_US)
-            };
+            let lateness_us = lateness(&mut self.rng, late_allowed, &mut self.report.late);
             // A time shift moves the stamp only: the reading arrives when the
             // honest one would have, signed as stamped.
             let stamped_us = match active {
@@ -536,21 +570,16 @@ impl Generator {
                 }
                 _ => ts_us,
             };
-            let event = LogEvent {
-                arrival_us: ts_us + lateness_us,
-                ts_us: stamped_us,
-                sampled_us: ts_us,
-                sensor: sensor as u32,
+            let event = LogEvent::signed(
+                &self.keys,
+                sensor,
+                name,
+                (stamped_us, ts_us, ts_us + lateness_us),
                 seq,
                 value,
                 quality,
-                tag: Some(
-                    self.keys
-                        .mac(sensor, stamped_us)
-                        .tag(name, stamped_us, value, seq, quality),
-                ),
-                order: self.next_order,
-            };
+                self.next_order,
+            );
             self.next_order += 1;
             if multiplier > 1 {
                 self.report.flooding += 1;

@@ -39,9 +39,8 @@ use twinflow_operators::model::{AssetModel, History, Layout};
 
 use super::arrival::ArrivalBuffer;
 use super::generate::{
-    EVENTS_CSV_FILE, EVENTS_FILE, KEYS_FILE, LATE_LATENESS_US, LATE_PROBABILITY, LogEvent,
-    MAX_ORDINARY_LATENESS_US, QUALITY_BAD, QUALITY_GOOD, clipped_normal, remove_if_present,
-    sample_time, write_event,
+    EVENTS_CSV_FILE, EVENTS_FILE, KEYS_FILE, LogEvent, QUALITY_BAD, QUALITY_GOOD, clipped_normal,
+    lateness, remove_if_present, sample_time, write_event,
 };
 use super::keys::KeyRing;
 use super::labels::{LABELS_FILE, LabelWriter};
@@ -176,28 +175,19 @@ pub fn synthesize(options: &SynthesizeOptions) -> Result<SynthesizeReport> {
                     let (value, clamped) = spec.clamp_physical(noisy);
                     let quality = if clamped { QUALITY_BAD } else { QUALITY_GOOD };
                     report.clamped += u64::from(clamped);
-                    let lateness_us = if rng.random::<f64>() < LATE_PROBABILITY {
-                        report.late += 1;
-                        rng.random_range(LATE_LATENESS_US.0..=LATE_LATENESS_US.1)
-                    } else {
-                        rng.random_range(0..=MAX_ORDINARY_LATENESS_US)
-                    };
+                    let lateness_us = lateness(&mut rng, true, &mut report.late);
                     let seq = next_seq[sensor];
                     next_seq[sensor] += 1;
-                    buffer.push(LogEvent {
-                        arrival_us: ts_us + lateness_us,
-                        ts_us,
-                        sampled_us: ts_us,
-                        sensor: sensor as u32,
+                    buffer.push(LogEvent::signed(
+                        &keys,
+                        sensor,
+                        name,
+                        (ts_us, ts_us, ts_us + lateness_us),
                         seq,
                         value,
                         quality,
-                        tag: Some(
-                            keys.mac(sensor, ts_us)
-                                .tag(name, ts_us, value, seq, quality),
-                        ),
                         order,
-                    });
+                    ));
                     order += 1;
                 }
             }

@@ -697,3 +697,30 @@ fn a_settled_model_works_out_its_joint_every_few_windows() {
     // What it learns is the same: mean and scatter are exact.
     assert_eq!(every.mean(), eighth.mean());
 }
+
+#[test]
+fn marginals_are_the_predictions_from_nothing() {
+    let layout = layout(3, 1);
+    let mut model = OnlineGaussian::new(layout.clone(), GaussianOptions::default());
+    let mut history = History::new(&layout);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    for _ in 0..200 {
+        let x = normal(&mut rng);
+        history.push(&[
+            Some(x),
+            Some(2.0 * x + normal(&mut rng)),
+            Some(normal(&mut rng)),
+        ]);
+        model.update(&history);
+    }
+    for channel in 0..3 {
+        let nothing = model.predict(&History::new(&layout), &[channel]).unwrap();
+        let (mean, variance) = model.marginal(channel).unwrap();
+        assert!((mean - nothing.mean[0]).abs() < 1e-12, "channel {channel}");
+        assert!(
+            (variance - nothing.variance(0)).abs() < 1e-12,
+            "channel {channel}"
+        );
+    }
+    assert!(model.marginal(3).is_err());
+}
