@@ -248,6 +248,15 @@ enum Command {
         /// Threads training assets side by side (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// One model for all assets (they must share a layout), learnt from
+        /// every asset's windows, instead of one per asset: it has seen every
+        /// operating regime of the plant, where one asset may not have.
+        #[arg(long)]
+        pooled: bool,
+        /// A pooled Gaussian's worth in windows, against what each asset
+        /// then teaches it online (it forgets with the Gaussian's half-life).
+        #[arg(long, default_value_t = 3600.0)]
+        prior_windows: f64,
     },
     /// Write a raw log in the TwinBench format drawn from a trained model set
     /// (asset i runs the set's asset i mod its size), tagged with fresh keys
@@ -558,10 +567,17 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             components,
             passes,
             threads,
+            pooled,
+            prior_windows,
         } => {
             if components == 0 {
                 return Err(twinflow::engine::Error::Config(
                     "--components must be at least 1".into(),
+                ));
+            }
+            if prior_windows.is_nan() || prior_windows < 2.0 {
+                return Err(twinflow::engine::Error::Config(
+                    "--prior-windows must be at least 2".into(),
                 ));
             }
             let kind = match model {
@@ -573,15 +589,22 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                 catalog,
                 components,
                 passes,
+                pooled,
+                prior_windows,
                 threads: threads.unwrap_or(defaults.threads),
                 progress: true,
                 ..defaults
             };
             let report = train(&options)?;
             eprintln!(
-                "trained {} {:?} models on {} windows{} in {:.1} s; wrote {}",
-                report.assets,
+                "trained {} {:?} model{} on {} windows{} in {:.1} s; wrote {}",
+                if pooled { 1 } else { report.assets },
                 kind,
+                if pooled {
+                    format!(" for {} assets", report.assets)
+                } else {
+                    "s".into()
+                },
                 report.windows,
                 if report.replayed {
                     " (the log replayed first)"

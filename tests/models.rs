@@ -15,7 +15,7 @@ use twinflow::pipelines::dataset::{scan, strings};
 use twinflow::pipelines::eval::synthesis::evaluate_synthesis;
 use twinflow::pipelines::pipeline::twinbench;
 use twinflow::pipelines::replay::{ReplayOptions, Summary};
-use twinflow::pipelines::train::{TrainOptions, train};
+use twinflow::pipelines::train::{POOLED_DIR, TrainOptions, train};
 use twinflow::pipelines::twinbench::{GenerateOptions, SynthesizeOptions, generate, synthesize};
 
 fn replay(log: &Path, out: &Path) -> Summary {
@@ -194,4 +194,99 @@ fn train_load_synthesize_and_replay_with_zero_quarantine() {
         && c.lag1_difference.is_finite()));
     assert!(score.correlation_difference.is_finite());
     assert!(score.train_on_synthetic.unwrap().ratio.is_finite());
+}
+
+/// A pooled model learns from every asset: its mean of each channel is the
+/// mean of the channel's observed windows over all assets (not one asset's),
+/// every asset's entry names it, and a replay runs every asset on it.
+#[test]
+fn a_pooled_model_learns_from_every_asset_and_serves_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, out) = (dir.path().join("log"), dir.path().join("out"));
+    generate(&GenerateOptions {
+        assets: 3,
+        seconds: 300,
+        seed: 9,
+        out: log.clone(),
+        csv: false,
+        progress: false,
+    })
+    .unwrap();
+    replay(&log.join("events.parquet"), &out);
+    let model = dir.path().join("pooled");
+    let report = train(&TrainOptions {
+        pooled: true,
+        prior_windows: 500.0,
+        ..train_options(&out, ModelKind::Gaussian, &model)
+    })
+    .unwrap();
+    assert_eq!(report.assets, 3);
+    let set = ModelSet::read(&model).unwrap();
+    assert!(set.assets.iter().all(|a| a.dir == POOLED_DIR));
+    let models = set.load_all(&model).unwrap();
+    let gaussian =
+        twinflow::operators::model::gaussian::OnlineGaussian::load(&model.join(POOLED_DIR))
+            .unwrap();
+    assert!((gaussian.effective_samples() - 500.0).abs() < 1e-6);
+
+    let windows = read_replay_windows(&out, None, &ModelShape::default()).unwrap();
+    let channels = models[0].layout().channel_count();
+    for c in 0..channels {
+        let values = |asset: &twinflow::pipelines::asset_windows::AssetWindows| -> Vec<f64> {
+            asset.windows.iter().filter_map(|w| w[c]).collect()
+        };
+        let all: Vec<f64> = windows.assets.iter().flat_map(values).collect();
+        let mean = all.iter().sum::<f64>() / all.len() as f64;
+        let sd = (all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / all.len() as f64).sqrt();
+        let (learnt, _) = models[0].marginal(c).unwrap();
+        assert!(
+            (learnt - mean).abs() < 0.05 * sd,
+            "channel {c}: the pooled mean {learnt} against {mean} (sd {sd})"
+        );
+    }
+
+    let pooled_out = dir.path().join("pooled-out");
+    let summary = twinbench()
+        .model(twinflow::operators::asset_models::ModelOptions {
+            source: twinflow::operators::asset_models::ModelSource::Trained(model.clone()),
+            ..Default::default()
+        })
+        .replay(&ReplayOptions {
+            cluster: Cluster::threads(2),
+            ..ReplayOptions::new(log.join("events.parquet"), &pooled_out)
+        })
+        .unwrap()
+        .expect("single process leads");
+    assert_eq!(
+        summary.quarantined,
+        replay(&log.join("events.parquet"), &dir.path().join("again")).quarantined
+    );
+    let mut by_model = 0;
+    scan(&pooled_out.join("imputed"), &["model"], |_, batch| {
+        by_model += strings(batch, "model")
+            .unwrap()
+            .iter()
+            .filter(|m| *m == Some("gaussian"))
+            .count();
+        Ok(())
+    })
+    .unwrap();
+    assert!(by_model > 0, "the pooled model imputed nothing");
+    // A set that lacks an asset is refused before the dataflow starts.
+    let mut partial = set.clone();
+    partial.assets.pop();
+    partial.write(&model).unwrap();
+    let refused = twinbench()
+        .model(twinflow::operators::asset_models::ModelOptions {
+            source: twinflow::operators::asset_models::ModelSource::Trained(model.clone()),
+            ..Default::default()
+        })
+        .replay(&ReplayOptions::new(
+            log.join("events.parquet"),
+            dir.path().join("refused"),
+        ));
+    let error = refused
+        .expect_err("a set without the last asset is refused")
+        .to_string();
+    assert!(error.contains("no model for asset"), "{error}");
 }

@@ -8,7 +8,7 @@
 //! channel ([`ModelShape`]; see [`crate::model::Smoothed`]). A trained model
 //! is matched to an asset by these channel names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use twinflow_engine::time::Micros;
 use crate::align::{AlignedRow, Alignment};
 use crate::fuse::FusedValue;
 use crate::model::gaussian::{GaussianOptions, OnlineGaussian};
+use crate::model::set::{MODELS_FILE, ModelSet};
 use crate::model::{AssetModel, Channel, History, Layout, ModelError, ModelKind, Smoothed, load};
 use crate::redundancy::Redundancy;
 use crate::surprise_alarm::{AlarmOptions, Raised, SurpriseAlarm};
@@ -98,16 +99,36 @@ pub fn asset_layout(
         .map(Some)
 }
 
+/// The directory of `asset`'s model in `dir`: a model set's entry for it,
+/// or `dir` itself when it holds one model rather than a set.
+fn trained_model_dir(dir: &Path, asset: &str) -> Result<PathBuf, ModelError> {
+    if !dir.join(MODELS_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let set = ModelSet::read(dir)?;
+    let entry = set
+        .assets
+        .iter()
+        .find(|e| e.asset == asset)
+        .ok_or_else(|| {
+            ModelError::Layout(format!(
+                "the model set in {} has no model for asset {asset}",
+                dir.display()
+            ))
+        })?;
+    Ok(ModelSet::model_dir(dir, entry))
+}
+
 /// Which model each asset runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSource {
     /// An [`OnlineGaussian`] per asset that starts empty and learns as the
     /// windows pass (no training step).
     Online(GaussianOptions),
-    /// Models trained beforehand, in a directory: `DIR/<asset>/` for an
-    /// asset's own model, else `DIR` itself for one model shared by all (see
-    /// [`crate::model::load`]). A trained model still learns online if its
-    /// kind does.
+    /// Models trained beforehand, in a directory: a model set (its
+    /// `models.json` names each asset's model directory, which assets may
+    /// share; see [`crate::model::set`]), or one model's directory, shared by
+    /// every asset. A trained model still learns online if its kind does.
     Trained(PathBuf),
 }
 
@@ -116,7 +137,8 @@ pub enum ModelSource {
 pub struct ModelOptions {
     pub source: ModelSource,
     pub shape: ModelShape,
-    /// Windows a model learns from before its predictions witness fusion.
+    /// Windows an online model learns from before it imputes, scores and
+    /// witnesses fusion; a trained model does from its first window.
     pub warm_up: u64,
     /// A channel whose value is this many σ from the model's prediction
     /// (given all the others) is left out of what the model learns from:
@@ -286,8 +308,7 @@ impl AssetModels {
         let model: Box<dyn AssetModel> = match &self.options.source {
             ModelSource::Online(options) => Box::new(OnlineGaussian::new(layout.clone(), *options)),
             ModelSource::Trained(dir) => {
-                let own = dir.join(&self.catalog.asset(asset).asset);
-                let model = load(if own.is_dir() { &own } else { dir })?;
+                let model = load(&trained_model_dir(dir, &self.catalog.asset(asset).asset)?)?;
                 let names = |l: &Layout| -> Vec<String> {
                     l.channels().iter().map(|c| c.name.clone()).collect()
                 };
@@ -348,7 +369,10 @@ impl AssetModels {
             channels,
             model,
             last_start_us: None,
-            warm_up: self.options.warm_up,
+            warm_up: match self.options.source {
+                ModelSource::Online(_) => self.options.warm_up,
+                ModelSource::Trained(_) => 0,
+            },
             learn_within: self.options.learn_within,
             learnt: 0,
             outliers: Vec::new(),

@@ -46,6 +46,13 @@ pub struct TrainOptions {
     /// The mixture's components and EM passes.
     pub components: usize,
     pub passes: usize,
+    /// One model for every asset, learnt from all their windows (the assets
+    /// must share a layout), rather than one per asset: a plant's assets
+    /// together show every operating regime, where one asset may not.
+    pub pooled: bool,
+    /// A pooled Gaussian's worth, in windows, against what each asset then
+    /// teaches it online (see [`OnlineGaussian::reweighted`]).
+    pub prior_windows: f64,
     /// Threads training assets side by side.
     pub threads: usize,
     pub progress: bool,
@@ -65,6 +72,8 @@ impl TrainOptions {
             gaussian: mixture.gaussian,
             components: mixture.components,
             passes: 5,
+            pooled: false,
+            prior_windows: 3600.0,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
         }
@@ -133,20 +142,31 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         history.assets.len() as u64 * steps,
         "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
     );
-    let models = train_assets(options, &history.assets, &bar)?;
+    let models = if options.pooled {
+        vec![train_pooled(options, &history.assets, &bar)?]
+    } else {
+        train_assets(options, &history.assets, &bar)?
+    };
     bar.finish_and_clear();
 
-    let mut entries = Vec::with_capacity(models.len());
-    for (asset, model) in history.assets.iter().zip(&models) {
+    let mut entries = Vec::with_capacity(history.assets.len());
+    for (i, asset) in history.assets.iter().enumerate() {
+        let dir = if options.pooled {
+            POOLED_DIR.to_owned()
+        } else {
+            AssetEntry::dir_name(&asset.asset).map_err(model_error)?
+        };
         let entry = AssetEntry {
             asset: asset.asset.clone(),
-            dir: AssetEntry::dir_name(&asset.asset).map_err(model_error)?,
+            dir,
             channels: asset.layout.channels().to_vec(),
             windows: asset.windows.len() as u64,
         };
-        model
-            .save(&ModelSet::model_dir(&options.out, &entry))
-            .map_err(model_error)?;
+        if let Some(model) = models.get(i) {
+            model
+                .save(&ModelSet::model_dir(&options.out, &entry))
+                .map_err(model_error)?;
+        }
         entries.push(entry);
     }
     let elapsed_s = started.elapsed().as_secs_f64();
@@ -164,6 +184,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             "half_life_windows": options.gaussian.half_life,
             "components": (options.kind == ModelKind::Mixture).then_some(options.components),
             "em_passes": (options.kind == ModelKind::Mixture).then_some(options.passes),
+            "pooled": options.pooled,
+            "prior_windows": (options.pooled && options.kind == ModelKind::Gaussian)
+                .then_some(options.prior_windows),
             "replayed_first": replayed,
             "catalog": history.catalog_dir.display().to_string(),
             "elapsed_s": elapsed_s,
@@ -172,11 +195,77 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     };
     set.write(&options.out).map_err(model_error)?;
     Ok(TrainReport {
-        assets: models.len(),
+        assets: history.assets.len(),
         windows: history.assets.iter().map(|a| a.windows.len() as u64).sum(),
         replayed,
         elapsed_s,
     })
+}
+
+/// The directory of a pooled model, which every asset's entry names.
+pub const POOLED_DIR: &str = "plant";
+
+/// One model learnt from every asset's windows, each asset's in grid order
+/// from an empty history. The Gaussian learns them all with equal weight,
+/// then is reweighted to `options.prior_windows` with the options' half-life.
+fn train_pooled(
+    options: &TrainOptions,
+    assets: &[AssetWindows],
+    bar: &ProgressBar,
+) -> Result<Box<dyn AssetModel>> {
+    let layout = &assets[0].layout;
+    if let Some(other) = assets.iter().find(|a| a.layout != *layout) {
+        return Err(Error::Config(format!(
+            "a pooled model needs one layout for every asset: {} has {:?}, {} has {:?}",
+            assets[0].asset,
+            names(layout),
+            other.asset,
+            names(&other.layout)
+        )));
+    }
+    let states = || {
+        assets.iter().flat_map(|asset| {
+            let mut history = History::new(layout);
+            asset.windows.iter().map(move |window| {
+                history.push(window);
+                history.clone()
+            })
+        })
+    };
+    let model: Box<dyn AssetModel> = match options.kind {
+        ModelKind::Gaussian => {
+            let equal_weights = GaussianOptions {
+                half_life: f64::INFINITY,
+                ..options.gaussian
+            };
+            let mut model = OnlineGaussian::new(layout.clone(), equal_weights);
+            for history in states() {
+                model.update(&history);
+            }
+            bar.inc(assets.len() as u64);
+            Box::new(model.reweighted(options.prior_windows, options.gaussian.half_life))
+        }
+        ModelKind::Mixture => {
+            let states: Vec<Vec<Option<f64>>> = states().map(|h| h.state().to_vec()).collect();
+            bar.inc(assets.len() as u64);
+            let mixture = MixtureOptions {
+                components: options.components,
+                gaussian: options.gaussian,
+                ..MixtureOptions::default()
+            };
+            Box::new(
+                GaussianMixture::fit(layout.clone(), mixture, &states, options.passes, || {
+                    bar.inc(assets.len() as u64)
+                })
+                .map_err(model_error)?,
+            )
+        }
+    };
+    Ok(model)
+}
+
+fn names(layout: &twinflow_operators::model::Layout) -> Vec<&str> {
+    layout.channels().iter().map(|c| c.name.as_str()).collect()
 }
 
 /// An asset's model, or why it could not be trained.

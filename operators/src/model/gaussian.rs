@@ -329,6 +329,31 @@ impl OnlineGaussian {
         }
     }
 
+    /// The same mean and covariance, counted from now on as `windows`
+    /// equally weighted windows and forgotten with half-life `half_life`:
+    /// how much a model trained elsewhere (e.g. pooled over a plant's assets)
+    /// weighs against what an asset then teaches it online. Panics on a
+    /// count below 2 or a half-life that is not positive.
+    pub fn reweighted(mut self, windows: f64, half_life: f64) -> Self {
+        assert!(
+            windows >= 2.0,
+            "a model is worth at least 2 windows, got {windows}"
+        );
+        assert!(
+            half_life > 0.0,
+            "the half-life must be positive, got {half_life}"
+        );
+        if let Some(covariance) = self.sample_covariance() {
+            self.scatter = covariance * (windows - 1.0);
+            self.weight = windows;
+            self.weight_squared = windows;
+        }
+        self.options.half_life = half_life;
+        self.decay = 0.5f64.powf(1.0 / half_life);
+        self.joint = self.shrunk();
+        self
+    }
+
     /// A window that is not this model's: the old windows fade, as they
     /// would by [`OnlineGaussian::absorb`] with a weight of 0.
     pub(super) fn fade(&mut self) {

@@ -724,3 +724,40 @@ fn marginals_are_the_predictions_from_nothing() {
     }
     assert!(model.marginal(3).is_err());
 }
+
+#[test]
+fn a_reweighted_model_keeps_its_estimate_and_weighs_as_many_windows() {
+    let data = windows(500, 4);
+    let (model, mut history) = fit(&data, 0, exact(f64::INFINITY));
+    let (mean, covariance) = (model.mean().clone(), model.sample_covariance().unwrap());
+    let prior = model.reweighted(100.0, 50.0);
+    assert_eq!(prior.options().half_life, 50.0);
+    assert!((prior.effective_samples() - 100.0).abs() < 1e-9);
+    assert_matrices_close(
+        &DMatrix::from_column_slice(3, 1, prior.mean().as_slice()),
+        &DMatrix::from_column_slice(3, 1, mean.as_slice()),
+        1e-12,
+        "mean",
+    );
+    assert_matrices_close(
+        &prior.sample_covariance().unwrap(),
+        &covariance,
+        1e-12,
+        "covariance",
+    );
+    // One new window moves the mean as one window against 100 decayed by
+    // one step of a 50-window half-life: μ' = (λ·100·μ + x) / (λ·100 + 1).
+    let x = [110.0, 40.0, -25.0];
+    history.push(&observed(&x));
+    let mut updated = prior.clone();
+    updated.update(&history);
+    let old = 0.5f64.powf(1.0 / 50.0) * 100.0;
+    for (i, &xi) in x.iter().enumerate() {
+        let expected = (old * mean[i] + xi) / (old + 1.0);
+        assert!(
+            (updated.mean()[i] - expected).abs() < 1e-9,
+            "channel {i}: {} against {expected}",
+            updated.mean()[i]
+        );
+    }
+}
