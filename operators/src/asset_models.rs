@@ -7,6 +7,12 @@
 //! `vib-1`, `current`, `flow`), with a few lags and slow copies of every
 //! channel ([`ModelShape`]; see [`crate::model::Smoothed`]). A trained model
 //! is matched to an asset by these channel names.
+//!
+//! # Checking itself as it goes
+//! Each window the model predicts one measured channel, in turn, as if it
+//! had been missing for a while (blind). Those errors choose what each
+//! channel is predicted from ([`inputs`]) and how wide an imputed interval
+//! must be to cover the truth ([`calibration`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +29,11 @@ use crate::model::{AssetModel, Channel, History, Layout, ModelError, ModelKind, 
 use crate::redundancy::Redundancy;
 use crate::surprise_alarm::{AlarmOptions, Raised, SurpriseAlarm};
 use crate::total_order::total_bits;
+use calibration::Calibration;
+use inputs::{InputChoice, Inputs};
+
+pub mod calibration;
+pub mod inputs;
 
 /// The lags and slow copies of an asset model's layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,6 +374,8 @@ impl AssetModels {
             .collect();
         Ok(Some(AssetModelState {
             alarm: SurpriseAlarm::new(layout.channel_count(), self.options.alarm),
+            calibration: Calibration::new(layout.channel_count()),
+            inputs: InputChoice::new(layout.channel_count()),
             sensors,
             history: History::new(&layout),
             quantities: self.redundancy.quantities().len(),
@@ -406,6 +419,10 @@ pub struct AssetModelState {
     /// Layout positions that stood out in the last window.
     outliers: Vec<usize>,
     alarm: SurpriseAlarm,
+    /// How much wider than predicted imputed intervals must be.
+    calibration: Calibration,
+    /// What each channel is best predicted from.
+    inputs: InputChoice,
     /// Per layout position, the sensor an alarm names.
     sensors: Vec<SensorId>,
 }
@@ -443,12 +460,9 @@ impl AssetModelState {
             {
                 let mut hidden = self.outliers.clone();
                 hidden.push(position);
-                let alone = self.history.hiding(&hidden);
                 witnesses[quantity] = self
-                    .model
-                    .predict(&alone, &[position])
-                    .ok()
-                    .and_then(|p| self.within_reason(position, (p.mean[0], p.variance(0))))
+                    .predict(&self.history.hiding(&hidden), position)
+                    .map(|(value, _)| value)
                     .filter(|&(_, v)| v > 0.0);
             }
         }
@@ -503,6 +517,9 @@ impl AssetModelState {
             };
             self.outliers.push(position);
             judged = self.surprise_in(&self.history.hiding(&self.outliers));
+        }
+        if ready {
+            self.calibrate();
         }
         let (imputed, extrapolated) = self.impute(row, fused, ready);
         for &position in &self.outliers {
@@ -618,6 +635,77 @@ impl AssetModelState {
         })
     }
 
+    /// The model's prediction of the channel at `position` from what
+    /// `inputs` sees of `history`, within reason (see `within_reason`), and
+    /// whether it is the model's own (not a stand-in for an extrapolation).
+    fn predict_from(
+        &self,
+        inputs: Inputs,
+        history: &History,
+        position: usize,
+    ) -> Option<((f64, f64), bool)> {
+        let p = self
+            .model
+            .predict(&inputs.view(history), &[position])
+            .ok()?;
+        let raw = (p.mean[0], p.variance(0));
+        let reasoned = self.within_reason(position, raw)?;
+        Some((reasoned, reasoned.0 == raw.0))
+    }
+
+    /// The channel at `position` predicted from `history` the best way
+    /// that does not extrapolate (see [`inputs`]), else the best way's
+    /// stand-in; and whether a way extrapolated.
+    fn predict(&self, history: &History, position: usize) -> Option<((f64, f64), bool)> {
+        let mut stand_in = None;
+        for inputs in self.inputs.ranked(position) {
+            match self.predict_from(inputs, history, position) {
+                Some((value, true)) => return Some((value, stand_in.is_some())),
+                Some((value, false)) => {
+                    stand_in.get_or_insert(value);
+                }
+                None => {}
+            }
+        }
+        stand_in.map(|value| (value, true))
+    }
+
+    /// Predicts the next channel in turn blind, as if it had been missing
+    /// for a while (hidden at every lag and in its slow copies, and the
+    /// channels standing out hidden too), and records the errors: the
+    /// prediction an imputation would make calibrates imputed variances
+    /// ([`calibration`]), and the predictions each way ([`inputs`]) choose
+    /// the way from now on. A channel not observed in this window, or
+    /// standing out, is not checked.
+    fn calibrate(&mut self) {
+        let position = self.calibration.next_channel();
+        let Some(actual) = self.history.current()[position] else {
+            return;
+        };
+        if self.outliers.contains(&position) {
+            return;
+        }
+        let mut hidden = self.outliers.clone();
+        hidden.push(position);
+        let blind = self.history.hiding(&hidden);
+        if let Some(((mean, variance), _)) = self
+            .predict(&blind, position)
+            .filter(|&((_, v), _)| v > 0.0)
+        {
+            self.calibration
+                .record(position, (actual - mean) / variance.sqrt());
+        }
+        if self.history.has_slow_copies()
+            && let [Some(((everything, _), _)), Some(((recent, _), _))] =
+                Inputs::BOTH.map(|inputs| self.predict_from(inputs, &blind, position))
+        {
+            self.inputs.record(
+                position,
+                [(actual - everything).powi(2), (actual - recent).powi(2)],
+            );
+        }
+    }
+
     /// The channels not measured, estimated; and whether the model
     /// extrapolated any of them (see `within_reason`).
     fn impute(
@@ -626,30 +714,24 @@ impl AssetModelState {
         fused: &[Option<FusedValue>],
         ready: bool,
     ) -> (Vec<Imputed>, bool) {
-        let predicted = if !ready {
-            None
-        } else if self.outliers.is_empty() {
-            self.model.impute(&self.history).ok().flatten()
-        } else {
-            self.model
-                .impute(&self.history.hiding(&self.outliers))
-                .ok()
-                .flatten()
-        };
-        let kind = self.model.kind();
+        // A channel missing now is predicted without its slow copies, as
+        // the blind checks that calibrate it and choose its predictor are:
+        // through a long gap they only grow stale (an idle plant's flow
+        // was imputed at its last minutes of full load).
+        let mut hidden = self.outliers.clone();
+        hidden.extend((0..self.channels.len()).filter(|&c| self.history.current()[c].is_none()));
+        let given = self.history.hiding(&hidden);
         let extrapolated = std::cell::Cell::new(false);
         let model = |position: usize| {
-            let p = predicted.as_ref()?;
-            let i = p.channels.iter().position(|&c| c == position)?;
-            let raw = (p.mean[i], p.variance(i));
-            let (value, variance) = self.within_reason(position, raw)?;
-            if value != raw.0 {
+            if !ready {
+                return None;
+            }
+            let ((value, variance), stand_in) = self.predict(&given, position)?;
+            if stand_in {
                 extrapolated.set(true);
             }
-            // The model's variance, grown by how far its predictions of this
-            // channel usually fall short (its z² over recent windows).
-            let variance = variance * self.alarm.usual(position).max(1.0);
-            Some((value, variance, ImputedBy::Model(kind)))
+            let variance = variance * self.calibration.variance_factor(position);
+            Some((value, variance, ImputedBy::Model(self.model.kind())))
         };
         let mut imputed = Vec::new();
         for channel in &self.channels {

@@ -382,6 +382,19 @@ impl History {
         copy
     }
 
+    /// A copy with every slow copy unobserved: the recent windows alone.
+    pub fn without_slow_copies(&self) -> History {
+        let mut copy = self.clone();
+        let lagged = self.state.len() - self.filters.len();
+        copy.state[lagged..].fill(None);
+        copy
+    }
+
+    /// Whether the layout keeps slow copies.
+    pub fn has_slow_copies(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     fn check(&self, layout: &Layout) -> Result<(), ModelError> {
         let same_filters = self.filters.len() == layout.smoothed().len()
             && self

@@ -152,3 +152,60 @@ fn the_model_imputes_and_witnesses_from_the_other_channels() {
         2.0 * flow(k)
     );
 }
+
+/// current = 2 · flow + noise whose spread triples after 600
+/// windows: the model, which averages over all it learnt, states too small
+/// a variance (its own 95 % interval would cover about three in four), but
+/// its blind checks of current since then widen the imputed intervals to
+/// cover the truth about 95 % of the time through a 300-window gap.
+#[test]
+fn imputed_intervals_cover_the_truth_as_recent_blind_errors_say() {
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    let (catalog, alignment, redundancy) = plant();
+    let options = ModelOptions {
+        shape: ModelShape {
+            lags: 1,
+            smoothing: vec![],
+        },
+        warm_up: 100,
+        ..ModelOptions::default()
+    };
+    let models = AssetModels::new(catalog, alignment, redundancy, options).unwrap();
+    let mut model = models.start(0).unwrap().unwrap();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+    let flow = |k: i64| 50.0 + 20.0 * (k as f64 * 0.07).sin() + 5.0 * (k as f64 * 0.31).cos();
+    let temperature = |k: i64| 20.0 + flow(k) / 2.0;
+    let fused = |k: i64| {
+        [Some(FusedValue {
+            value: temperature(k),
+            variance: 1e-4,
+            sensors: 2,
+        })]
+    };
+    let (mut covered, mut imputed_windows) = (0, 0);
+    for k in 0..1200 {
+        let spread = if k < 600 { 0.1 } else { 0.3 };
+        let noise: f64 = rng.sample(StandardNormal);
+        let current = 2.0 * flow(k) + spread * noise;
+        let t = Some(temperature(k));
+        let gap = k >= 900;
+        let r = row(k, [t, t, (!gap).then_some(current), Some(flow(k))]);
+        model.witnesses(&r);
+        let (imputed, _) = model.conclude(&r, &fused(k));
+        if gap {
+            let i = imputed
+                .iter()
+                .find(|i| i.slot == 2)
+                .expect("current imputed");
+            imputed_windows += 1;
+            covered += usize::from((i.value - current).abs() <= 1.96 * i.variance.sqrt());
+        }
+    }
+    let coverage = covered as f64 / imputed_windows as f64;
+    assert!(
+        (0.90..=0.99).contains(&coverage),
+        "imputed 95 % intervals covered {coverage} of {imputed_windows} windows"
+    );
+}
