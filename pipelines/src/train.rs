@@ -6,7 +6,9 @@
 //! history's states and is fitted by [`GaussianMixture::fit`]: a start from
 //! the complete states, then passes of EM over all of them. Assets are
 //! independent, so they are trained on several threads; each asset's model
-//! is the same whatever the threads.
+//! is the same whatever the threads. The neural model trains one network
+//! for all the assets of a layout ([`neural::train`]), epoch by epoch, and
+//! saves it into each asset's directory with the asset's standardisation.
 //!
 //! A raw log (a Parquet file, or a directory of them without `aligned/`) is
 //! replayed by the reference pipeline into a temporary directory, which is
@@ -23,6 +25,8 @@ use twinflow_engine::error::{Error, Result};
 use twinflow_operators::asset_models::ModelShape;
 use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
 use twinflow_operators::model::mixture::{GaussianMixture, MixtureOptions};
+use twinflow_operators::model::neural;
+use twinflow_operators::model::neural::train::{AssetStates, NeuralOptions};
 use twinflow_operators::model::set::{AssetEntry, MODELS_FILE, ModelSet, SET_FORMAT_VERSION};
 use twinflow_operators::model::{AssetModel, History, ModelError, ModelKind};
 
@@ -46,6 +50,8 @@ pub struct TrainOptions {
     /// The mixture's components and EM passes.
     pub components: usize,
     pub passes: usize,
+    /// The neural network's shape, epochs, step size and seed.
+    pub neural: NeuralOptions,
     /// Threads training assets side by side.
     pub threads: usize,
     pub progress: bool,
@@ -65,6 +71,7 @@ impl TrainOptions {
             gaussian: mixture.gaussian,
             components: mixture.components,
             passes: 5,
+            neural: NeuralOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
         }
@@ -80,6 +87,9 @@ pub struct TrainReport {
     /// Whether the history was a raw log, replayed first.
     pub replayed: bool,
     pub elapsed_s: f64,
+    /// The neural model's mean loss per epoch (of the first layout's
+    /// network); empty for the other models.
+    pub losses: Vec<f64>,
 }
 
 /// Trains every asset's model and writes the set (see the module doc).
@@ -124,17 +134,29 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         )));
     }
 
-    let steps = match options.kind {
-        ModelKind::Gaussian => 1,
-        ModelKind::Mixture => options.passes as u64 + 1,
+    let (models, losses) = if options.kind == ModelKind::Neural {
+        let bar = crate::progress::bar(
+            options.progress,
+            options.neural.epochs as u64 * layouts(&history.assets).len() as u64,
+            "train {elapsed_precise} [{bar:40}] {pos}/{len} epochs, eta {eta} {msg}",
+        );
+        let trained = train_neural(&options.neural, &history.assets, &bar)?;
+        bar.finish_and_clear();
+        trained
+    } else {
+        let steps = match options.kind {
+            ModelKind::Mixture => options.passes as u64 + 1,
+            _ => 1,
+        };
+        let bar = crate::progress::bar(
+            options.progress,
+            history.assets.len() as u64 * steps,
+            "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
+        );
+        let models = train_assets(options, &history.assets, &bar)?;
+        bar.finish_and_clear();
+        (models, Vec::new())
     };
-    let bar = crate::progress::bar(
-        options.progress,
-        history.assets.len() as u64 * steps,
-        "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
-    );
-    let models = train_assets(options, &history.assets, &bar)?;
-    bar.finish_and_clear();
 
     let mut entries = Vec::with_capacity(models.len());
     for (asset, model) in history.assets.iter().zip(&models) {
@@ -164,6 +186,15 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             "half_life_windows": options.gaussian.half_life,
             "components": (options.kind == ModelKind::Mixture).then_some(options.components),
             "em_passes": (options.kind == ModelKind::Mixture).then_some(options.passes),
+            "neural": (options.kind == ModelKind::Neural).then(|| serde_json::json!({
+                "hidden_layers": options.neural.hidden_layers,
+                "width": options.neural.width,
+                "epochs": options.neural.epochs,
+                "learning_rate": options.neural.learning_rate,
+                "batch": options.neural.batch,
+                "seed": options.neural.seed,
+                "losses": losses,
+            })),
             "replayed_first": replayed,
             "catalog": history.catalog_dir.display().to_string(),
             "elapsed_s": elapsed_s,
@@ -176,6 +207,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         windows: history.assets.iter().map(|a| a.windows.len() as u64).sum(),
         replayed,
         elapsed_s,
+        losses,
     })
 }
 
@@ -233,14 +265,7 @@ fn train_one(
             Ok(Box::new(model))
         }
         ModelKind::Mixture => {
-            let states: Vec<Vec<Option<f64>>> = asset
-                .windows
-                .iter()
-                .map(|window| {
-                    history.push(window);
-                    history.state().to_vec()
-                })
-                .collect();
+            let states = states(asset);
             bar.inc(1);
             let mixture = MixtureOptions {
                 components: options.components,
@@ -253,7 +278,83 @@ fn train_one(
                 })?;
             Ok(Box::new(model))
         }
+        ModelKind::Neural => unreachable!("neural models are trained by train_neural"),
     }
+}
+
+/// An asset's states, as its history holds them after each window.
+fn states(asset: &AssetWindows) -> Vec<Vec<Option<f64>>> {
+    let mut history = History::new(&asset.layout);
+    asset
+        .windows
+        .iter()
+        .map(|window| {
+            history.push(window);
+            history.state().to_vec()
+        })
+        .collect()
+}
+
+/// The assets' distinct layouts (channel names, lags, slow copies), in
+/// order of first appearance, each with its assets' positions.
+fn layouts(assets: &[AssetWindows]) -> Vec<Vec<usize>> {
+    let key = |a: &AssetWindows| {
+        let l = &a.layout;
+        let names: Vec<&str> = l.channels().iter().map(|c| c.name.as_str()).collect();
+        format!("{names:?} {} {:?}", l.lags(), l.smoothed())
+    };
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, asset) in assets.iter().enumerate() {
+        let k = key(asset);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// The neural models of every asset, in asset order: one network per
+/// layout, trained on all its assets; and the first network's losses.
+fn train_neural(
+    options: &NeuralOptions,
+    assets: &[AssetWindows],
+    bar: &ProgressBar,
+) -> Result<(Vec<Box<dyn AssetModel>>, Vec<f64>)> {
+    let mut models: Vec<Option<Box<dyn AssetModel>>> = (0..assets.len()).map(|_| None).collect();
+    let mut losses = Vec::new();
+    for members in layouts(assets) {
+        let states: Vec<_> = members.iter().map(|&i| states(&assets[i])).collect();
+        let inputs: Vec<AssetStates> = members
+            .iter()
+            .zip(&states)
+            .map(|(&i, states)| AssetStates {
+                layout: &assets[i].layout,
+                states,
+            })
+            .collect();
+        let trained = neural::train::train(&inputs, options, |epoch, loss| {
+            bar.set_message(format!("epoch {} loss {loss:.4}", epoch + 1));
+            bar.inc(1);
+        })
+        .map_err(|e| {
+            Error::Config(format!(
+                "training the network of assets {}…: {e}",
+                assets[members[0]].asset
+            ))
+        })?;
+        if losses.is_empty() {
+            losses = trained.losses;
+        }
+        for (&i, model) in members.iter().zip(trained.models) {
+            models[i] = Some(Box::new(model));
+        }
+    }
+    let models = models
+        .into_iter()
+        .map(|m| m.expect("every asset is in one layout"))
+        .collect();
+    Ok((models, losses))
 }
 
 /// Refuses to write a model set over a directory that holds something else.
