@@ -211,6 +211,9 @@ impl NeuralModel {
         &self,
         states: &[Vec<Option<f64>>],
     ) -> Result<Vec<Vec<(f64, f64)>>, ModelError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
         let width = 2 * self.layout.state_len();
         let mut input = Vec::with_capacity(states.len() * width);
         for state in states {
@@ -289,21 +292,48 @@ impl AssetModel for NeuralModel {
     fn update(&mut self, _history: &History) {}
 
     fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError> {
-        history.check(&self.layout)?;
-        self.layout.check_targets(targets)?;
-        let mut state = history.state().to_vec();
-        for &t in targets {
-            state[t] = None;
-        }
-        let predicted = self.forward_states(&[state])?.remove(0);
-        Ok(Prediction {
-            channels: targets.to_vec(),
-            mean: DVector::from_iterator(targets.len(), targets.iter().map(|&t| predicted[t].0)),
-            covariance: DMatrix::from_diagonal(&DVector::from_iterator(
-                targets.len(),
-                targets.iter().map(|&t| predicted[t].1),
-            )),
-        })
+        self.predict_many(&[(history, targets)]).remove(0)
+    }
+
+    /// Every query in one forward pass; a query that does not fit the
+    /// layout gets its error, the others their predictions.
+    fn predict_many(
+        &self,
+        queries: &[(&History, &[usize])],
+    ) -> Vec<Result<Prediction, ModelError>> {
+        let checked: Vec<Result<Vec<Option<f64>>, ModelError>> = queries
+            .iter()
+            .map(|&(history, targets)| {
+                history.check(&self.layout)?;
+                self.layout.check_targets(targets)?;
+                let mut state = history.state().to_vec();
+                for &t in targets {
+                    state[t] = None;
+                }
+                Ok(state)
+            })
+            .collect();
+        let states: Vec<Vec<Option<f64>>> = checked.iter().flatten().cloned().collect();
+        let mut predicted = match self.forward_states(&states) {
+            Ok(predicted) => predicted.into_iter(),
+            Err(e) => return queries.iter().map(|_| Err(e.clone())).collect(),
+        };
+        checked
+            .into_iter()
+            .zip(queries)
+            .map(|(state, &(_, targets))| {
+                state?;
+                let p = predicted.next().expect("one prediction per state");
+                Ok(Prediction {
+                    channels: targets.to_vec(),
+                    mean: DVector::from_iterator(targets.len(), targets.iter().map(|&t| p[t].0)),
+                    covariance: DMatrix::from_diagonal(&DVector::from_iterator(
+                        targets.len(),
+                        targets.iter().map(|&t| p[t].1),
+                    )),
+                })
+            })
+            .collect()
     }
 
     fn marginal(&self, channel: usize) -> Result<(f64, f64), ModelError> {

@@ -197,6 +197,28 @@ fn scores_each_channel_against_its_prediction_from_the_others() {
     // y = 4 where x = 1.5 says 2.25: y stands out, by many σ.
     assert_eq!(scored.most_surprising()[0].channel, 1);
     assert!(scored.channels[1].z > 5.0);
+    // Many predictions in one batch are each one's own (up to rounding), and a
+    // query that does not fit gets its error alone.
+    let other = History::new(&self::layout(&["x", "y", "z"], 1));
+    let hidden = history.hiding(&[0]);
+    let queries: Vec<(&History, &[usize])> = vec![
+        (&history, &[1]),
+        (&other, &[0]),
+        (&hidden, &[0, 1]),
+        (&history, &[2]),
+    ];
+    let many = model.predict_many(&queries);
+    assert!(matches!(many[1], Err(ModelError::Layout(_))));
+    assert!(matches!(many[3], Err(ModelError::BadChannel { .. })));
+    for i in [0, 2] {
+        let (one, batched) = (
+            model.predict(queries[i].0, queries[i].1).unwrap(),
+            many[i].as_ref().unwrap(),
+        );
+        assert_eq!(one.channels, batched.channels);
+        assert!((one.mean - &batched.mean).abs().max() < 1e-12);
+        assert!((one.covariance - &batched.covariance).abs().max() < 1e-12);
+    }
     // Nothing observed: nothing to score.
     history.push(&[None, None]);
     assert_eq!(model.log_likelihood(&history).unwrap().channels.len(), 0);
