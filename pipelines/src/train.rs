@@ -211,6 +211,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     })
 }
 
+/// Every asset's model, in asset order.
+type Models = Vec<Box<dyn AssetModel>>;
+
 /// An asset's model, or why it could not be trained.
 type Trained = Result<Box<dyn AssetModel>>;
 
@@ -320,7 +323,7 @@ fn train_neural(
     options: &NeuralOptions,
     assets: &[AssetWindows],
     bar: &ProgressBar,
-) -> Result<(Vec<Box<dyn AssetModel>>, Vec<f64>)> {
+) -> Result<(Models, Vec<f64>)> {
     let mut models: Vec<Option<Box<dyn AssetModel>>> = (0..assets.len()).map(|_| None).collect();
     let mut losses = Vec::new();
     for members in layouts(assets) {

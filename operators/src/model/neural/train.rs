@@ -331,10 +331,10 @@ impl Masks {
             }
         } else {
             hide(&[c]);
-            for i in 0..self.len {
+            for (i, slot) in hidden.iter_mut().enumerate() {
                 let p = if i < self.channels { 0.3 } else { 0.15 };
                 if rng.random::<f64>() < p {
-                    hidden[i] = true;
+                    *slot = true;
                 }
             }
         }
