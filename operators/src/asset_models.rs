@@ -412,9 +412,6 @@ impl AssetModelState {
         if self.learnt < self.warm_up {
             return witnesses;
         }
-        // Every quantity's witness in one call: a network predicts them in one batch.
-        let mut asked = Vec::new();
-        let mut alone = Vec::new();
         for channel in &self.channels {
             if let ModelChannel::Quantity {
                 quantity, position, ..
@@ -422,22 +419,14 @@ impl AssetModelState {
             {
                 let mut hidden = self.outliers.clone();
                 hidden.push(position);
-                alone.push(self.history.hiding(&hidden));
-                asked.push((quantity, [position]));
+                let alone = self.history.hiding(&hidden);
+                witnesses[quantity] = self
+                    .model
+                    .predict(&alone, &[position])
+                    .ok()
+                    .and_then(|p| self.within_reason(position, (p.mean[0], p.variance(0))))
+                    .filter(|&(_, v)| v > 0.0);
             }
-        }
-        let queries: Vec<(&History, &[usize])> = alone
-            .iter()
-            .zip(&asked)
-            .map(|(history, (_, targets))| (history, &targets[..]))
-            .collect();
-        for ((quantity, [position]), predicted) in
-            asked.iter().zip(self.model.predict_many(&queries))
-        {
-            witnesses[*quantity] = predicted
-                .ok()
-                .and_then(|p| self.within_reason(*position, (p.mean[0], p.variance(0))))
-                .filter(|&(_, v)| v > 0.0);
         }
         witnesses
     }

@@ -544,19 +544,6 @@ pub trait AssetModel: Send {
     /// target was observed does not matter: it is predicted from the others.
     fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError>;
 
-    /// [`AssetModel::predict`] for each (history, targets) pair, in order.
-    /// A model that can predict many at once (a network's batch) overrides
-    /// it; this default predicts them one by one.
-    fn predict_many(
-        &self,
-        queries: &[(&History, &[usize])],
-    ) -> Vec<Result<Prediction, ModelError>> {
-        queries
-            .iter()
-            .map(|&(history, targets)| self.predict(history, targets))
-            .collect()
-    }
-
     /// The mean and variance of `channel` over everything learnt, nothing
     /// given: its prediction from an empty history. A model that keeps its
     /// marginals at hand overrides it.

@@ -1,4 +1,4 @@
-//! The neural asset model: a masked denoising autoencoder (a small network on candle, run on the CPU) that predicts each channel of the newest window, with its variance, from whatever else of the state is observed.
+//! The neural asset model: a masked denoising autoencoder (a small network trained on candle, on the CPU) that predicts each channel of the newest window, with its variance, from whatever else of the state is observed.
 //!
 //! # The network
 //! Its input is the layout's state ([`Layout`]: the channels at t, t−1, …,
@@ -29,7 +29,7 @@
 //! one forward pass; the covariance it reports is diagonal (each target's
 //! own variance given the inputs; the network gives no cross-covariance).
 //! [`AssetModel::log_likelihood`] scores each observed channel against its
-//! prediction from all the others, the channels in one batch; its total is
+//! prediction from all the others (a forward pass each); its total is
 //! the sum of those per-channel log-densities, a pseudo-likelihood (the
 //! network has no joint density of the window). A trained network does not
 //! learn online ([`AssetModel::update`] does nothing), and
@@ -47,10 +47,9 @@ pub mod train;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
 use nalgebra::{DMatrix, DVector};
 
-use super::store::{self, Manifest, Tensor as Stored};
+use super::store::{self, Manifest, Tensor};
 use super::{
     AssetModel, ChannelSurprise, History, Layout, LogLikelihood, ModelError, ModelKind, Prediction,
 };
@@ -67,40 +66,69 @@ const LOG_VARIANCE: (f64, f64) = (-16.0, 8.0);
 const SPREAD_FLOOR: f64 = 1e-9;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
-/// The network: its layers' weights (out × in) and biases, f64 on the CPU.
-#[derive(Debug, Clone)]
+/// One layer: y = W x + b, W row-major (outputs × inputs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    pub weight: Vec<f64>,
+    pub bias: Vec<f64>,
+}
+
+impl Dense {
+    fn inputs(&self) -> usize {
+        self.weight.len() / self.bias.len()
+    }
+}
+
+/// The network: its layers, each hidden one followed by SiLU.
+///
+/// It is trained on candle ([`train`]) and run here, in plain f64 one state
+/// at a time: at one state per call candle's per-operation set-up and its
+/// thread pool cost several times the arithmetic, and a plain loop sums in
+/// one fixed order whatever the machine's threads.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Network {
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<Dense>,
     channels: usize,
 }
 
+/// x · sigmoid(x), as candle computes it.
+fn silu(x: f64) -> f64 {
+    x / ((-x).exp() + 1.0)
+}
+
 impl Network {
-    /// The network's outputs for a batch of encoded inputs (rows of
-    /// [`Standardiser::encode`]): the mean and log-variance of each channel,
-    /// each batch × channels, in standardised units.
-    fn forward(&self, input: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let mut h = input.clone();
+    /// The network's outputs for an encoded input ([`Standardiser::encode`]):
+    /// the mean and the log-variance of each channel, in standardised units.
+    fn forward(&self, input: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let mut h = input.to_vec();
         let last = self.layers.len() - 1;
-        for (k, (weight, bias)) in self.layers.iter().enumerate() {
-            h = h.matmul(&weight.t()?)?.broadcast_add(bias)?;
-            if k < last {
-                h = h.silu()?;
-            }
+        for (k, layer) in self.layers.iter().enumerate() {
+            let n = layer.inputs();
+            h = layer
+                .weight
+                .chunks_exact(n)
+                .zip(&layer.bias)
+                .map(|(row, b)| {
+                    let y = row.iter().zip(&h).map(|(w, x)| w * x).sum::<f64>() + b;
+                    if k < last { silu(y) } else { y }
+                })
+                .collect();
         }
-        let mean = h.narrow(1, 0, self.channels)?;
         let log_variance = h
-            .narrow(1, self.channels, self.channels)?
-            .clamp(LOG_VARIANCE.0, LOG_VARIANCE.1)?;
-        Ok((mean, log_variance))
+            .split_off(self.channels)
+            .into_iter()
+            .map(|v| v.clamp(LOG_VARIANCE.0, LOG_VARIANCE.1))
+            .collect();
+        (h, log_variance)
     }
 
     /// Hidden layers and their width.
     pub fn shape(&self) -> (usize, usize) {
-        (self.layers.len() - 1, self.layers[0].0.dims()[0])
+        (self.layers.len() - 1, self.layers[0].bias.len())
     }
 
     fn input_len(&self) -> usize {
-        self.layers[0].0.dims()[1]
+        self.layers[0].inputs()
     }
 }
 
@@ -164,10 +192,6 @@ pub struct NeuralModel {
     standardiser: Standardiser,
 }
 
-fn network_error(e: candle_core::Error) -> ModelError {
-    ModelError::Format(format!("neural network: {e}"))
-}
-
 impl NeuralModel {
     /// The model of an asset of `layout` with `network` and its standardisation.
     pub fn new(
@@ -206,36 +230,17 @@ impl NeuralModel {
     }
 
     /// The predicted mean and variance of every channel of the newest
-    /// window, in the channels' units, for each state: one forward pass.
-    fn forward_states(
-        &self,
-        states: &[Vec<Option<f64>>],
-    ) -> Result<Vec<Vec<(f64, f64)>>, ModelError> {
-        if states.is_empty() {
-            return Ok(Vec::new());
-        }
-        let width = 2 * self.layout.state_len();
-        let mut input = Vec::with_capacity(states.len() * width);
-        for state in states {
-            self.standardiser.encode(state, &mut input);
-        }
-        let input =
-            Tensor::from_vec(input, (states.len(), width), &Device::Cpu).map_err(network_error)?;
-        let (mean, log_variance) = self.network.forward(&input).map_err(network_error)?;
-        let mean = mean.to_vec2::<f64>().map_err(network_error)?;
-        let log_variance = log_variance.to_vec2::<f64>().map_err(network_error)?;
+    /// window, in the channels' units, given `state`.
+    fn forward_state(&self, state: &[Option<f64>]) -> Vec<(f64, f64)> {
+        let mut input = Vec::with_capacity(2 * state.len());
+        self.standardiser.encode(state, &mut input);
+        let (mean, log_variance) = self.network.forward(&input);
         let s = &self.standardiser;
-        Ok(mean
-            .iter()
+        mean.iter()
             .zip(&log_variance)
-            .map(|(m, v)| {
-                m.iter()
-                    .zip(v)
-                    .enumerate()
-                    .map(|(c, (m, v))| (s.mean[c] + s.std[c] * m, s.std[c] * s.std[c] * v.exp()))
-                    .collect()
-            })
-            .collect())
+            .enumerate()
+            .map(|(c, (m, v))| (s.mean[c] + s.std[c] * m, s.std[c] * s.std[c] * v.exp()))
+            .collect()
     }
 
     /// Reads the model saved in `dir`, whose manifest is `manifest`.
@@ -269,10 +274,7 @@ impl NeuralModel {
                 dir,
             )?;
             let bias = store::take(&mut tensors, &format!("layer{k}.bias"), &[outputs], dir)?;
-            layers.push((
-                Tensor::from_vec(weight, (outputs, inputs), &Device::Cpu).map_err(network_error)?,
-                Tensor::from_vec(bias, outputs, &Device::Cpu).map_err(network_error)?,
-            ));
+            layers.push(Dense { weight, bias });
         }
         let network = Network { layers, channels };
         NeuralModel::new(layout, Arc::new(network), standardiser)
@@ -292,48 +294,21 @@ impl AssetModel for NeuralModel {
     fn update(&mut self, _history: &History) {}
 
     fn predict(&self, history: &History, targets: &[usize]) -> Result<Prediction, ModelError> {
-        self.predict_many(&[(history, targets)]).remove(0)
-    }
-
-    /// Every query in one forward pass; a query that does not fit the
-    /// layout gets its error, the others their predictions.
-    fn predict_many(
-        &self,
-        queries: &[(&History, &[usize])],
-    ) -> Vec<Result<Prediction, ModelError>> {
-        let checked: Vec<Result<Vec<Option<f64>>, ModelError>> = queries
-            .iter()
-            .map(|&(history, targets)| {
-                history.check(&self.layout)?;
-                self.layout.check_targets(targets)?;
-                let mut state = history.state().to_vec();
-                for &t in targets {
-                    state[t] = None;
-                }
-                Ok(state)
-            })
-            .collect();
-        let states: Vec<Vec<Option<f64>>> = checked.iter().flatten().cloned().collect();
-        let mut predicted = match self.forward_states(&states) {
-            Ok(predicted) => predicted.into_iter(),
-            Err(e) => return queries.iter().map(|_| Err(e.clone())).collect(),
-        };
-        checked
-            .into_iter()
-            .zip(queries)
-            .map(|(state, &(_, targets))| {
-                state?;
-                let p = predicted.next().expect("one prediction per state");
-                Ok(Prediction {
-                    channels: targets.to_vec(),
-                    mean: DVector::from_iterator(targets.len(), targets.iter().map(|&t| p[t].0)),
-                    covariance: DMatrix::from_diagonal(&DVector::from_iterator(
-                        targets.len(),
-                        targets.iter().map(|&t| p[t].1),
-                    )),
-                })
-            })
-            .collect()
+        history.check(&self.layout)?;
+        self.layout.check_targets(targets)?;
+        let mut state = history.state().to_vec();
+        for &t in targets {
+            state[t] = None;
+        }
+        let p = self.forward_state(&state);
+        Ok(Prediction {
+            channels: targets.to_vec(),
+            mean: DVector::from_iterator(targets.len(), targets.iter().map(|&t| p[t].0)),
+            covariance: DMatrix::from_diagonal(&DVector::from_iterator(
+                targets.len(),
+                targets.iter().map(|&t| p[t].1),
+            )),
+        })
     }
 
     fn marginal(&self, channel: usize) -> Result<(f64, f64), ModelError> {
@@ -364,7 +339,7 @@ impl AssetModel for NeuralModel {
                 state
             })
             .collect();
-        let predicted = self.forward_states(&states)?;
+        let predicted: Vec<_> = states.iter().map(|s| self.forward_state(s)).collect();
         let channels: Vec<ChannelSurprise> = observed
             .iter()
             .zip(&predicted)
@@ -387,38 +362,32 @@ impl AssetModel for NeuralModel {
     fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let (depth, width) = self.network.shape();
         let mut tensors = vec![
-            Stored::new(
+            Tensor::new(
                 "settings",
                 vec![3],
                 vec![FORMAT, depth as f64, width as f64],
             ),
-            Stored::new(
+            Tensor::new(
                 "standardise.mean",
                 vec![self.standardiser.mean.len()],
                 self.standardiser.mean.clone(),
             ),
-            Stored::new(
+            Tensor::new(
                 "standardise.std",
                 vec![self.standardiser.std.len()],
                 self.standardiser.std.clone(),
             ),
         ];
-        for (k, (weight, bias)) in self.network.layers.iter().enumerate() {
-            let flat = |t: &Tensor| {
-                t.to_dtype(DType::F64)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1::<f64>())
-                    .map_err(network_error)
-            };
-            tensors.push(Stored::new(
+        for (k, layer) in self.network.layers.iter().enumerate() {
+            tensors.push(Tensor::new(
                 &format!("layer{k}.weight"),
-                weight.dims().to_vec(),
-                flat(weight)?,
+                vec![layer.bias.len(), layer.inputs()],
+                layer.weight.clone(),
             ));
-            tensors.push(Stored::new(
+            tensors.push(Tensor::new(
                 &format!("layer{k}.bias"),
-                bias.dims().to_vec(),
-                flat(bias)?,
+                vec![layer.bias.len()],
+                layer.bias.clone(),
             ));
         }
         store::save(

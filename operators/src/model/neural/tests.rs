@@ -197,34 +197,63 @@ fn scores_each_channel_against_its_prediction_from_the_others() {
     // y = 4 where x = 1.5 says 2.25: y stands out, by many σ.
     assert_eq!(scored.most_surprising()[0].channel, 1);
     assert!(scored.channels[1].z > 5.0);
-    // Many predictions in one batch are each one's own (up to rounding), and a
-    // query that does not fit gets its error alone.
+    // A history of another layout, or a channel outside it, is refused.
     let other = History::new(&self::layout(&["x", "y", "z"], 1));
-    let hidden = history.hiding(&[0]);
-    let queries: Vec<(&History, &[usize])> = vec![
-        (&history, &[1]),
-        (&other, &[0]),
-        (&hidden, &[0, 1]),
-        (&history, &[2]),
-    ];
-    let many = model.predict_many(&queries);
-    assert!(matches!(many[1], Err(ModelError::Layout(_))));
-    assert!(matches!(many[3], Err(ModelError::BadChannel { .. })));
-    for i in [0, 2] {
-        let (one, batched) = (
-            model.predict(queries[i].0, queries[i].1).unwrap(),
-            many[i].as_ref().unwrap(),
-        );
-        assert_eq!(one.channels, batched.channels);
-        assert!((one.mean - &batched.mean).abs().max() < 1e-12);
-        assert!((one.covariance - &batched.covariance).abs().max() < 1e-12);
-    }
+    assert!(matches!(
+        model.predict(&other, &[0]),
+        Err(ModelError::Layout(_))
+    ));
+    assert!(matches!(
+        model.predict(&history, &[2]),
+        Err(ModelError::BadChannel { .. })
+    ));
     // Nothing observed: nothing to score.
     history.push(&[None, None]);
     assert_eq!(model.log_likelihood(&history).unwrap().channels.len(), 0);
     // Its marginal is the training data's.
     let (mean, variance) = model.marginal(1).unwrap();
     assert!((mean - 4.0 / 3.0).abs() < 0.1 && (variance - 1.42).abs() < 0.2);
+}
+
+#[test]
+fn runs_the_network_as_candle_trained_it() {
+    use candle_core::{Device, Tensor as CandleTensor};
+    let layout = layout(&["x", "y"], 1);
+    let (model, _) = trained(&layout, 7);
+    let network = model.network();
+    let candle = train::CandleNetwork {
+        layers: network
+            .layers
+            .iter()
+            .map(|l| {
+                let outputs = l.bias.len();
+                (
+                    CandleTensor::from_vec(l.weight.clone(), (outputs, l.inputs()), &Device::Cpu)
+                        .unwrap(),
+                    CandleTensor::from_vec(l.bias.clone(), outputs, &Device::Cpu).unwrap(),
+                )
+            })
+            .collect(),
+        channels: 2,
+    };
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let rows: Vec<Vec<f64>> = (0..5)
+        .map(|_| (0..8).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect())
+        .collect();
+    let input = CandleTensor::from_vec(rows.concat(), (5, 8), &Device::Cpu).unwrap();
+    let (mean, log_variance) = candle.forward(&input).unwrap();
+    let (mean, log_variance) = (
+        mean.to_vec2::<f64>().unwrap(),
+        log_variance.to_vec2::<f64>().unwrap(),
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let (m, v) = network.forward(row);
+        for c in 0..2 {
+            assert!((m[c] - mean[i][c]).abs() < 1e-12 * (1.0 + m[c].abs()));
+            assert!((v[c] - log_variance[i][c]).abs() < 1e-12 * (1.0 + v[c].abs()));
+        }
+    }
+    assert_eq!(candle.weights().unwrap(), **network);
 }
 
 #[test]

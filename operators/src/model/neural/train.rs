@@ -33,7 +33,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Network, NeuralModel, Standardiser, network_error};
+use super::{Dense, LOG_VARIANCE, Network, NeuralModel, Standardiser};
 use crate::model::{Layout, ModelError};
 
 /// The choices of a training run.
@@ -148,7 +148,7 @@ pub fn train(
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(options.seed);
     let vars = initial_weights(&mut rng, 2 * len, options, 2 * channels)?;
-    let network = Network {
+    let network = CandleNetwork {
         layers: vars
             .chunks(2)
             .map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone()))
@@ -193,19 +193,7 @@ pub fn train(
         on_epoch(epoch, mean);
     }
 
-    // The trained weights, copied out of the optimiser's variables.
-    let copy = |t: &Tensor| {
-        t.flatten_all()
-            .and_then(|f| f.to_vec1::<f64>())
-            .and_then(|v| Tensor::from_vec(v, t.dims(), &Device::Cpu))
-    };
-    let layers = network
-        .layers
-        .iter()
-        .map(|(w, b)| Ok((copy(w)?, copy(b)?)))
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(network_error)?;
-    let network = Arc::new(Network { layers, channels });
+    let network = Arc::new(network.weights().map_err(network_error)?);
     let models = assets
         .iter()
         .zip(standardisers)
@@ -216,6 +204,56 @@ pub fn train(
         losses,
         examples: rows.len(),
     })
+}
+
+fn network_error(e: candle_core::Error) -> ModelError {
+    ModelError::Format(format!("neural network: {e}"))
+}
+
+/// The network as candle trains it: each layer's weight (out × in) and
+/// bias, as variables of the optimiser.
+pub(super) struct CandleNetwork {
+    pub(super) layers: Vec<(Tensor, Tensor)>,
+    pub(super) channels: usize,
+}
+
+impl CandleNetwork {
+    /// [`Network`]'s forward pass on a batch (rows of encoded inputs): the
+    /// mean and log-variance of each channel, each batch × channels.
+    pub(super) fn forward(&self, input: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut h = input.clone();
+        let last = self.layers.len() - 1;
+        for (k, (weight, bias)) in self.layers.iter().enumerate() {
+            h = h.matmul(&weight.t()?)?.broadcast_add(bias)?;
+            if k < last {
+                h = h.silu()?;
+            }
+        }
+        let mean = h.narrow(1, 0, self.channels)?;
+        let log_variance = h
+            .narrow(1, self.channels, self.channels)?
+            .clamp(LOG_VARIANCE.0, LOG_VARIANCE.1)?;
+        Ok((mean, log_variance))
+    }
+
+    /// Its weights as they stand, for [`Network`] to run.
+    pub(super) fn weights(&self) -> candle_core::Result<Network> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f64>();
+        let layers = self
+            .layers
+            .iter()
+            .map(|(w, b)| {
+                Ok(Dense {
+                    weight: flat(w)?,
+                    bias: flat(b)?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Network {
+            layers,
+            channels: self.channels,
+        })
+    }
 }
 
 /// The layers' weights and biases, drawn as PyTorch's linear layers draw
@@ -374,7 +412,12 @@ struct Batch {
 impl Batch {
     /// The mean Gaussian negative log-likelihood of the hidden channels
     /// (each ½ (ln σ² + (y − μ)²/σ²), in standardised units).
-    fn loss(self, network: &Network, len: usize, channels: usize) -> candle_core::Result<Tensor> {
+    fn loss(
+        self,
+        network: &CandleNetwork,
+        len: usize,
+        channels: usize,
+    ) -> candle_core::Result<Tensor> {
         let count: f64 = self.weight.iter().sum();
         let device = Device::Cpu;
         let input = Tensor::from_vec(self.input, (self.rows, 2 * len), &device)?;
