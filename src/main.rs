@@ -14,6 +14,7 @@ use twinflow::engine::verify::Untagged;
 use twinflow::operators::asset_models::{ModelOptions, ModelSource};
 use twinflow::operators::kalman_fusion::KalmanOptions;
 use twinflow::operators::model::ModelKind;
+use twinflow::operators::model::neural::train::NeuralOptions;
 use twinflow::pipelines::eval::synthesis::{SYNTHESIS_FILE, evaluate_synthesis};
 use twinflow::pipelines::eval::{EvalOptions, evaluate};
 use twinflow::pipelines::mask::generate::{MaskOptions, generate_mask};
@@ -257,6 +258,21 @@ enum Command {
         /// then teaches it online (it forgets with the Gaussian's half-life).
         #[arg(long, default_value_t = 3600.0)]
         prior_windows: f64,
+        /// The neural model's passes over the history.
+        #[arg(long, default_value_t = NeuralOptions::default().epochs)]
+        epochs: usize,
+        /// The neural network's hidden layers.
+        #[arg(long, default_value_t = NeuralOptions::default().hidden_layers)]
+        hidden_layers: usize,
+        /// The width of each of its hidden layers.
+        #[arg(long, default_value_t = NeuralOptions::default().width)]
+        width: usize,
+        /// Adam's step size at the start (it falls to a tenth by the last epoch).
+        #[arg(long, default_value_t = NeuralOptions::default().learning_rate)]
+        learning_rate: f64,
+        /// The seed of the initial weights, the order and the masks.
+        #[arg(long, default_value_t = NeuralOptions::default().seed)]
+        seed: u64,
     },
     /// Write a raw log in the TwinBench format drawn from a trained model set
     /// (asset i runs the set's asset i mod its size), tagged with fresh keys
@@ -321,6 +337,8 @@ enum ModelArg {
     Gaussian,
     /// A mixture of such Gaussians over operating regimes.
     Mixture,
+    /// A masked denoising autoencoder (a network shared by the assets).
+    Neural,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -569,6 +587,11 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             threads,
             pooled,
             prior_windows,
+            epochs,
+            hidden_layers,
+            width,
+            learning_rate,
+            seed,
         } => {
             if components == 0 {
                 return Err(twinflow::engine::Error::Config(
@@ -583,6 +606,7 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
             let kind = match model {
                 ModelArg::Gaussian => ModelKind::Gaussian,
                 ModelArg::Mixture => ModelKind::Mixture,
+                ModelArg::Neural => ModelKind::Neural,
             };
             let defaults = TrainOptions::new(history, kind, out.clone());
             let options = TrainOptions {
@@ -591,6 +615,14 @@ fn run(command: Command) -> twinflow::engine::Result<ExitCode> {
                 passes,
                 pooled,
                 prior_windows,
+                neural: NeuralOptions {
+                    epochs,
+                    hidden_layers,
+                    width,
+                    learning_rate,
+                    seed,
+                    ..defaults.neural
+                },
                 threads: threads.unwrap_or(defaults.threads),
                 progress: true,
                 ..defaults

@@ -40,12 +40,12 @@
 //!   predictive is a mixture, reported through [`Prediction`] by its mean and
 //!   covariance (moment matched); it overrides [`AssetModel::sample`] to
 //!   draw a component first, and saves one set of tensors per component.
-//! - A neural model (candle or burn, later): its weights are tensors in the
-//!   same safetensors file (both frameworks read and write the format) under
-//!   the same manifest. All of an asset's state is in its [`History`], so one
-//!   trained network can serve every asset through a shared handle, and a
-//!   trained model may leave [`AssetModel::update`] a no-op. Batching
-//!   across assets is a method to add with a per-asset default.
+//! - [`neural::NeuralModel`]: a masked denoising autoencoder, a small
+//!   network (on candle) trained beforehand to predict each channel of the
+//!   newest window, with its variance, from whatever else of the state is
+//!   observed. All of an asset's state is in its [`History`], so one
+//!   trained network serves every asset of a layout, each with its own
+//!   standardisation; it does not learn online.
 //!
 //! Both Gaussian models draw long trajectories through [`stationary`]: a
 //! chain of one-step draws whose past leaks just enough to keep the
@@ -56,6 +56,7 @@
 pub mod conditional;
 pub mod gaussian;
 pub mod mixture;
+pub mod neural;
 pub mod set;
 pub mod stationary;
 pub mod store;
@@ -75,6 +76,7 @@ use crate::align::Alignment;
 pub enum ModelKind {
     Gaussian,
     Mixture,
+    Neural,
 }
 
 impl ModelKind {
@@ -83,6 +85,7 @@ impl ModelKind {
         match self {
             ModelKind::Gaussian => "gaussian",
             ModelKind::Mixture => "mixture",
+            ModelKind::Neural => "neural",
         }
     }
 }
@@ -626,6 +629,7 @@ pub fn load(dir: &Path) -> Result<Box<dyn AssetModel>, ModelError> {
         ModelKind::Mixture => Ok(Box::new(mixture::GaussianMixture::load_with(
             dir, &manifest,
         )?)),
+        ModelKind::Neural => Ok(Box::new(neural::NeuralModel::load_with(dir, &manifest)?)),
     }
 }
 

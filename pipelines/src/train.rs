@@ -6,7 +6,9 @@
 //! history's states and is fitted by [`GaussianMixture::fit`]: a start from
 //! the complete states, then passes of EM over all of them. Assets are
 //! independent, so they are trained on several threads; each asset's model
-//! is the same whatever the threads.
+//! is the same whatever the threads. The neural model trains one network
+//! for all the assets of a layout ([`neural::train`]), epoch by epoch, and
+//! saves it into each asset's directory with the asset's standardisation.
 //!
 //! A raw log (a Parquet file, or a directory of them without `aligned/`) is
 //! replayed by the reference pipeline into a temporary directory, which is
@@ -23,6 +25,8 @@ use twinflow_engine::error::{Error, Result};
 use twinflow_operators::asset_models::ModelShape;
 use twinflow_operators::model::gaussian::{GaussianOptions, OnlineGaussian};
 use twinflow_operators::model::mixture::{GaussianMixture, MixtureOptions};
+use twinflow_operators::model::neural;
+use twinflow_operators::model::neural::train::{AssetStates, NeuralOptions};
 use twinflow_operators::model::set::{AssetEntry, MODELS_FILE, ModelSet, SET_FORMAT_VERSION};
 use twinflow_operators::model::{AssetModel, History, ModelError, ModelKind};
 
@@ -53,6 +57,8 @@ pub struct TrainOptions {
     /// A pooled Gaussian's worth, in windows, against what each asset then
     /// teaches it online (see [`OnlineGaussian::reweighted`]).
     pub prior_windows: f64,
+    /// The neural network's shape, epochs, step size and seed.
+    pub neural: NeuralOptions,
     /// Threads training assets side by side.
     pub threads: usize,
     pub progress: bool,
@@ -74,6 +80,7 @@ impl TrainOptions {
             passes: 5,
             pooled: false,
             prior_windows: 3600.0,
+            neural: NeuralOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
         }
@@ -89,6 +96,9 @@ pub struct TrainReport {
     /// Whether the history was a raw log, replayed first.
     pub replayed: bool,
     pub elapsed_s: f64,
+    /// The neural model's mean loss per epoch (of the first layout's
+    /// network); empty for the other models.
+    pub losses: Vec<f64>,
 }
 
 /// Trains every asset's model and writes the set (see the module doc).
@@ -133,21 +143,40 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         )));
     }
 
-    let steps = match options.kind {
-        ModelKind::Gaussian => 1,
-        ModelKind::Mixture => options.passes as u64 + 1,
-    };
-    let bar = crate::progress::bar(
-        options.progress,
-        history.assets.len() as u64 * steps,
-        "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
-    );
-    let models = if options.pooled {
-        vec![train_pooled(options, &history.assets, &bar)?]
+    if options.pooled && options.kind == ModelKind::Neural {
+        return Err(Error::Config(
+            "the neural model always shares one network among the assets of a layout (each \
+             with its own standardisation): --pooled is for the Gaussian and the mixture"
+                .into(),
+        ));
+    }
+    let (models, losses) = if options.kind == ModelKind::Neural {
+        let bar = crate::progress::bar(
+            options.progress,
+            options.neural.epochs as u64 * layouts(&history.assets).len() as u64,
+            "train {elapsed_precise} [{bar:40}] {pos}/{len} epochs, eta {eta} {msg}",
+        );
+        let trained = train_neural(&options.neural, &history.assets, &bar)?;
+        bar.finish_and_clear();
+        trained
     } else {
-        train_assets(options, &history.assets, &bar)?
+        let steps = match options.kind {
+            ModelKind::Mixture => options.passes as u64 + 1,
+            _ => 1,
+        };
+        let bar = crate::progress::bar(
+            options.progress,
+            history.assets.len() as u64 * steps,
+            "train {elapsed_precise} [{bar:40}] {pos}/{len} asset steps, eta {eta}",
+        );
+        let models = if options.pooled {
+            vec![train_pooled(options, &history.assets, &bar)?]
+        } else {
+            train_assets(options, &history.assets, &bar)?
+        };
+        bar.finish_and_clear();
+        (models, Vec::new())
     };
-    bar.finish_and_clear();
 
     let mut entries = Vec::with_capacity(history.assets.len());
     for (i, asset) in history.assets.iter().enumerate() {
@@ -187,6 +216,15 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             "pooled": options.pooled,
             "prior_windows": (options.pooled && options.kind == ModelKind::Gaussian)
                 .then_some(options.prior_windows),
+            "neural": (options.kind == ModelKind::Neural).then(|| serde_json::json!({
+                "hidden_layers": options.neural.hidden_layers,
+                "width": options.neural.width,
+                "epochs": options.neural.epochs,
+                "learning_rate": options.neural.learning_rate,
+                "batch": options.neural.batch,
+                "seed": options.neural.seed,
+                "losses": losses,
+            })),
             "replayed_first": replayed,
             "catalog": history.catalog_dir.display().to_string(),
             "elapsed_s": elapsed_s,
@@ -199,6 +237,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         windows: history.assets.iter().map(|a| a.windows.len() as u64).sum(),
         replayed,
         elapsed_s,
+        losses,
     })
 }
 
@@ -260,6 +299,11 @@ fn train_pooled(
                 .map_err(model_error)?,
             )
         }
+        ModelKind::Neural => {
+            return Err(Error::Config(
+                "a neural model is not pooled (see train)".into(),
+            ));
+        }
     };
     Ok(model)
 }
@@ -267,6 +311,9 @@ fn train_pooled(
 fn names(layout: &twinflow_operators::model::Layout) -> Vec<&str> {
     layout.channels().iter().map(|c| c.name.as_str()).collect()
 }
+
+/// Every asset's model, in asset order.
+type Models = Vec<Box<dyn AssetModel>>;
 
 /// An asset's model, or why it could not be trained.
 type Trained = Result<Box<dyn AssetModel>>;
@@ -322,14 +369,7 @@ fn train_one(
             Ok(Box::new(model))
         }
         ModelKind::Mixture => {
-            let states: Vec<Vec<Option<f64>>> = asset
-                .windows
-                .iter()
-                .map(|window| {
-                    history.push(window);
-                    history.state().to_vec()
-                })
-                .collect();
+            let states = states(asset);
             bar.inc(1);
             let mixture = MixtureOptions {
                 components: options.components,
@@ -342,7 +382,83 @@ fn train_one(
                 })?;
             Ok(Box::new(model))
         }
+        ModelKind::Neural => unreachable!("neural models are trained by train_neural"),
     }
+}
+
+/// An asset's states, as its history holds them after each window.
+fn states(asset: &AssetWindows) -> Vec<Vec<Option<f64>>> {
+    let mut history = History::new(&asset.layout);
+    asset
+        .windows
+        .iter()
+        .map(|window| {
+            history.push(window);
+            history.state().to_vec()
+        })
+        .collect()
+}
+
+/// The assets' distinct layouts (channel names, lags, slow copies), in
+/// order of first appearance, each with its assets' positions.
+fn layouts(assets: &[AssetWindows]) -> Vec<Vec<usize>> {
+    let key = |a: &AssetWindows| {
+        let l = &a.layout;
+        let names: Vec<&str> = l.channels().iter().map(|c| c.name.as_str()).collect();
+        format!("{names:?} {} {:?}", l.lags(), l.smoothed())
+    };
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, asset) in assets.iter().enumerate() {
+        let k = key(asset);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// The neural models of every asset, in asset order: one network per
+/// layout, trained on all its assets; and the first network's losses.
+fn train_neural(
+    options: &NeuralOptions,
+    assets: &[AssetWindows],
+    bar: &ProgressBar,
+) -> Result<(Models, Vec<f64>)> {
+    let mut models: Vec<Option<Box<dyn AssetModel>>> = (0..assets.len()).map(|_| None).collect();
+    let mut losses = Vec::new();
+    for members in layouts(assets) {
+        let states: Vec<_> = members.iter().map(|&i| states(&assets[i])).collect();
+        let inputs: Vec<AssetStates> = members
+            .iter()
+            .zip(&states)
+            .map(|(&i, states)| AssetStates {
+                layout: &assets[i].layout,
+                states,
+            })
+            .collect();
+        let trained = neural::train::train(&inputs, options, |epoch, loss| {
+            bar.set_message(format!("epoch {} loss {loss:.4}", epoch + 1));
+            bar.inc(1);
+        })
+        .map_err(|e| {
+            Error::Config(format!(
+                "training the network of assets {}…: {e}",
+                assets[members[0]].asset
+            ))
+        })?;
+        if losses.is_empty() {
+            losses = trained.losses;
+        }
+        for (&i, model) in members.iter().zip(trained.models) {
+            models[i] = Some(Box::new(model));
+        }
+    }
+    let models = models
+        .into_iter()
+        .map(|m| m.expect("every asset is in one layout"))
+        .collect();
+    Ok((models, losses))
 }
 
 /// Refuses to write a model set over a directory that holds something else.
