@@ -705,6 +705,11 @@ mod tests {
         history.push(&[Some(1.0), Some(2.0), Some(3.0)]);
         assert_eq!(history.hiding(&[1]).state()[6], None);
         assert_eq!(history.hiding(&[0]).state()[6], Some(2.0));
+        // Without slow copies: the lags as they were, every filter unobserved.
+        let recent = history.without_slow_copies();
+        assert!(history.has_slow_copies());
+        assert_eq!(&recent.state()[..6], &history.state()[..6]);
+        assert_eq!(recent.state()[6], None);
         assert!(
             layout
                 .clone()
