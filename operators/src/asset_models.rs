@@ -427,6 +427,10 @@ pub struct AssetModelState {
     sensors: Vec<SensorId>,
 }
 
+/// Rounds of blind checks per comparison of the two ways to predict a
+/// channel: the choice changes slowly, and each check costs a conditioning.
+const COMPARE_EVERY: u64 = 4;
+
 /// How many marginal σ from its mean a prediction may lie (see
 /// `AssetModelState::within_reason`).
 const MARGINAL_BAND: f64 = 3.0;
@@ -657,9 +661,23 @@ impl AssetModelState {
     /// that does not extrapolate (see [`inputs`]), else the best way's
     /// stand-in; and whether a way extrapolated.
     fn predict(&self, history: &History, position: usize) -> Option<((f64, f64), bool)> {
+        self.choose(position, |inputs| {
+            self.predict_from(inputs, history, position)
+        })
+    }
+
+    /// Of the predictions of the channel at `position` each way (as
+    /// `predict_from` gives them, asked for best way first, only as far as
+    /// needed), the best way's that does not extrapolate, else the best
+    /// way's stand-in; and whether a way extrapolated.
+    fn choose(
+        &self,
+        position: usize,
+        mut each_way: impl FnMut(Inputs) -> Option<((f64, f64), bool)>,
+    ) -> Option<((f64, f64), bool)> {
         let mut stand_in = None;
         for inputs in self.inputs.ranked(position) {
-            match self.predict_from(inputs, history, position) {
+            match each_way(inputs) {
                 Some((value, true)) => return Some((value, stand_in.is_some())),
                 Some((value, false)) => {
                     stand_in.get_or_insert(value);
@@ -678,7 +696,7 @@ impl AssetModelState {
     /// the way from now on. A channel not observed in this window, or
     /// standing out, is not checked.
     fn calibrate(&mut self) {
-        let position = self.calibration.next_channel();
+        let (position, round) = self.calibration.next_channel();
         let Some(actual) = self.history.current()[position] else {
             return;
         };
@@ -688,17 +706,22 @@ impl AssetModelState {
         let mut hidden = self.outliers.clone();
         hidden.push(position);
         let blind = self.history.hiding(&hidden);
-        if let Some(((mean, variance), _)) = self
-            .predict(&blind, position)
-            .filter(|&((_, v), _)| v > 0.0)
-        {
+        // Both ways (where they differ) in one round of checks in
+        // `COMPARE_EVERY`; the imputation's choice among them, or made
+        // afresh.
+        let each_way = (self.history.has_slow_copies() && round % COMPARE_EVERY == 0)
+            .then(|| Inputs::BOTH.map(|inputs| self.predict_from(inputs, &blind, position)));
+        let imputation = match &each_way {
+            Some(ways) => self.choose(position, |inputs| {
+                ways[Inputs::BOTH.iter().position(|&i| i == inputs)?]
+            }),
+            None => self.predict(&blind, position),
+        };
+        if let Some(((mean, variance), _)) = imputation.filter(|&((_, v), _)| v > 0.0) {
             self.calibration
                 .record(position, (actual - mean) / variance.sqrt());
         }
-        if self.history.has_slow_copies()
-            && let [Some(((everything, _), _)), Some(((recent, _), _))] =
-                Inputs::BOTH.map(|inputs| self.predict_from(inputs, &blind, position))
-        {
+        if let Some([Some(((everything, _), _)), Some(((recent, _), _))]) = each_way {
             self.inputs.record(
                 position,
                 [(actual - everything).powi(2), (actual - recent).powi(2)],

@@ -30,6 +30,8 @@ pub struct Calibration {
     channels: Vec<Recent>,
     /// The channel to check next.
     next: usize,
+    /// Rounds over all channels completed.
+    rounds: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,14 +53,19 @@ impl Calibration {
                 channels
             ],
             next: 0,
+            rounds: 0,
         }
     }
 
-    /// The channel to check in this window: each in turn.
-    pub fn next_channel(&mut self) -> usize {
-        let channel = self.next;
+    /// The channel to check in this window, each in turn, and how many
+    /// rounds over all channels came before this one.
+    pub fn next_channel(&mut self) -> (usize, u64) {
+        let checked = (self.next, self.rounds);
         self.next = (self.next + 1) % self.channels.len();
-        channel
+        if self.next == 0 {
+            self.rounds += 1;
+        }
+        checked
     }
 
     /// Records a blind prediction of `channel`: its error in predicted σ.
@@ -75,11 +82,11 @@ impl Calibration {
             recent.oldest = (recent.oldest + 1) % RECENT;
         }
         if recent.errors.len() >= FEW {
-            let mut sorted = recent.errors.clone();
-            sorted.sort_by(f64::total_cmp);
             // The smallest |z| with at least 95 % of the errors at or below it.
-            let rank = ((COVERED * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            recent.factor = ((sorted[rank - 1] / Z95).powi(2)).max(NARROWEST);
+            let mut errors = recent.errors.clone();
+            let rank = ((COVERED * errors.len() as f64).ceil() as usize).clamp(1, errors.len());
+            let (_, quantile, _) = errors.select_nth_unstable_by(rank - 1, f64::total_cmp);
+            recent.factor = ((*quantile / Z95).powi(2)).max(NARROWEST);
         }
     }
 
@@ -101,7 +108,7 @@ mod tests {
             (0..5)
                 .map(|_| calibration.next_channel())
                 .collect::<Vec<_>>(),
-            [0, 1, 0, 1, 0]
+            [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
         );
         // 100 errors 0.01, 0.02, …, 1.00 σ … times 4: the 95th is 3.8.
         for k in 1..=100 {
