@@ -375,6 +375,7 @@ impl AssetModels {
         Ok(Some(AssetModelState {
             alarm: SurpriseAlarm::new(layout.channel_count(), self.options.alarm),
             calibration: Calibration::new(layout.channel_count()),
+            trained: matches!(self.options.source, ModelSource::Trained(_)),
             inputs: InputChoice::new(layout.channel_count()),
             sensors,
             history: History::new(&layout),
@@ -419,8 +420,11 @@ pub struct AssetModelState {
     /// Layout positions that stood out in the last window.
     outliers: Vec<usize>,
     alarm: SurpriseAlarm,
-    /// How much wider than predicted imputed intervals must be.
+    /// How much wider than predicted imputed intervals must be, and how far
+    /// off the asset's level.
     calibration: Calibration,
+    /// Whether the model was trained beforehand (on other assets, perhaps).
+    trained: bool,
     /// What each channel is best predicted from.
     inputs: InputChoice,
     /// Per layout position, the sensor an alarm names.
@@ -719,7 +723,7 @@ impl AssetModelState {
         };
         if let Some(((mean, variance), _)) = imputation.filter(|&((_, v), _)| v > 0.0) {
             self.calibration
-                .record(position, (actual - mean) / variance.sqrt());
+                .record(position, (actual - mean) / variance.sqrt(), actual - mean);
         }
         if let Some([Some(((everything, _), _)), Some(((recent, _), _))]) = each_way {
             self.inputs.record(
@@ -776,6 +780,21 @@ impl AssetModelState {
                     slots,
                     position,
                 } => {
+                    // A trained model keeps a fused quantity at this asset's
+                    // level (ambient temperature, a line's resistance)
+                    // through a gap where no sensor of it is believed: its
+                    // recent mean blind error is added back. (On the fast
+                    // own channels the same offset did harm through gaps,
+                    // and an online model, which learns the asset's level
+                    // itself, imputed worse with it.)
+                    let offset = if self.trained {
+                        self.calibration.offset(*position)
+                    } else {
+                        0.0
+                    };
+                    let model = |position: usize| {
+                        model(position).map(|(value, variance, by)| (value + offset, variance, by))
+                    };
                     // With a fused value, the members not measured are
                     // imputed by it; without one (none measured, or none
                     // believed), every member is imputed by the model.

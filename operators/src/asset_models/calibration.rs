@@ -40,6 +40,9 @@ struct Recent {
     errors: Vec<f64>,
     oldest: usize,
     factor: f64,
+    /// The mean blind error over about the last [`RECENT`], and how many.
+    offset: f64,
+    seen: u64,
 }
 
 impl Calibration {
@@ -68,13 +71,16 @@ impl Calibration {
         checked
     }
 
-    /// Records a blind prediction of `channel`: its error in predicted σ.
-    /// A z that is not finite is ignored.
-    pub fn record(&mut self, channel: usize, z: f64) {
+    /// Records a blind prediction of `channel`: its error (measured minus
+    /// predicted) in predicted σ, `z`, and in the channel's units. A z that
+    /// is not finite is ignored.
+    pub fn record(&mut self, channel: usize, z: f64, error: f64) {
         if !z.is_finite() {
             return;
         }
         let recent = &mut self.channels[channel];
+        recent.seen += 1;
+        recent.offset += (error - recent.offset) / recent.seen.min(RECENT as u64) as f64;
         if recent.errors.len() < RECENT {
             recent.errors.push(z.abs());
         } else {
@@ -87,6 +93,18 @@ impl Calibration {
             let rank = ((COVERED * errors.len() as f64).ceil() as usize).clamp(1, errors.len());
             let (_, quantile, _) = errors.select_nth_unstable_by(rank - 1, f64::total_cmp);
             recent.factor = ((*quantile / Z95).powi(2)).max(NARROWEST);
+        }
+    }
+
+    /// The mean blind error of `channel` over about the last [`RECENT`] (0
+    /// before [`FEW`]): how far a model trained on other assets (or on this
+    /// one, before its wear) sits off this asset's level.
+    pub fn offset(&self, channel: usize) -> f64 {
+        let recent = &self.channels[channel];
+        if recent.seen >= FEW as u64 {
+            recent.offset
+        } else {
+            0.0
         }
     }
 
@@ -112,22 +130,39 @@ mod tests {
         );
         // 100 errors 0.01, 0.02, …, 1.00 σ … times 4: the 95th is 3.8.
         for k in 1..=100 {
-            calibration.record(0, -4.0 * k as f64 / 100.0);
+            calibration.record(0, -4.0 * k as f64 / 100.0, 1.0);
         }
         let expected = (3.8f64 / Z95).powi(2);
         assert!((calibration.variance_factor(0) - expected).abs() < 1e-12);
         assert_eq!(calibration.variance_factor(1), 1.0, "no errors yet");
         // Errors much smaller than predicted narrow the interval, to half.
         for _ in 0..RECENT {
-            calibration.record(1, 0.01);
+            calibration.record(1, 0.01, 0.5);
         }
         assert_eq!(calibration.variance_factor(1), NARROWEST);
         // Only the last RECENT count: 300 errors of 2σ replace the others.
         for _ in 0..RECENT {
-            calibration.record(0, 2.0);
+            calibration.record(0, 2.0, 3.0);
         }
         assert!((calibration.variance_factor(0) - (2.0 / Z95).powi(2)).abs() < 1e-12);
-        calibration.record(0, f64::NAN);
+        calibration.record(0, f64::NAN, 3.0);
         assert!((calibration.variance_factor(0) - (2.0 / Z95).powi(2)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_offset_is_the_recent_mean_error_once_there_are_enough() {
+        let mut calibration = Calibration::new(1);
+        for k in 0..FEW - 1 {
+            calibration.record(0, 1.0, 0.5 + k as f64);
+        }
+        assert_eq!(calibration.offset(0), 0.0, "too few yet");
+        calibration.record(0, 1.0, 0.5 + (FEW - 1) as f64);
+        // The plain mean of 0.5, 1.5, …, 19.5.
+        assert!((calibration.offset(0) - 10.0).abs() < 1e-12);
+        // Past RECENT errors the mean forgets: a new level takes over.
+        for _ in 0..10 * RECENT {
+            calibration.record(0, 1.0, -2.0);
+        }
+        assert!((calibration.offset(0) + 2.0).abs() < 1e-3);
     }
 }
