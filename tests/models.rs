@@ -73,7 +73,7 @@ fn check_set(model: &Path, replay_out: &Path, catalog: &Catalog, kind: ModelKind
         .unwrap()
         .unwrap();
         assert_eq!(model.layout(), &layout);
-        let channels: Vec<&str> = layout.channels().iter().map(|c| c.name.as_str()).collect();
+        let channels = layout.names();
         assert_eq!(
             channels,
             ["temperature", "pressure", "vib-1", "current", "flow"]

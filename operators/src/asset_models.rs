@@ -320,22 +320,16 @@ impl AssetModels {
             ModelSource::Online(options) => Box::new(OnlineGaussian::new(layout.clone(), *options)),
             ModelSource::Trained(dir) => {
                 let model = load(&trained_model_dir(dir, &self.catalog.asset(asset).asset)?)?;
-                let names = |l: &Layout| -> Vec<String> {
-                    l.channels().iter().map(|c| c.name.clone()).collect()
-                };
-                if names(model.layout()) != names(&layout)
-                    || model.layout().lags() != layout.lags()
-                    || model.layout().smoothed() != layout.smoothed()
-                {
+                if !model.layout().same_shape(&layout) {
                     return Err(ModelError::Layout(format!(
                         "the model in {} covers {:?} (lags {}, {} slow copies); asset {} needs \
                          {:?} (lags {}, {} slow copies)",
                         dir.display(),
-                        names(model.layout()),
+                        model.layout().names(),
                         model.layout().lags(),
                         model.layout().smoothed().len(),
                         self.catalog.asset(asset).asset,
-                        names(&layout),
+                        layout.names(),
                         layout.lags(),
                         layout.smoothed().len()
                     )));

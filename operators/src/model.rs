@@ -167,6 +167,20 @@ impl Layout {
         Ok(self)
     }
 
+    /// The channels `names`, the i-th at index i: for windows that are not
+    /// an alignment's rows (a table of the channels alone, a test).
+    pub fn of_names(names: &[&str], lags: usize) -> Result<Self, ModelError> {
+        let channels = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| Channel {
+                index,
+                name: (*name).to_owned(),
+            })
+            .collect();
+        Layout::new(channels, lags)
+    }
+
     /// The alignment's channels `names`, in that order.
     pub fn from_alignment(
         alignment: &Alignment,
@@ -193,6 +207,18 @@ impl Layout {
 
     pub fn channels(&self) -> &[Channel] {
         &self.channels
+    }
+
+    /// The channels' names, in layout order.
+    pub fn names(&self) -> Vec<&str> {
+        self.channels.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// Whether a model of this layout serves `other`: the same channel
+    /// names, lags and slow copies (where the channels sit in an alignment
+    /// may differ).
+    pub fn same_shape(&self, other: &Layout) -> bool {
+        self.names() == other.names() && self.lags == other.lags && self.smoothed == other.smoothed
     }
 
     pub fn channel_count(&self) -> usize {

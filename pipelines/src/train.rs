@@ -253,13 +253,13 @@ fn train_pooled(
     bar: &ProgressBar,
 ) -> Result<Box<dyn AssetModel>> {
     let layout = &assets[0].layout;
-    if let Some(other) = assets.iter().find(|a| a.layout != *layout) {
+    if let Some(other) = assets.iter().find(|a| !a.layout.same_shape(layout)) {
         return Err(Error::Config(format!(
             "a pooled model needs one layout for every asset: {} has {:?}, {} has {:?}",
             assets[0].asset,
-            names(layout),
+            layout.names(),
             other.asset,
-            names(&other.layout)
+            other.layout.names()
         )));
     }
     let states = || {
@@ -306,10 +306,6 @@ fn train_pooled(
         }
     };
     Ok(model)
-}
-
-fn names(layout: &twinflow_operators::model::Layout) -> Vec<&str> {
-    layout.channels().iter().map(|c| c.name.as_str()).collect()
 }
 
 /// Every asset's model, in asset order.
@@ -402,20 +398,17 @@ fn states(asset: &AssetWindows) -> Vec<Vec<Option<f64>>> {
 /// The assets' distinct layouts (channel names, lags, slow copies), in
 /// order of first appearance, each with its assets' positions.
 fn layouts(assets: &[AssetWindows]) -> Vec<Vec<usize>> {
-    let key = |a: &AssetWindows| {
-        let l = &a.layout;
-        let names: Vec<&str> = l.channels().iter().map(|c| c.name.as_str()).collect();
-        format!("{names:?} {} {:?}", l.lags(), l.smoothed())
-    };
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, asset) in assets.iter().enumerate() {
-        let k = key(asset);
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((k, vec![i])),
+        match groups
+            .iter_mut()
+            .find(|g| assets[g[0]].layout.same_shape(&asset.layout))
+        {
+            Some(members) => members.push(i),
+            None => groups.push(vec![i]),
         }
     }
-    groups.into_iter().map(|(_, members)| members).collect()
+    groups
 }
 
 /// The neural models of every asset, in asset order: one network per

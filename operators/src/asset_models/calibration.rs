@@ -39,6 +39,8 @@ struct Recent {
     /// |z| of the last [`RECENT`] blind predictions, oldest overwritten first.
     errors: Vec<f64>,
     oldest: usize,
+    /// Room to select the quantile in, kept so that a check allocates nothing.
+    scratch: Vec<f64>,
     factor: f64,
     /// The mean blind error over about the last [`RECENT`], and how many.
     offset: f64,
@@ -89,7 +91,8 @@ impl Calibration {
         }
         if recent.errors.len() >= FEW {
             // The smallest |z| with at least 95 % of the errors at or below it.
-            let mut errors = recent.errors.clone();
+            recent.scratch.clone_from(&recent.errors);
+            let errors = &mut recent.scratch;
             let rank = ((COVERED * errors.len() as f64).ceil() as usize).clamp(1, errors.len());
             let (_, quantile, _) = errors.select_nth_unstable_by(rank - 1, f64::total_cmp);
             recent.factor = ((*quantile / Z95).powi(2)).max(NARROWEST);

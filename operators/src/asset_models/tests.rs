@@ -62,7 +62,7 @@ fn an_asset_model_covers_its_quantities_then_its_own_channels() {
     let layout = asset_layout(&catalog, &alignment, &redundancy, 0, &ModelShape::default())
         .unwrap()
         .unwrap();
-    let names: Vec<&str> = layout.channels().iter().map(|c| c.name.as_str()).collect();
+    let names = layout.names();
     assert_eq!(names, ["temperature", "current", "flow"]);
     assert_eq!(
         layout.channels()[0].index,

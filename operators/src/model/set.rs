@@ -145,19 +145,9 @@ mod tests {
     #[test]
     fn a_set_reads_back_and_loads_its_models_in_order() {
         let dir = std::env::temp_dir().join(format!("twinflow-model-set-{}", std::process::id()));
-        let channels = |names: &[&str]| -> Vec<Channel> {
-            names
-                .iter()
-                .enumerate()
-                .map(|(index, name)| Channel {
-                    index,
-                    name: name.to_string(),
-                })
-                .collect()
-        };
         let mut entries = Vec::new();
         for (asset, names) in [("pump-b", &["flow", "current"][..]), ("pump-a", &["flow"])] {
-            let layout = Layout::new(channels(names), 1).unwrap();
+            let layout = Layout::of_names(names, 1).unwrap();
             let entry = AssetEntry {
                 asset: asset.into(),
                 dir: AssetEntry::dir_name(asset).unwrap(),

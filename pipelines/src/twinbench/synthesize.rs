@@ -273,18 +273,9 @@ fn truth_of(window: &[f64], feed: &[usize]) -> Truth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twinflow_operators::model::Channel;
 
     fn layout(names: &[&str]) -> Layout {
-        let channels = names
-            .iter()
-            .enumerate()
-            .map(|(index, name)| Channel {
-                index,
-                name: name.to_string(),
-            })
-            .collect();
-        Layout::new(channels, 1).unwrap()
+        Layout::of_names(names, 1).unwrap()
     }
 
     #[test]

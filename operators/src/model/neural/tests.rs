@@ -7,18 +7,10 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::train::{AssetStates, NeuralOptions, train};
 use super::*;
 use crate::model::gaussian::{GaussianOptions, OnlineGaussian, Shrinkage};
-use crate::model::{Channel, load};
+use crate::model::load;
 
 fn layout(names: &[&str], lags: usize) -> Layout {
-    let channels = names
-        .iter()
-        .enumerate()
-        .map(|(index, name)| Channel {
-            index,
-            name: name.to_string(),
-        })
-        .collect();
-    Layout::new(channels, lags).unwrap()
+    Layout::of_names(names, lags).unwrap()
 }
 
 /// Windows of x uniform in [−2, 2], drawn afresh each window, and

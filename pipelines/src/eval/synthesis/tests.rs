@@ -1,24 +1,16 @@
 //! The synthesis figures on series small enough to score by hand.
 
-use twinflow_operators::model::{Channel, Layout};
+use twinflow_operators::model::Layout;
 
 use super::*;
 
 fn asset(names: &[&str], start_us: Micros, columns: &[&[Option<f64>]]) -> AssetWindows {
-    let channels = names
-        .iter()
-        .enumerate()
-        .map(|(index, name)| Channel {
-            index,
-            name: name.to_string(),
-        })
-        .collect();
     let windows = (0..columns[0].len())
         .map(|t| columns.iter().map(|c| c[t]).collect())
         .collect();
     AssetWindows {
         asset: "a".into(),
-        layout: Layout::new(channels, 0).unwrap(),
+        layout: Layout::of_names(names, 0).unwrap(),
         start_us,
         window_us: 1_000_000,
         windows,
